@@ -1,0 +1,1 @@
+//! Privileged end-to-end tests of sigtrace.

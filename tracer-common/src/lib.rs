@@ -1,0 +1,288 @@
+//! Wire types shared by the kernel programs and the userspace agent.
+//!
+//! Everything here is `#[repr(C)]`, made of fixed-width integers and byte arrays only, with
+//! explicit padding and compile-time size checks, so that both sides agree on every byte.
+//! The kernel side writes these records into the `EVENTS` ring buffer; userspace decodes them
+//! (with length and kind checks, never by transmuting unchecked bytes).
+#![no_std]
+
+/// Length of `task_struct.comm` including the NUL terminator.
+pub const COMM_LEN: usize = 16;
+
+/// Number of signals tracked per-signal (1..=64; index 0 unused).
+pub const NSIG: usize = 65;
+
+/// Sentinel for an offset the running kernel's BTF did not provide.
+pub const OFFSET_MISSING: u32 = u32::MAX;
+
+/// Event kinds (first field of every record).
+pub mod kind {
+    pub const SIGNAL_GENERATE: u32 = 1;
+    pub const SIGNAL_DELIVER: u32 = 2;
+    pub const PROCESS_EXIT: u32 = 3;
+    pub const OOM_VICTIM: u32 = 4;
+}
+
+/// Bits of [`TaskInfo::flags`].
+pub mod task_flags {
+    /// The task's thread group is the init of a PID namespace (`SIGNAL_UNKILLABLE`).
+    pub const NS_INIT: u32 = 1 << 0;
+    /// The task's thread group is already exiting (`SIGNAL_GROUP_EXIT`).
+    pub const GROUP_EXITING: u32 = 1 << 1;
+    /// The task is a kernel thread (`PF_KTHREAD`).
+    pub const KTHREAD: u32 = 1 << 2;
+}
+
+/// Indexes of the per-CPU `STATS` counters.
+pub mod stat {
+    /// Ring-buffer reservations that failed (events lost), all kinds.
+    pub const LOST: u32 = 0;
+    /// Lost events by kind start at `LOST_BY_KIND + kind`.
+    pub const LOST_BY_KIND: u32 = 1;
+    /// Events emitted (successfully reserved and submitted).
+    pub const EMITTED: u32 = 8;
+    /// Signals whose number is outside the emit mask (only counted per signal).
+    pub const COUNTED_ONLY: u32 = 9;
+    /// Events dropped because they concern the agent itself.
+    pub const SELF_FILTERED: u32 = 10;
+    /// Thread exits folded because they were not the last thread of their group.
+    pub const THREAD_EXITS_FOLDED: u32 = 11;
+    /// Number of slots in the `STATS` map.
+    pub const COUNT: u32 = 16;
+}
+
+/// Disposition codes stored in [`SignalGenerate::disp`] and derived in userspace.
+pub mod disp {
+    pub const DEFAULT: u8 = 0;
+    pub const IGNORE: u8 = 1;
+    pub const HANDLER: u8 = 2;
+    /// The kernel side could not read it.
+    pub const UNKNOWN: u8 = 0xff;
+}
+
+/// Order of the dispositions in [`SignalGenerate::disp`]: the generated signal itself, then
+/// the four common stop signals.
+pub const DISP_SIGNALS: [i32; 5] = [0, 15, 2, 3, 1];
+
+/// Common first 16 bytes of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u32,
+    pub cpu: u32,
+    /// `CLOCK_MONOTONIC` nanoseconds (`bpf_ktime_get_ns`).
+    pub ts_ns: u64,
+}
+
+/// What the kernel knows about one task at the instant of an event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// Host (initial namespace) thread-group id.
+    pub tgid: u32,
+    /// Host thread id.
+    pub tid: u32,
+    /// Host thread-group id of the real parent.
+    pub ppid: u32,
+    /// PID of the thread group leader inside its own (innermost) PID namespace.
+    pub ns_pid: u32,
+    /// cgroup v2 id (`cgroups->dfl_cgrp->kn->id`), the cgroup directory's inode number.
+    pub cgroup_id: u64,
+    pub comm: [u8; COMM_LEN],
+    pub parent_comm: [u8; COMM_LEN],
+    /// [`task_flags`] bits.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// `signal:signal_generate`; `current` is the sender.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalGenerate {
+    pub header: Header,
+    pub sig: i32,
+    pub code: i32,
+    pub group: i32,
+    /// `TRACE_SIGNAL_*`: 0 delivered, 1 ignored, 2 already pending, 3 overflow, 4 lose info.
+    pub result: i32,
+    pub sender: TaskInfo,
+    pub target: TaskInfo,
+    /// The target's dispositions ([`disp`] codes) in [`DISP_SIGNALS`] order.
+    pub disp: [u8; 8],
+    /// First word of the target thread's blocked mask (bit `n-1` for signal `n`).
+    pub target_blocked: u64,
+}
+
+/// `signal:signal_deliver`; `current` is the receiver.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalDeliver {
+    pub header: Header,
+    pub sig: i32,
+    pub code: i32,
+    pub receiver: TaskInfo,
+    /// Raw `sa_handler`: 0 = SIG_DFL, 1 = SIG_IGN, anything else a handler address.
+    pub sa_handler: u64,
+    pub sa_flags: u64,
+    /// `signal->group_exit_code` at delivery: tells a fatal default-action signal that the
+    /// kernel turned into a group-wide SIGKILL apart from a real SIGKILL.
+    pub group_exit_code: i32,
+    pub _pad: u32,
+}
+
+/// `sched:sched_process_exit` for the last thread of a thread group.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessExit {
+    pub header: Header,
+    pub task: TaskInfo,
+    /// `task_struct.exit_code`: `(code >> 8) & 0xff` status, `code & 0x7f` signal, `0x80` core.
+    pub exit_code: i32,
+    /// 1 when the thread group is now dead.
+    pub group_dead: u32,
+}
+
+/// `oom:mark_victim`; `current` is the task whose allocation invoked the OOM killer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomVictim {
+    pub header: Header,
+    pub victim: TaskInfo,
+    pub invoker_tgid: u32,
+    pub _pad: u32,
+}
+
+/// Offsets into kernel structures, in bytes, resolved from the running kernel's BTF by
+/// userspace and handed to the programs as a global. [`OFFSET_MISSING`] marks a field this
+/// kernel does not have; the programs then leave the dependent value zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_comm: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    pub task_signal: u32,
+    pub task_sighand: u32,
+    pub task_cgroups: u32,
+    pub task_thread_pid: u32,
+    pub task_exit_code: u32,
+    pub task_blocked: u32,
+    pub task_flags: u32,
+    pub signal_flags: u32,
+    pub signal_live: u32,
+    pub signal_group_exit_code: u32,
+    pub sighand_action: u32,
+    /// `sizeof(struct k_sigaction)`.
+    pub k_sigaction_size: u32,
+    /// Offset of `sa.sa_handler` inside `struct k_sigaction`.
+    pub k_sigaction_handler: u32,
+    /// Offset of `sa.sa_flags` inside `struct k_sigaction`.
+    pub k_sigaction_flags: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    /// `sizeof(struct upid)`.
+    pub upid_size: u32,
+    pub upid_nr: u32,
+    pub siginfo_code: u32,
+    pub _pad: u32,
+}
+
+impl Offsets {
+    /// Every offset unknown.
+    pub const MISSING: Self = Self {
+        task_pid: OFFSET_MISSING,
+        task_tgid: OFFSET_MISSING,
+        task_comm: OFFSET_MISSING,
+        task_real_parent: OFFSET_MISSING,
+        task_group_leader: OFFSET_MISSING,
+        task_signal: OFFSET_MISSING,
+        task_sighand: OFFSET_MISSING,
+        task_cgroups: OFFSET_MISSING,
+        task_thread_pid: OFFSET_MISSING,
+        task_exit_code: OFFSET_MISSING,
+        task_blocked: OFFSET_MISSING,
+        task_flags: OFFSET_MISSING,
+        signal_flags: OFFSET_MISSING,
+        signal_live: OFFSET_MISSING,
+        signal_group_exit_code: OFFSET_MISSING,
+        sighand_action: OFFSET_MISSING,
+        k_sigaction_size: OFFSET_MISSING,
+        k_sigaction_handler: OFFSET_MISSING,
+        k_sigaction_flags: OFFSET_MISSING,
+        css_set_dfl_cgrp: OFFSET_MISSING,
+        cgroup_kn: OFFSET_MISSING,
+        kernfs_node_id: OFFSET_MISSING,
+        pid_level: OFFSET_MISSING,
+        pid_numbers: OFFSET_MISSING,
+        upid_size: OFFSET_MISSING,
+        upid_nr: OFFSET_MISSING,
+        siginfo_code: OFFSET_MISSING,
+        _pad: 0,
+    };
+}
+
+/// Everything the programs are configured with, set once at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Signals to emit as events: bit `n-1` for signal `n`. Others are only counted.
+    pub signal_mask: u64,
+    /// The agent's own thread-group id; its events are dropped.
+    pub agent_tgid: u32,
+    /// 1 when `sched_process_exit` carries `group_dead` as its second argument.
+    pub exit_has_group_dead: u32,
+    /// 1 to emit the exit of every thread rather than only the last of each group.
+    pub emit_thread_exits: u32,
+    pub _pad: u32,
+    pub off: Offsets,
+}
+
+impl Config {
+    pub const DEFAULT: Self = Self {
+        signal_mask: 0,
+        agent_tgid: 0,
+        exit_has_group_dead: 0,
+        emit_thread_exits: 0,
+        _pad: 0,
+        off: Offsets::MISSING,
+    };
+}
+
+/// The default emit mask: every signal whose default action terminates a process (including
+/// SIGKILL and the real-time signals). SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU,
+/// SIGURG and SIGWINCH are only counted.
+pub const DEFAULT_SIGNAL_MASK: u64 = {
+    let mut mask = 0u64;
+    let mut sig = 1;
+    while sig <= 64 {
+        let counted_only = matches!(sig, 17 | 18 | 19 | 20 | 21 | 22 | 23 | 28 | 32 | 33);
+        if !counted_only {
+            mask |= 1 << (sig - 1);
+        }
+        sig += 1;
+    }
+    mask
+};
+
+const _: () = {
+    assert!(core::mem::size_of::<Header>() == 16);
+    assert!(core::mem::size_of::<TaskInfo>() == 64);
+    assert!(core::mem::size_of::<SignalGenerate>() == 176);
+    assert!(core::mem::size_of::<SignalDeliver>() == 112);
+    assert!(core::mem::size_of::<ProcessExit>() == 88);
+    assert!(core::mem::size_of::<OomVictim>() == 88);
+    assert!(core::mem::size_of::<Offsets>() == 28 * 4);
+    assert!(core::mem::size_of::<Config>() == 24 + 28 * 4);
+};
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain-old-data structs of integers and byte arrays, no padding holes left implicit.
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::Offsets {}
+}

@@ -1,0 +1,1 @@
+//! sigtrace userspace agent library.
