@@ -1,0 +1,395 @@
+//! The event source: loads the kernel programs with offsets from the running kernel's BTF,
+//! attaches them (BTF tracepoints first, raw tracepoints as the fallback), and streams decoded
+//! events out of the ring buffer. This is the only module that depends on aya.
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
+
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, RawTracePoint},
+    Ebpf, EbpfLoader, Endianness,
+};
+use thiserror::Error;
+use tokio::{io::unix::AsyncFd, sync::mpsc};
+use tracer_common::{stat, Config, DEFAULT_SIGNAL_MASK, NSIG};
+
+use crate::{
+    btf::{Btf, BtfError},
+    decode::{decode, Clock},
+    event::Event,
+};
+
+/// The compiled kernel programs.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+/// The hooks, by tracepoint name; the last one is optional (a kernel without it still works).
+pub const HOOKS: [&str; 4] = ["signal_generate", "signal_deliver", "sched_process_exit", "mark_victim"];
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error(
+        "kernel BTF is not readable at {path}: {source}. sigtrace needs a kernel built with \
+         CONFIG_DEBUG_INFO_BTF=y; on a kernel without it, pass a BTF file for this exact kernel \
+         with --btf FILE"
+    )]
+    Btf {
+        path: PathBuf,
+        #[source]
+        source: BtfError,
+    },
+    #[error(
+        "permission denied while {what}: sigtrace must run as root (or with CAP_BPF and \
+         CAP_PERFMON; CAP_SYS_ADMIN on kernels before 5.8)"
+    )]
+    Permission { what: String },
+    #[error("the kernel programs are missing from this build (it was built with AYA_BUILD_SKIP)")]
+    NoObject,
+    #[error("{what}: {detail}")]
+    Kernel { what: String, detail: String },
+    #[error("cannot attach to tracepoint {hook}: as tp_btf: {btf}; as raw_tp: {raw}")]
+    Attach { hook: String, btf: String, raw: String },
+}
+
+/// Which programs to attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// The real programs.
+    Trace,
+    /// Empty programs on the same hooks (overhead floor for benchmarks).
+    Floor,
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceOptions {
+    pub btf_path: PathBuf,
+    pub signal_mask: u64,
+    pub ring_bytes: u32,
+    pub emit_thread_exits: bool,
+    pub mode: ProbeMode,
+    /// Force raw tracepoints (tests of the fallback path).
+    pub force_raw: bool,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        Self {
+            btf_path: PathBuf::from(crate::btf::VMLINUX_BTF),
+            signal_mask: DEFAULT_SIGNAL_MASK,
+            ring_bytes: 4 << 20,
+            emit_thread_exits: false,
+            mode: ProbeMode::Trace,
+            force_raw: false,
+        }
+    }
+}
+
+/// How one hook got attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attached {
+    pub hook: &'static str,
+    /// "tp_btf" or "raw_tp".
+    pub how: &'static str,
+}
+
+/// Loaded and attached programs.
+pub struct Probes {
+    ebpf: Ebpf,
+    pub attached: Vec<Attached>,
+    /// Things that work but not as well as they could (fallbacks, missing optional hooks).
+    pub warnings: Vec<String>,
+}
+
+/// Counters kept by the kernel side, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    pub lost: u64,
+    pub lost_by_kind: [u64; 5],
+    pub emitted: u64,
+    pub counted_only: u64,
+    pub self_filtered: u64,
+    pub thread_exits_folded: u64,
+    /// Signals outside the emit mask, by number.
+    pub counted_signals: Vec<(i32, u64)>,
+}
+
+fn is_eperm(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+                return true;
+            }
+        }
+        if e.to_string().contains("Operation not permitted") {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) -> SourceError {
+    let what = what.into();
+    if is_eperm(&err) {
+        return SourceError::Permission { what };
+    }
+    let mut detail = err.to_string();
+    let mut src = err.source();
+    while let Some(s) = src {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        src = s.source();
+    }
+    SourceError::Kernel { what, detail }
+}
+
+/// Builds the programs' configuration from the running kernel's BTF.
+pub fn kernel_config(btf_path: &Path, opts: &SourceOptions) -> Result<(Config, Vec<String>), SourceError> {
+    let btf = Btf::from_file(btf_path).map_err(|source| SourceError::Btf { path: btf_path.to_path_buf(), source })?;
+    let (off, missing) = btf.offsets();
+    let mut config = Config::DEFAULT;
+    config.off = off;
+    config.signal_mask = opts.signal_mask;
+    config.agent_tgid = std::process::id();
+    config.exit_has_group_dead = u32::from(btf.tracepoint_arity("sched_process_exit") == Some(2));
+    config.emit_thread_exits = u32::from(opts.emit_thread_exits);
+    let warnings = missing.into_iter().map(|m| format!("kernel offset unavailable, field left empty: {m}")).collect();
+    Ok((config, warnings))
+}
+
+impl Probes {
+    /// Loads the programs and attaches every hook.
+    pub fn load(opts: &SourceOptions) -> Result<Self, SourceError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(SourceError::NoObject);
+        }
+        let (config, mut warnings) = kernel_config(&opts.btf_path, opts)?;
+        let aya_btf = aya::Btf::parse_file(&opts.btf_path, Endianness::default())
+            .map_err(|e| kernel_err(format!("parsing {}", opts.btf_path.display()), e))?;
+        if let Err(e) = rlimit_memlock() {
+            tracing::debug!("could not raise RLIMIT_MEMLOCK ({e}); BPF memory is charged to the memory cgroup");
+        }
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&aya_btf))
+            .override_global("CONFIG", &config, true)
+            .map_max_entries("EVENTS", opts.ring_bytes)
+            .load(EBPF_OBJECT)
+            .map_err(|e| kernel_err("loading the eBPF object", e))?;
+
+        let mut attached = Vec::new();
+        for hook in HOOKS {
+            let optional = hook == "mark_victim";
+            let (btf_name, raw_name) = match opts.mode {
+                ProbeMode::Trace => (hook.to_string(), Some(format!("raw_{hook}"))),
+                ProbeMode::Floor => (format!("floor_{hook}"), None),
+            };
+            let btf_result = if opts.force_raw && raw_name.is_some() {
+                Err("skipped (raw tracepoints forced)".to_string())
+            } else {
+                attach_btf(&mut ebpf, &btf_name, hook, &aya_btf)
+            };
+            match btf_result {
+                Ok(()) => attached.push(Attached { hook, how: "tp_btf" }),
+                Err(btf_err) => {
+                    let raw_result = match &raw_name {
+                        Some(raw) => attach_raw(&mut ebpf, raw, hook),
+                        None => Err("no raw fallback in this mode".to_string()),
+                    };
+                    match raw_result {
+                        Ok(()) => {
+                            if !opts.force_raw {
+                                warnings.push(format!(
+                                    "{hook}: BTF tracepoint unavailable ({btf_err}); using the raw tracepoint"
+                                ));
+                            }
+                            attached.push(Attached { hook, how: "raw_tp" })
+                        }
+                        Err(raw_err) if optional => warnings.push(format!(
+                            "{hook}: not attached, OOM kills will not be reported (tp_btf: {btf_err}; raw_tp: {raw_err})"
+                        )),
+                        Err(raw_err) => {
+                            if btf_err.contains("permission denied") || raw_err.contains("permission denied") {
+                                return Err(SourceError::Permission { what: format!("attaching to {hook}") });
+                            }
+                            return Err(SourceError::Attach { hook: hook.to_string(), btf: btf_err, raw: raw_err });
+                        }
+                    }
+                }
+            }
+        }
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(Self { ebpf, attached, warnings })
+    }
+
+    /// Takes the ring buffer out (once).
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, SourceError> {
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| SourceError::Kernel { what: "EVENTS map".into(), detail: "missing".into() })?;
+        RingBuf::try_from(map).map_err(|e| kernel_err("EVENTS ring buffer", e))
+    }
+
+    /// Reads the kernel-side counters.
+    pub fn stats(&self) -> Result<KernelStats, SourceError> {
+        let sum = |name: &str, index: u32| -> Result<u64, SourceError> {
+            let map = self
+                .ebpf
+                .map(name)
+                .ok_or_else(|| SourceError::Kernel { what: format!("{name} map"), detail: "missing".into() })?;
+            let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(|e| kernel_err(name, e))?;
+            let values = arr.get(&index, 0).map_err(|e| kernel_err(name, e))?;
+            Ok(values.iter().sum())
+        };
+        let mut s = KernelStats {
+            lost: sum("STATS", stat::LOST)?,
+            emitted: sum("STATS", stat::EMITTED)?,
+            counted_only: sum("STATS", stat::COUNTED_ONLY)?,
+            self_filtered: sum("STATS", stat::SELF_FILTERED)?,
+            thread_exits_folded: sum("STATS", stat::THREAD_EXITS_FOLDED)?,
+            ..Default::default()
+        };
+        for k in 1..5u32 {
+            s.lost_by_kind[k as usize] = sum("STATS", stat::LOST_BY_KIND + k)?;
+        }
+        for sig in 1..NSIG as u32 {
+            let n = sum("SIGNAL_COUNTS", sig)?;
+            if n > 0 {
+                s.counted_signals.push((sig as i32, n));
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn attach_btf(ebpf: &mut Ebpf, prog: &str, hook: &str, btf: &aya::Btf) -> Result<(), String> {
+    let p: &mut BtfTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| format!("program {prog} missing from the object"))?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    p.load(hook, btf).map_err(|e| describe(&e))?;
+    p.attach().map_err(|e| describe(&e))?;
+    Ok(())
+}
+
+fn attach_raw(ebpf: &mut Ebpf, prog: &str, hook: &str) -> Result<(), String> {
+    let p: &mut RawTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| format!("program {prog} missing from the object"))?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    p.load().map_err(|e| describe(&e))?;
+    p.attach(hook).map_err(|e| describe(&e))?;
+    Ok(())
+}
+
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    if is_eperm(err) {
+        return "permission denied".to_string();
+    }
+    let mut s = err.to_string();
+    let mut src = err.source();
+    while let Some(e) = src {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        src = e.source();
+    }
+    // The verifier log is long; its first and last lines say what matters.
+    if s.len() > 600 {
+        let head: String = s.chars().take(300).collect();
+        let tail: String = s.chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
+        s = format!("{head} … {tail}");
+    }
+    s
+}
+
+fn rlimit_memlock() -> std::io::Result<()> {
+    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: valid pointer to an rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Userspace-side counters of the reader.
+#[derive(Debug, Default)]
+pub struct ReaderStats {
+    pub read: AtomicU64,
+    pub decode_errors: AtomicU64,
+}
+
+/// What the reader hands downstream.
+#[derive(Debug)]
+pub enum Input {
+    Event(Box<Event>),
+    /// `count` events were lost in the ring buffer since the previous report.
+    Lost { count: u64, mono_ns: u64 },
+}
+
+/// Reads the ring buffer until `tx` is closed or `stop` fires; decodes every record. Decode
+/// errors are counted (and logged once per kind of error), never fatal.
+pub async fn read_ring(
+    ring: RingBuf<MapData>,
+    clock: Clock,
+    tx: mpsc::Sender<Input>,
+    stats: Arc<ReaderStats>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut afd = AsyncFd::new(ring)?;
+    let mut logged_error = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            guard = afd.readable_mut() => {
+                let mut guard = guard?;
+                let ring = guard.get_inner_mut();
+                let mut batch = Vec::new();
+                while let Some(item) = ring.next() {
+                    stats.read.fetch_add(1, Ordering::Relaxed);
+                    match decode(&item, &clock) {
+                        Ok(ev) => batch.push(Input::Event(Box::new(ev))),
+                        Err(e) => {
+                            stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                            if !logged_error {
+                                tracing::warn!("undecodable kernel record ({e}); counting further ones silently");
+                                logged_error = true;
+                            }
+                        }
+                    }
+                }
+                guard.clear_ready();
+                for input in batch {
+                    if tx.send(input).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    // Drain what is already in the buffer so a graceful stop loses nothing.
+    let ring = afd.get_mut();
+    while let Some(item) = ring.next() {
+        stats.read.fetch_add(1, Ordering::Relaxed);
+        match decode(&item, &clock) {
+            Ok(ev) => {
+                if tx.send(Input::Event(Box::new(ev))).await.is_err() {
+                    break;
+                }
+            }
+            Err(_) => {
+                stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(())
+}
