@@ -1,0 +1,1 @@
+//! Container attribution (in progress).

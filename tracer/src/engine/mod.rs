@@ -1,0 +1,1 @@
+//! Shutdown correlation engine (in progress).

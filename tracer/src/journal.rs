@@ -1,0 +1,1 @@
+//! Event journal: record and replay (in progress).
