@@ -17,7 +17,8 @@ fn main() -> anyhow::Result<()> {
         .manifest_path
         .parent()
         .ok_or_else(|| anyhow!("no parent for {}", ebpf_package.manifest_path))?;
-    let skip = std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let skip =
+        std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {
         let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("tracer");
         std::fs::write(&out, b"").context("writing placeholder eBPF object")?;

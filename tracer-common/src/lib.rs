@@ -93,6 +93,9 @@ pub struct TaskInfo {
     /// [`task_flags`] bits.
     pub flags: u32,
     pub _pad: u32,
+    /// `group_leader->start_time` (monotonic ns): with `tgid`, identifies a process across
+    /// PID reuse.
+    pub start_ns: u64,
 }
 
 /// `signal:signal_generate`; `current` is the sender.
@@ -170,6 +173,7 @@ pub struct Offsets {
     pub task_exit_code: u32,
     pub task_blocked: u32,
     pub task_flags: u32,
+    pub task_start_time: u32,
     pub signal_flags: u32,
     pub signal_live: u32,
     pub signal_group_exit_code: u32,
@@ -189,7 +193,6 @@ pub struct Offsets {
     pub upid_size: u32,
     pub upid_nr: u32,
     pub siginfo_code: u32,
-    pub _pad: u32,
 }
 
 impl Offsets {
@@ -207,6 +210,7 @@ impl Offsets {
         task_exit_code: OFFSET_MISSING,
         task_blocked: OFFSET_MISSING,
         task_flags: OFFSET_MISSING,
+        task_start_time: OFFSET_MISSING,
         signal_flags: OFFSET_MISSING,
         signal_live: OFFSET_MISSING,
         signal_group_exit_code: OFFSET_MISSING,
@@ -222,7 +226,6 @@ impl Offsets {
         upid_size: OFFSET_MISSING,
         upid_nr: OFFSET_MISSING,
         siginfo_code: OFFSET_MISSING,
-        _pad: 0,
     };
 }
 
@@ -271,11 +274,11 @@ pub const DEFAULT_SIGNAL_MASK: u64 = {
 
 const _: () = {
     assert!(core::mem::size_of::<Header>() == 16);
-    assert!(core::mem::size_of::<TaskInfo>() == 64);
-    assert!(core::mem::size_of::<SignalGenerate>() == 176);
-    assert!(core::mem::size_of::<SignalDeliver>() == 112);
-    assert!(core::mem::size_of::<ProcessExit>() == 88);
-    assert!(core::mem::size_of::<OomVictim>() == 88);
+    assert!(core::mem::size_of::<TaskInfo>() == 72);
+    assert!(core::mem::size_of::<SignalGenerate>() == 192);
+    assert!(core::mem::size_of::<SignalDeliver>() == 120);
+    assert!(core::mem::size_of::<ProcessExit>() == 96);
+    assert!(core::mem::size_of::<OomVictim>() == 96);
     assert!(core::mem::size_of::<Offsets>() == 28 * 4);
     assert!(core::mem::size_of::<Config>() == 24 + 28 * 4);
 };

@@ -14,8 +14,8 @@ use core::ptr::{addr_of, read_volatile};
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_smp_processor_id,
-        bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
     },
     macros::{btf_tracepoint, map, raw_tracepoint},
     maps::{PerCpuArray, RingBuf},
@@ -110,6 +110,7 @@ fn fill_task(task: u64, out: &mut TaskInfo) {
 
     // PID of the group leader inside its innermost namespace: numbers[level].nr.
     let leader = rd_ptr(task, cfg!(off.task_group_leader));
+    out.start_ns = rd::<u64>(leader, cfg!(off.task_start_time)).unwrap_or(0);
     let pid = rd_ptr(leader, cfg!(off.task_thread_pid));
     if let Some(level) = rd::<u32>(pid, cfg!(off.pid_level)) {
         let upid_size = cfg!(off.upid_size);
@@ -323,7 +324,11 @@ pub fn signal_deliver(ctx: BtfTracePointContext) -> i32 {
 
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
-    let group_dead = if cfg!(exit_has_group_dead) != 0 { ctx.arg(1) } else { 0 };
+    let group_dead = if cfg!(exit_has_group_dead) != 0 {
+        ctx.arg(1)
+    } else {
+        0
+    };
     on_exit(ctx.arg(0), group_dead);
     0
 }
@@ -350,7 +355,11 @@ pub fn raw_signal_deliver(ctx: RawTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn raw_sched_process_exit(ctx: RawTracePointContext) -> i32 {
-    let group_dead = if cfg!(exit_has_group_dead) != 0 { ctx.arg(1) } else { 0 };
+    let group_dead = if cfg!(exit_has_group_dead) != 0 {
+        ctx.arg(1)
+    } else {
+        0
+    };
     on_exit(ctx.arg(0), group_dead);
     0
 }

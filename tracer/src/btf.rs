@@ -138,8 +138,8 @@ impl Btf {
             };
             match kind {
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => p += 4,
-                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST
-                | KIND_RESTRICT | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
                 KIND_ARRAY => {
                     t.array = Some((u32_at(tsec, p)?, u32_at(tsec, p + 8)?));
                     p += 12;
@@ -313,6 +313,7 @@ impl Btf {
             task_exit_code: get("task_struct", "exit_code"),
             task_blocked: get("task_struct", "blocked"),
             task_flags: get("task_struct", "flags"),
+            task_start_time: get("task_struct", "start_time"),
             signal_flags: get("signal_struct", "flags"),
             signal_live: get("signal_struct", "live"),
             signal_group_exit_code: get("signal_struct", "group_exit_code"),
@@ -328,7 +329,6 @@ impl Btf {
             upid_size: tracer_common::OFFSET_MISSING,
             upid_nr: get("upid", "nr"),
             siginfo_code: get("kernel_siginfo", "si_code"),
-            _pad: 0,
         };
         match self.struct_size("k_sigaction") {
             Ok(s) => o.k_sigaction_size = s,
@@ -354,7 +354,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(matches!(Btf::parse(b"not btf at all, definitely not"), Err(BtfError::Malformed(_))));
+        assert!(matches!(
+            Btf::parse(b"not btf at all, definitely not"),
+            Err(BtfError::Malformed(_))
+        ));
         assert!(matches!(Btf::parse(&[]), Err(BtfError::Malformed(_))));
     }
 
@@ -371,7 +374,10 @@ mod tests {
         assert_eq!(o.siginfo_code, 8);
         assert_eq!(btf.tracepoint_arity("signal_generate"), Some(5));
         assert_eq!(btf.tracepoint_arity("signal_deliver"), Some(3));
-        assert!(matches!(btf.tracepoint_arity("sched_process_exit"), Some(1 | 2)));
+        assert!(matches!(
+            btf.tracepoint_arity("sched_process_exit"),
+            Some(1 | 2)
+        ));
         assert_eq!(btf.tracepoint_arity("no_such_tracepoint"), None);
     }
 }

@@ -16,7 +16,11 @@ use crate::event::{
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("record of {len} bytes is shorter than the {need}-byte {what}")]
-    Short { len: usize, need: usize, what: &'static str },
+    Short {
+        len: usize,
+        need: usize,
+        what: &'static str,
+    },
     #[error("unknown record kind {0}")]
     UnknownKind(u32),
 }
@@ -37,7 +41,11 @@ pub enum RawRecord {
 fn read_pod<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
     let need = std::mem::size_of::<T>();
     if bytes.len() < need {
-        return Err(DecodeError::Short { len: bytes.len(), need, what });
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            need,
+            what,
+        });
     }
     // SAFETY: length checked above; T is a repr(C) struct of integers and byte arrays (any bit
     // pattern valid); read_unaligned copes with the buffer's alignment.
@@ -70,7 +78,10 @@ impl Clock {
     /// Samples both clocks once, now.
     pub fn now() -> Self {
         let read = |id| {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             // SAFETY: valid pointer to a timespec; both clock ids exist on Linux.
             unsafe { libc::clock_gettime(id, &mut ts) };
             ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
@@ -78,12 +89,17 @@ impl Clock {
         let mono1 = read(libc::CLOCK_MONOTONIC);
         let real = read(libc::CLOCK_REALTIME);
         let mono2 = read(libc::CLOCK_MONOTONIC);
-        Self { offset_ns: real - (mono1 + (mono2 - mono1) / 2) }
+        Self {
+            offset_ns: real - (mono1 + (mono2 - mono1) / 2),
+        }
     }
 
     /// Current `CLOCK_MONOTONIC` in nanoseconds, the kernel timestamps' clock.
     pub fn monotonic_now_ns() -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: as above.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -112,6 +128,7 @@ impl From<&TaskInfo> for Task {
             ns_init: t.flags & task_flags::NS_INIT != 0,
             group_exiting: t.flags & task_flags::GROUP_EXITING != 0,
             kthread: t.flags & task_flags::KTHREAD != 0,
+            start_ns: t.start_ns,
         }
     }
 }
@@ -133,7 +150,8 @@ impl RawRecord {
             Self::Generate(r) => {
                 let signal = Signal(r.sig);
                 let d = |i: usize| Disposition::from_code(r.disp[i]);
-                let blocked = (1..=64).contains(&r.sig) && r.target_blocked & (1u64 << (r.sig - 1)) != 0;
+                let blocked =
+                    (1..=64).contains(&r.sig) && r.target_blocked & (1u64 << (r.sig - 1)) != 0;
                 EventKind::SignalGenerate {
                     signal,
                     si_code: r.code,
@@ -142,7 +160,12 @@ impl RawRecord {
                     sender: Task::from(&r.sender),
                     target: Task::from(&r.target),
                     disposition: d(0),
-                    stop_dispositions: StopDispositions { term: d(1), int: d(2), quit: d(3), hup: d(4) },
+                    stop_dispositions: StopDispositions {
+                        term: d(1),
+                        int: d(2),
+                        quit: d(3),
+                        hup: d(4),
+                    },
                     blocked,
                 }
             }
@@ -150,8 +173,9 @@ impl RawRecord {
                 let code = r.group_exit_code;
                 // A group exit set by a fatal signal stores that signal number (no status byte);
                 // delivery of SIGKILL then is the kernel's fan-out of that signal.
-                let converted_from = (r.sig == 9 && code & 0x7f != 0 && code & 0x7f != 9 && code & !0xff == 0)
-                    .then_some(Signal(code & 0x7f));
+                let converted_from =
+                    (r.sig == 9 && code & 0x7f != 0 && code & 0x7f != 9 && code & !0xff == 0)
+                        .then_some(Signal(code & 0x7f));
                 EventKind::SignalDeliver {
                     signal: Signal(r.sig),
                     si_code: r.code,
@@ -166,9 +190,17 @@ impl RawRecord {
                 exit: ExitStatus::from_raw(r.exit_code),
                 group_dead: r.group_dead != 0,
             },
-            Self::Oom(r) => EventKind::OomVictim { victim: Task::from(&r.victim), invoker_pid: r.invoker_tgid },
+            Self::Oom(r) => EventKind::OomVictim {
+                victim: Task::from(&r.victim),
+                invoker_pid: r.invoker_tgid,
+            },
         };
-        Event { mono_ns: header.ts_ns, wall_ns: clock.wall_ns(header.ts_ns), cpu: header.cpu, kind }
+        Event {
+            mono_ns: header.ts_ns,
+            wall_ns: clock.wall_ns(header.ts_ns),
+            cpu: header.cpu,
+            kind,
+        }
     }
 }
 
@@ -181,7 +213,10 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
 pub fn encode(record: &RawRecord) -> Vec<u8> {
     fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
         // SAFETY: T is a repr(C) POD struct with explicit padding (all bytes initialised).
-        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }.to_vec()
+        unsafe {
+            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        }
+        .to_vec()
     }
     match record {
         RawRecord::Generate(r) => bytes_of(r),
@@ -196,7 +231,13 @@ mod tests {
     use super::*;
 
     fn task(tgid: u32, name: &str) -> TaskInfo {
-        let mut t = TaskInfo { tgid, tid: tgid, ppid: 1, ns_pid: tgid, ..Default::default() };
+        let mut t = TaskInfo {
+            tgid,
+            tid: tgid,
+            ppid: 1,
+            ns_pid: tgid,
+            ..Default::default()
+        };
         t.comm[..name.len()].copy_from_slice(name.as_bytes());
         t
     }
@@ -204,20 +245,35 @@ mod tests {
     #[test]
     fn round_trips_a_generate_record() {
         let rec = SignalGenerate {
-            header: Header { kind: kind::SIGNAL_GENERATE, cpu: 1, ts_ns: 5_000 },
+            header: Header {
+                kind: kind::SIGNAL_GENERATE,
+                cpu: 1,
+                ts_ns: 5_000,
+            },
             sig: 15,
             code: 0,
             group: 1,
             result: 1,
             sender: task(10, "runc"),
-            target: TaskInfo { flags: task_flags::NS_INIT, ..task(20, "sleep") },
+            target: TaskInfo {
+                flags: task_flags::NS_INIT,
+                ..task(20, "sleep")
+            },
             disp: [0, 0, 2, 0, 1, 0, 0, 0],
             target_blocked: 1 << 14,
         };
         let bytes = encode(&RawRecord::Generate(rec));
         let ev = decode(&bytes, &Clock { offset_ns: 1_000 }).unwrap();
         assert_eq!(ev.wall_ns, 6_000);
-        let EventKind::SignalGenerate { signal, result, target, stop_dispositions, blocked, sender, .. } = ev.kind
+        let EventKind::SignalGenerate {
+            signal,
+            result,
+            target,
+            stop_dispositions,
+            blocked,
+            sender,
+            ..
+        } = ev.kind
         else {
             panic!("wrong kind")
         };
@@ -231,29 +287,49 @@ mod tests {
 
     #[test]
     fn short_and_unknown_records_are_errors() {
-        assert!(matches!(decode(&[1, 2, 3], &Clock { offset_ns: 0 }), Err(DecodeError::Short { .. })));
+        assert!(matches!(
+            decode(&[1, 2, 3], &Clock { offset_ns: 0 }),
+            Err(DecodeError::Short { .. })
+        ));
         let mut bytes = encode(&RawRecord::Exit(ProcessExit::default()));
         bytes[0] = 99;
-        assert_eq!(decode(&bytes, &Clock { offset_ns: 0 }), Err(DecodeError::UnknownKind(99)));
+        assert_eq!(
+            decode(&bytes, &Clock { offset_ns: 0 }),
+            Err(DecodeError::UnknownKind(99))
+        );
         let mut bytes = encode(&RawRecord::Generate(SignalGenerate::default()));
         bytes[0] = kind::SIGNAL_GENERATE as u8;
-        assert!(matches!(decode(&bytes[..100], &Clock { offset_ns: 0 }), Err(DecodeError::Short { .. })));
+        assert!(matches!(
+            decode(&bytes[..100], &Clock { offset_ns: 0 }),
+            Err(DecodeError::Short { .. })
+        ));
     }
 
     #[test]
     fn deliver_side_sigkill_of_a_fatal_sigterm_is_marked() {
         let rec = SignalDeliver {
-            header: Header { kind: kind::SIGNAL_DELIVER, cpu: 0, ts_ns: 1 },
+            header: Header {
+                kind: kind::SIGNAL_DELIVER,
+                cpu: 0,
+                ts_ns: 1,
+            },
             sig: 9,
             group_exit_code: 15,
             ..Default::default()
         };
         let ev = decode(&encode(&RawRecord::Deliver(rec)), &Clock { offset_ns: 0 }).unwrap();
-        let EventKind::SignalDeliver { converted_from, .. } = ev.kind else { panic!() };
+        let EventKind::SignalDeliver { converted_from, .. } = ev.kind else {
+            panic!()
+        };
         assert_eq!(converted_from, Some(Signal::TERM));
-        let real = SignalDeliver { group_exit_code: 9, ..rec };
+        let real = SignalDeliver {
+            group_exit_code: 9,
+            ..rec
+        };
         let ev = decode(&encode(&RawRecord::Deliver(real)), &Clock { offset_ns: 0 }).unwrap();
-        let EventKind::SignalDeliver { converted_from, .. } = ev.kind else { panic!() };
+        let EventKind::SignalDeliver { converted_from, .. } = ev.kind else {
+            panic!()
+        };
         assert_eq!(converted_from, None);
     }
 }

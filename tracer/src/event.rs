@@ -22,10 +22,38 @@ impl Signal {
     pub const URG: Signal = Signal(23);
 
     const NAMES: [&'static str; 32] = [
-        "0", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
-        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+        "0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
 
     pub fn name(self) -> String {
@@ -44,7 +72,11 @@ impl Signal {
             return (1..=64).contains(&n).then_some(Signal(n));
         }
         let upper = s.to_ascii_uppercase();
-        let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+        let full = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
         (1..=64).map(Signal).find(|sig| sig.name() == full)
     }
 
@@ -186,6 +218,9 @@ pub struct Task {
     /// The thread group was already exiting.
     pub group_exiting: bool,
     pub kthread: bool,
+    /// Start time of the process (monotonic ns); with `pid` it identifies a process across
+    /// PID reuse.
+    pub start_ns: u64,
 }
 
 /// How a thread group ended.
@@ -204,9 +239,19 @@ impl ExitStatus {
     pub fn from_raw(raw: i32) -> Self {
         let sig = raw & 0x7f;
         if sig == 0 {
-            Self { code: Some((raw >> 8) & 0xff), signal: None, core_dumped: false, raw }
+            Self {
+                code: Some((raw >> 8) & 0xff),
+                signal: None,
+                core_dumped: false,
+                raw,
+            }
         } else {
-            Self { code: None, signal: Some(Signal(sig)), core_dumped: raw & 0x80 != 0, raw }
+            Self {
+                code: None,
+                signal: Some(Signal(sig)),
+                core_dumped: raw & 0x80 != 0,
+                raw,
+            }
         }
     }
 
@@ -252,7 +297,11 @@ pub enum EventKind {
         converted_from: Option<Signal>,
     },
     /// The last thread of a thread group exited (`sched:sched_process_exit`).
-    Exit { task: Task, exit: ExitStatus, group_dead: bool },
+    Exit {
+        task: Task,
+        exit: ExitStatus,
+        group_dead: bool,
+    },
     /// The OOM killer chose a victim (`oom:mark_victim`).
     OomVictim { victim: Task, invoker_pid: u32 },
 }
@@ -335,7 +384,13 @@ mod tests {
     #[test]
     fn rfc3339_formatting() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z");
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 }

@@ -28,7 +28,12 @@ use crate::{
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
 
 /// The hooks, by tracepoint name; the last one is optional (a kernel without it still works).
-pub const HOOKS: [&str; 4] = ["signal_generate", "signal_deliver", "sched_process_exit", "mark_victim"];
+pub const HOOKS: [&str; 4] = [
+    "signal_generate",
+    "signal_deliver",
+    "sched_process_exit",
+    "mark_victim",
+];
 
 #[derive(Debug, Error)]
 pub enum SourceError {
@@ -52,7 +57,11 @@ pub enum SourceError {
     #[error("{what}: {detail}")]
     Kernel { what: String, detail: String },
     #[error("cannot attach to tracepoint {hook}: as tp_btf: {btf}; as raw_tp: {raw}")]
-    Attach { hook: String, btf: String, raw: String },
+    Attach {
+        hook: String,
+        btf: String,
+        raw: String,
+    },
 }
 
 /// Which programs to attach.
@@ -149,8 +158,14 @@ fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) ->
 }
 
 /// Builds the programs' configuration from the running kernel's BTF.
-pub fn kernel_config(btf_path: &Path, opts: &SourceOptions) -> Result<(Config, Vec<String>), SourceError> {
-    let btf = Btf::from_file(btf_path).map_err(|source| SourceError::Btf { path: btf_path.to_path_buf(), source })?;
+pub fn kernel_config(
+    btf_path: &Path,
+    opts: &SourceOptions,
+) -> Result<(Config, Vec<String>), SourceError> {
+    let btf = Btf::from_file(btf_path).map_err(|source| SourceError::Btf {
+        path: btf_path.to_path_buf(),
+        source,
+    })?;
     let (off, missing) = btf.offsets();
     let mut config = Config::DEFAULT;
     config.off = off;
@@ -158,7 +173,10 @@ pub fn kernel_config(btf_path: &Path, opts: &SourceOptions) -> Result<(Config, V
     config.agent_tgid = std::process::id();
     config.exit_has_group_dead = u32::from(btf.tracepoint_arity("sched_process_exit") == Some(2));
     config.emit_thread_exits = u32::from(opts.emit_thread_exits);
-    let warnings = missing.into_iter().map(|m| format!("kernel offset unavailable, field left empty: {m}")).collect();
+    let warnings = missing
+        .into_iter()
+        .map(|m| format!("kernel offset unavailable, field left empty: {m}"))
+        .collect();
     Ok((config, warnings))
 }
 
@@ -172,7 +190,9 @@ impl Probes {
         let aya_btf = aya::Btf::parse_file(&opts.btf_path, Endianness::default())
             .map_err(|e| kernel_err(format!("parsing {}", opts.btf_path.display()), e))?;
         if let Err(e) = rlimit_memlock() {
-            tracing::debug!("could not raise RLIMIT_MEMLOCK ({e}); BPF memory is charged to the memory cgroup");
+            tracing::debug!(
+                "could not raise RLIMIT_MEMLOCK ({e}); BPF memory is charged to the memory cgroup"
+            );
         }
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&aya_btf))
@@ -194,7 +214,10 @@ impl Probes {
                 attach_btf(&mut ebpf, &btf_name, hook, &aya_btf)
             };
             match btf_result {
-                Ok(()) => attached.push(Attached { hook, how: "tp_btf" }),
+                Ok(()) => attached.push(Attached {
+                    hook,
+                    how: "tp_btf",
+                }),
                 Err(btf_err) => {
                     let raw_result = match &raw_name {
                         Some(raw) => attach_raw(&mut ebpf, raw, hook),
@@ -225,7 +248,11 @@ impl Probes {
         for w in &warnings {
             tracing::warn!("{w}");
         }
-        Ok(Self { ebpf, attached, warnings })
+        Ok(Self {
+            ebpf,
+            attached,
+            warnings,
+        })
     }
 
     /// Takes the ring buffer out (once).
@@ -233,18 +260,22 @@ impl Probes {
         let map = self
             .ebpf
             .take_map("EVENTS")
-            .ok_or_else(|| SourceError::Kernel { what: "EVENTS map".into(), detail: "missing".into() })?;
+            .ok_or_else(|| SourceError::Kernel {
+                what: "EVENTS map".into(),
+                detail: "missing".into(),
+            })?;
         RingBuf::try_from(map).map_err(|e| kernel_err("EVENTS ring buffer", e))
     }
 
     /// Reads the kernel-side counters.
     pub fn stats(&self) -> Result<KernelStats, SourceError> {
         let sum = |name: &str, index: u32| -> Result<u64, SourceError> {
-            let map = self
-                .ebpf
-                .map(name)
-                .ok_or_else(|| SourceError::Kernel { what: format!("{name} map"), detail: "missing".into() })?;
-            let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(|e| kernel_err(name, e))?;
+            let map = self.ebpf.map(name).ok_or_else(|| SourceError::Kernel {
+                what: format!("{name} map"),
+                detail: "missing".into(),
+            })?;
+            let arr: PerCpuArray<&MapData, u64> =
+                PerCpuArray::try_from(map).map_err(|e| kernel_err(name, e))?;
             let values = arr.get(&index, 0).map_err(|e| kernel_err(name, e))?;
             Ok(values.iter().sum())
         };
@@ -305,14 +336,24 @@ fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     // The verifier log is long; its first and last lines say what matters.
     if s.len() > 600 {
         let head: String = s.chars().take(300).collect();
-        let tail: String = s.chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(300)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         s = format!("{head} … {tail}");
     }
     s
 }
 
 fn rlimit_memlock() -> std::io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: valid pointer to an rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -332,7 +373,10 @@ pub struct ReaderStats {
 pub enum Input {
     Event(Box<Event>),
     /// `count` events were lost in the ring buffer since the previous report.
-    Lost { count: u64, mono_ns: u64 },
+    Lost {
+        count: u64,
+        mono_ns: u64,
+    },
 }
 
 /// Reads the ring buffer until `tx` is closed or `stop` fires; decodes every record. Decode
