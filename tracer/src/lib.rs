@@ -7,11 +7,16 @@
 //! - [`container`]: cgroup → container → pod attribution.
 //! - [`journal`]: the on-disk record of raw events, and its replay.
 //! - sinks: [`output`] (terminal and JSON).
+pub mod agent;
+pub mod app;
 pub mod btf;
+pub mod cli;
 pub mod container;
 pub mod decode;
+pub mod doctor;
 pub mod engine;
 pub mod event;
 pub mod journal;
+pub mod logging;
 pub mod output;
 pub mod source;

@@ -1,20 +1,26 @@
-use tracer::{
-    decode::Clock,
-    source::{read_ring, Input, Probes, ReaderStats, SourceOptions},
-};
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
-    let mut p = Probes::load(&SourceOptions::default())?;
-    eprintln!("{:?} {:?}", p.attached, p.warnings);
-    let ring = p.take_ring()?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(read_ring(ring, Clock::now(), tx, Default::default(), stop));
-    while let Some(Input::Event(ev)) = rx.recv().await {
-        println!("{}", serde_json::to_string(&ev)?);
+//! The `sigtrace` binary: parses the command line and hands over to the library.
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracer::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracer::logging::init(&cli.log);
+    let result = match cli.command {
+        Some(Command::Doctor(args)) => Ok(tracer::doctor::print(&tracer::doctor::run_checks(
+            &args.btf,
+        ))),
+        Some(Command::Replay(args)) => tracer::app::replay(args).map(|()| true),
+        Some(Command::Run(args)) => tracer::app::run(args).map(|()| true),
+        None => tracer::app::run(cli.run).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("sigtrace: {e:#}");
+            ExitCode::FAILURE
+        }
     }
-    Ok(())
 }

@@ -388,7 +388,10 @@ pub async fn read_ring(
     stats: Arc<ReaderStats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let mut afd = AsyncFd::new(ring)?;
+    // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd
+    // owns the RingBuf.
+    let mut afd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
     let mut logged_error = false;
     loop {
         tokio::select! {

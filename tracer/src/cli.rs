@@ -1,0 +1,246 @@
+//! Command-line interface: the flags of every `sigtrace` subcommand (clap definitions only).
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sigtrace",
+    version,
+    about = "Explains every process and container shutdown on this node: who sent which signal, \
+             what the kernel did with it, how and when the process ended, and why.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `sigtrace` alone is `sigtrace run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Log filter for sigtrace's own diagnostics on stderr (e.g. "debug", "sigtrace=trace").
+    #[arg(long, global = true, env = "SIGTRACE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Trace live (the default).
+    Run(RunArgs),
+    /// Run the engine over a recorded journal (files or a directory).
+    Replay(ReplayArgs),
+    /// Check that this node can run sigtrace; one line per check.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// One JSON object per line instead of the human timeline.
+    #[arg(long)]
+    pub json: bool,
+    /// Only container stops and their processes, nothing from the host.
+    #[arg(long)]
+    pub containers_only: bool,
+    /// Expected grace period in seconds: exits after 80% of it are flagged as near-overruns.
+    #[arg(long, value_name = "SECONDS")]
+    pub grace: Option<f64>,
+    /// Extra signals that start a shutdown (besides TERM, INT, QUIT, HUP, KILL), e.g. USR1.
+    #[arg(long = "stop-signal", value_name = "SIGNAL", value_parser = parse_signal)]
+    pub stop_signals: Vec<i32>,
+    /// Cap on processes tracked at once (older state is evicted and counted).
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    pub max_processes: usize,
+    /// Cap on shutdown episodes open at once.
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    pub max_episodes: usize,
+    /// An episode still open this many seconds after its first stop signal is closed as
+    /// incomplete.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub episode_timeout: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Print every decoded kernel event as one JSON object per line (no correlation).
+    #[arg(long)]
+    pub raw: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Directory of the event journal.
+    #[arg(long, default_value = "/var/lib/sigtrace", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Do not keep a journal.
+    #[arg(long)]
+    pub no_record: bool,
+    /// Rotate journal files at this size (MiB).
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub journal_file_mib: u64,
+    /// Keep at most this much journal on disk (MiB); the oldest files go first.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub journal_total_mib: u64,
+    /// Serve Prometheus metrics on ADDR (e.g. 0.0.0.0:9477): /metrics, /healthz, /readyz.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Drop the `pod` label from metrics (high-churn clusters).
+    #[arg(long)]
+    pub metrics_no_pod_label: bool,
+    /// Cap on distinct per-container label sets in metrics; beyond it, series are dropped
+    /// and counted in sigtrace_label_sets_overflow_total.
+    #[arg(long, default_value_t = 5000, value_name = "N")]
+    pub metrics_max_series: usize,
+    /// Node name reported in metrics and records (default: the host name).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Signals emitted as events (comma-separated names or numbers); the others are only
+    /// counted. Default: every signal whose default action terminates a process.
+    #[arg(long, value_delimiter = ',', value_parser = parse_signal, value_name = "SIGNALS")]
+    pub signals: Vec<i32>,
+    /// Kernel BTF to resolve struct offsets from.
+    #[arg(long, default_value = crate::btf::VMLINUX_BTF, value_name = "FILE")]
+    pub btf: PathBuf,
+    /// Ring buffer size in KiB (a power of two, at least 4).
+    #[arg(long, default_value_t = 4096, value_name = "KIB")]
+    pub ring_kib: u32,
+    /// Use raw tracepoints even where BTF tracepoints work.
+    #[arg(long, hide = true)]
+    pub force_raw_tracepoints: bool,
+    /// Attach empty programs on the same hooks (benchmark floor); prints nothing.
+    #[arg(long, hide = true)]
+    pub floor: bool,
+    /// Create this file once the probes are attached (used by tests and scripts).
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
+    /// containerd state directories to read OCI bundles from.
+    #[arg(long = "containerd-state", value_name = "DIR")]
+    pub containerd_state: Vec<PathBuf>,
+    /// CRI-O container storage directories.
+    #[arg(long = "crio-state", value_name = "DIR")]
+    pub crio_state: Vec<PathBuf>,
+    /// docker data-root directories (for container names and images).
+    #[arg(long = "docker-data-root", value_name = "DIR")]
+    pub docker_data_root: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReplayArgs {
+    /// Journal files or directories (default: /var/lib/sigtrace).
+    #[arg(value_name = "FILES|DIR")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-21T10:00:00Z).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub since: Option<i64>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub until: Option<i64>,
+    /// Stop at the first corrupt or foreign record instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    /// Kernel BTF to check.
+    #[arg(long, default_value = crate::btf::VMLINUX_BTF, value_name = "FILE")]
+    pub btf: PathBuf,
+}
+
+fn parse_signal(s: &str) -> Result<i32, String> {
+    crate::event::Signal::parse(s)
+        .map(|sig| sig.0)
+        .ok_or_else(|| format!("unknown signal {s:?} (use a name like SIGTERM or TERM, or 1-64)"))
+}
+
+/// Parses an RFC 3339 UTC time ("2026-11-21T10:00:00Z", fractional seconds and numeric
+/// offsets accepted) into nanoseconds since the epoch.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let err = || format!("invalid time {s:?}: expected RFC 3339 like 2026-11-21T10:00:00Z");
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(err());
+    }
+    let num =
+        |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(err);
+    let (y, mo, d, h, mi, sec) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let mut rest = &s[19..];
+    let mut frac_ns = 0i64;
+    if let Some(f) = rest.strip_prefix('.') {
+        let digits: String = f.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if digits.is_empty() {
+            return Err(err());
+        }
+        let padded = format!("{digits:0<9}");
+        frac_ns = padded[..9].parse().map_err(|_| err())?;
+        rest = &f[digits.len()..];
+    }
+    let offset_s = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let oh: i64 = o[1..3].parse().map_err(|_| err())?;
+            let om: i64 = o[4..6].parse().map_err(|_| err())?;
+            let v = oh * 3600 + om * 60;
+            if o.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return Err(err()),
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return Err(err());
+    }
+    // Days from civil (Howard Hinnant).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_s) * 1_000_000_000 + frac_ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::rfc3339;
+
+    #[test]
+    fn time_parsing_round_trips() {
+        let t = parse_time("2026-11-21T10:00:00.5Z").unwrap();
+        assert_eq!(rfc3339(t), "2026-11-21T10:00:00.500000Z");
+        assert_eq!(
+            parse_time("2026-11-21T11:00:00+01:00").unwrap(),
+            parse_time("2026-11-21T10:00:00Z").unwrap()
+        );
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("2026-13-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from(["sigtrace", "run", "--raw", "--signals", "TERM,9"]);
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("not run")
+        };
+        assert!(run.raw);
+        assert_eq!(run.signals, vec![15, 9]);
+        assert!(Cli::try_parse_from(["sigtrace", "run", "--signals", "NOPE"]).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! `sigtrace doctor`: checks that this node can run sigtrace, one line per check with what to
+//! do when it fails.
+use std::path::Path;
+
+use crate::{
+    btf::Btf,
+    source::{ProbeMode, Probes, SourceError, SourceOptions},
+};
+
+/// Outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: &'static str, status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Parses "6.18.44-foo" into (6, 18).
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Effective capabilities of this process (from /proc/self/status).
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+// Replaced by the container module's mountinfo parser once it lands.
+fn cgroup_v2_mount() -> Option<std::path::PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mi.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (post.split(' ').next()? == "cgroup2")
+            .then(|| std::path::PathBuf::from(pre.split(' ').nth(4).unwrap_or("")))
+    })
+}
+
+/// Runs every check.
+pub fn run_checks(btf_path: &Path) -> Vec<Check> {
+    let mut checks = Vec::new();
+
+    let release = kernel_release();
+    checks.push(match kernel_version(&release) {
+        Some(v) if v >= (5, 8) => Check::new(
+            "kernel",
+            Status::Pass,
+            format!("{release} (ring buffer and BTF tracepoints need 5.8+)"),
+        ),
+        Some(_) => Check::new(
+            "kernel",
+            Status::Fail,
+            format!(
+                "{release} is older than 5.8: the BPF ring buffer is missing; upgrade the kernel"
+            ),
+        ),
+        None => Check::new(
+            "kernel",
+            Status::Warn,
+            format!("cannot parse kernel release {release:?}"),
+        ),
+    });
+
+    let caps = effective_caps().unwrap_or(0);
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    checks.push(if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        Check::new("privileges", Status::Pass, format!("effective capabilities {caps:#x} include CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN"))
+    } else {
+        Check::new("privileges", Status::Fail, "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run as root, or grant them (setcap / the DaemonSet's securityContext)")
+    });
+
+    match Btf::from_file(btf_path) {
+        Ok(btf) => {
+            let (_, missing) = btf.offsets();
+            checks.push(if missing.is_empty() {
+                Check::new(
+                    "btf",
+                    Status::Pass,
+                    format!(
+                        "{} readable; every kernel offset sigtrace needs resolved",
+                        btf_path.display()
+                    ),
+                )
+            } else {
+                Check::new(
+                    "btf",
+                    Status::Warn,
+                    format!(
+                        "{} readable but some offsets are missing (their fields stay empty): {}",
+                        btf_path.display(),
+                        missing.join("; ")
+                    ),
+                )
+            });
+            let exit_arity = btf.tracepoint_arity("sched_process_exit");
+            checks.push(Check::new(
+                "exit-hook",
+                Status::Pass,
+                match exit_arity {
+                    Some(2) => "sched_process_exit carries group_dead".to_string(),
+                    _ => "sched_process_exit has no group_dead argument; derived from signal->live"
+                        .to_string(),
+                },
+            ));
+        }
+        Err(e) => checks.push(Check::new("btf", Status::Fail, format!("{e}"))),
+    }
+
+    let tracefs = Path::new("/sys/kernel/tracing/events").exists()
+        || Path::new("/sys/kernel/debug/tracing/events").exists();
+    checks.push(Check::new(
+        "tracefs",
+        Status::Pass,
+        if tracefs { "mounted (not required)" } else { "not mounted; not required: sigtrace attaches BTF and raw tracepoints, which do not need it" },
+    ));
+
+    checks.push(match cgroup_v2_mount() {
+        Some(m) => Check::new("cgroup-v2", Status::Pass, format!("cgroup v2 mounted at {}", m.display())),
+        None => Check::new("cgroup-v2", Status::Warn, "no cgroup v2 mount: container attribution falls back to /proc/<pid>/cgroup and may miss processes that exit before they are seen"),
+    });
+
+    for (mode, force_raw, name) in [
+        (ProbeMode::Trace, false, "programs"),
+        (ProbeMode::Trace, true, "raw-fallback"),
+    ] {
+        let opts = SourceOptions {
+            btf_path: btf_path.to_path_buf(),
+            mode,
+            force_raw,
+            ring_bytes: 1 << 16,
+            ..Default::default()
+        };
+        checks.push(match Probes::load(&opts) {
+            Ok(p) => {
+                let list: Vec<String> = p
+                    .attached
+                    .iter()
+                    .map(|a| format!("{} ({})", a.hook, a.how))
+                    .collect();
+                let status = if p.warnings.is_empty() {
+                    Status::Pass
+                } else {
+                    Status::Warn
+                };
+                let mut detail = format!("loaded and attached: {}", list.join(", "));
+                for w in &p.warnings {
+                    detail.push_str("; ");
+                    detail.push_str(w);
+                }
+                Check::new(name, status, detail)
+            }
+            Err(SourceError::Permission { what }) => Check::new(
+                name,
+                Status::Fail,
+                format!("permission denied while {what}: run as root or with CAP_BPF+CAP_PERFMON"),
+            ),
+            Err(e) => Check::new(name, Status::Fail, e.to_string()),
+        });
+    }
+    checks
+}
+
+/// Prints the checks; returns whether none failed.
+pub fn print(checks: &[Check]) -> bool {
+    for c in checks {
+        let tag = match c.status {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        println!("{tag:4}  {:<13} {}", c.name, c.detail);
+    }
+    checks.iter().all(|c| c.status != Status::Fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kernel_versions() {
+        assert_eq!(kernel_version("6.18.44-fc-v595"), Some((6, 18)));
+        assert_eq!(kernel_version("5.4.0"), Some((5, 4)));
+        assert_eq!(kernel_version("garbage"), None);
+    }
+}
