@@ -1,1 +1,349 @@
-//! Privileged end-to-end tests of sigtrace.
+//! Harness of the privileged end-to-end tests: starts the real `sigtrace` binary, spawns real
+//! processes (the `victim` helper, shells, PID namespaces), and cleans every one of them up —
+//! also when a test fails — through guards whose `Drop` kills and removes what they own.
+//! Every wait is bounded; every assertion filters by PID or cgroup because the machine is shared.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+
+/// Where the sigtrace binary is (set by `cargo xtask test`), else the debug build.
+pub fn sigtrace_bin() -> PathBuf {
+    std::env::var_os("SIGTRACE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/sigtrace"))
+}
+
+pub fn workspace() -> PathBuf {
+    std::env::var_os("SIGTRACE_WORKSPACE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+/// The `victim` helper, next to the test binary's directory.
+pub fn victim_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join("victim")
+}
+
+/// Polls `f` every 10 ms until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn kill(pid: u32, sig: i32) {
+    // SAFETY: kill(2) to a process this test created.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    // A zombie still has /proc/<pid>, so look at its state.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("sigtrace-test-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub pid: u32,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let child = cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let pid = child.id();
+        Self { child: Some(child), pid }
+    }
+
+    /// Spawns the victim helper and waits until it has installed its dispositions.
+    pub fn victim(args: &[&str]) -> Self {
+        let dir = TempDir::new("victim");
+        let ready = dir.path().join("ready");
+        let p = Self::spawn(Command::new(victim_bin()).args(args).arg("--ready").arg(&ready));
+        assert!(wait_until(Duration::from_secs(10), || ready.exists()), "victim did not get ready");
+        p
+    }
+
+    /// Waits (bounded) for the process to exit and reaps it.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Children (host PIDs) of `pid`, from /proc.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// `unshare --pid --fork --mount-proc CMD...`: CMD becomes PID 1 of a new PID namespace.
+/// Returns the unshare process and CMD's host PID.
+pub fn in_pid_namespace(cmd: &[&str]) -> (Proc, u32) {
+    let p = Proc::spawn(Command::new("unshare").args(["--pid", "--fork", "--mount-proc"]).args(cmd).stderr(Stdio::null()));
+    let mut inner = 0;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            inner = children_of(p.pid).first().copied().unwrap_or(0);
+            inner != 0
+        }),
+        "no process inside the PID namespace"
+    );
+    (p, inner)
+}
+
+/// The running sigtrace agent; killed on drop if `stop` was not called.
+pub struct Agent {
+    child: Option<Child>,
+    pub dir: TempDir,
+}
+
+/// What an agent printed.
+pub struct AgentOutput {
+    pub lines: Vec<Value>,
+    pub stderr: String,
+    pub status: Option<ExitStatus>,
+}
+
+impl Agent {
+    /// Starts `sigtrace ARGS --ready-file ...` and waits until its probes are attached.
+    pub fn start(args: &[&str]) -> Self {
+        let dir = TempDir::new("agent");
+        let ready = dir.path().join("ready");
+        let out = fs::File::create(dir.path().join("out.jsonl")).expect("out file");
+        let err = fs::File::create(dir.path().join("err.log")).expect("err file");
+        let mut cmd = Command::new(sigtrace_bin());
+        cmd.args(args).arg("--ready-file").arg(&ready).stdout(out).stderr(err).stdin(Stdio::null());
+        if !args.contains(&"--data-dir") && args.first() != Some(&"replay") {
+            cmd.arg("--no-record");
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {:?}: {e}", sigtrace_bin()));
+        let ok = wait_until(Duration::from_secs(30), || ready.exists() || matches!(child.try_wait(), Ok(Some(_))));
+        let agent = Self { child: Some(child), dir };
+        assert!(ok && ready.exists(), "sigtrace did not get ready: {}", agent.stderr());
+        agent
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default()
+    }
+
+    /// Lines printed so far.
+    pub fn lines(&self) -> Vec<Value> {
+        parse_lines(&fs::read_to_string(self.dir.path().join("out.jsonl")).unwrap_or_default())
+    }
+
+    /// Waits (bounded) until a printed line satisfies `f`.
+    pub fn wait_for(&self, timeout: Duration, mut f: impl FnMut(&Value) -> bool) -> Option<Value> {
+        let mut found = None;
+        wait_until(timeout, || {
+            found = self.lines().into_iter().find(|l| f(l));
+            found.is_some()
+        });
+        found
+    }
+
+    /// SIGTERM, wait (bounded) for a graceful exit, return what it printed.
+    pub fn stop(mut self) -> AgentOutput {
+        let mut status = None;
+        if let Some(mut c) = self.child.take() {
+            kill(c.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(s)) = c.try_wait() {
+                    status = Some(s);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if status.is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        AgentOutput { lines: self.lines(), stderr: self.stderr(), status }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn parse_lines(text: &str) -> Vec<Value> {
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Raw events whose subject (target, receiver, exiting task) is `pid`.
+pub fn raw_events_for(lines: &[Value], pid: u32) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|l| {
+            let who = match l["event"].as_str() {
+                Some("signal_generate") => &l["target"]["pid"],
+                Some("signal_deliver") => &l["receiver"]["pid"],
+                Some("exit") => &l["task"]["pid"],
+                Some("oom_victim") => &l["victim"]["pid"],
+                _ => return false,
+            };
+            who.as_u64() == Some(pid as u64)
+        })
+        .collect()
+}
+
+/// The cgroup v2 mount point, from /proc/self/mountinfo.
+pub fn cgroup_v2_mount() -> PathBuf {
+    let mi = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mi.lines()
+        .find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mount = pre.split(' ').nth(4)?;
+            (post.split(' ').next()? == "cgroup2").then(|| PathBuf::from(mount))
+        })
+        .expect("no cgroup v2 mount")
+}
+
+/// A cgroup v2 directory (and its parents under the v2 mount) removed on drop, deepest first,
+/// after any process still in it has been killed.
+pub struct Cgroup {
+    pub path: PathBuf,
+    created: Vec<PathBuf>,
+}
+
+impl Cgroup {
+    /// Creates `rel` (e.g. "sigtrace-test-1/kubepods.slice/...") under the v2 mount.
+    pub fn create(rel: &str) -> Self {
+        let root = cgroup_v2_mount();
+        let mut created = Vec::new();
+        let mut cur = root.clone();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            cur = cur.join(part);
+            if !cur.exists() {
+                fs::create_dir(&cur).unwrap_or_else(|e| panic!("mkdir {}: {e}", cur.display()));
+                created.push(cur.clone());
+            }
+        }
+        Self { path: cur, created }
+    }
+
+    /// The cgroup id (directory inode).
+    pub fn id(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&self.path).expect("cgroup dir").ino()
+    }
+
+    pub fn add(&self, pid: u32) {
+        fs::write(self.path.join("cgroup.procs"), pid.to_string()).expect("moving a process into the cgroup");
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for dir in self.created.iter().rev() {
+            if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+                    kill(pid, libc::SIGKILL);
+                }
+            }
+            wait_until(Duration::from_secs(5), || fs::remove_dir(dir).is_ok() || !dir.exists());
+        }
+    }
+}
+
+/// Mounts tracefs for a peer tracer that needs it; unmounts on drop if it mounted it.
+pub struct Tracefs(bool);
+
+impl Tracefs {
+    pub fn ensure() -> Self {
+        if Path::new("/sys/kernel/tracing/events").exists() {
+            return Self(false);
+        }
+        let ok = Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status().is_ok_and(|s| s.success());
+        assert!(ok, "mounting tracefs failed");
+        Self(true)
+    }
+}
+
+impl Drop for Tracefs {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = Command::new("umount").arg("/sys/kernel/tracing").status();
+        }
+    }
+}

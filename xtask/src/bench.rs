@@ -1,0 +1,209 @@
+//! Benchmarks (never timed assertions in tests):
+//! - `overhead`: the cost of `kill()` to self, for a counted-only signal (SIGURG) and an emitted
+//!   one (SIGUSR1 set to SIG_IGN), with no tracer, with empty programs on the same hooks (the
+//!   floor), with sigtrace, and with bpftrace counting `signal_generate` (a peer). Runs are
+//!   interleaved; medians and ratios are printed.
+//! - `engine`: replay throughput of the correlation engine over a large synthetic journal and
+//!   the memory per tracked process (runs the tracer crate's `engine` bench target).
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{bootstrap, build_sigtrace, run_checked, workspace_root};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Which {
+    Overhead,
+    Engine,
+}
+
+pub fn run(which: Which) -> Result<()> {
+    match which {
+        Which::Overhead => overhead(),
+        Which::Engine => run_checked(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(workspace_root())
+                .args(["bench", "-p", "tracer", "--bench", "engine"]),
+        ),
+    }
+}
+
+const KILLS: u32 = 1_000_000;
+const ROUNDS: usize = 7;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tracer {
+    None,
+    Floor,
+    Sigtrace,
+    Bpftrace,
+}
+
+impl Tracer {
+    fn name(self) -> &'static str {
+        match self {
+            Tracer::None => "no tracer",
+            Tracer::Floor => "empty programs (floor)",
+            Tracer::Sigtrace => "sigtrace",
+            Tracer::Bpftrace => "bpftrace count",
+        }
+    }
+}
+
+/// A running tracer, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_for_file(path: &Path, child: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if path.exists() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("tracer exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("tracer not ready after 30 s")
+}
+
+fn start(tracer: Tracer, bin: &Path, tmp: &Path) -> Result<Running> {
+    let ready = tmp.join("ready");
+    let _ = std::fs::remove_file(&ready);
+    let mut child = match tracer {
+        Tracer::None => return Ok(Running(None)),
+        Tracer::Floor | Tracer::Sigtrace => {
+            let mut c = Command::new(bin);
+            c.arg("run").arg("--ready-file").arg(&ready).arg("--no-record").arg("--log").arg("error");
+            if tracer == Tracer::Floor {
+                c.arg("--floor");
+            } else {
+                c.arg("--json");
+            }
+            c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting sigtrace")?
+        }
+        Tracer::Bpftrace => {
+            let script = format!(
+                "tracepoint:signal:signal_generate {{ @n = count(); }} BEGIN {{ system(\"touch {}\"); }}",
+                ready.display()
+            );
+            Command::new("bpftrace")
+                .arg("--unsafe")
+                .arg("-e")
+                .arg(script)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting bpftrace")?
+        }
+    };
+    wait_for_file(&ready, &mut child)?;
+    // Let the tracer settle (bpftrace prints, sigtrace starts its reader).
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(Running(Some(child)))
+}
+
+/// Nanoseconds per kill() of `sig` to self.
+fn kill_loop(sig: i32) -> f64 {
+    // SAFETY: getpid/kill on ourselves with a signal that is ignored (SIGURG by default,
+    // SIGUSR1 set to SIG_IGN in `overhead`).
+    let pid = unsafe { libc::getpid() };
+    let start = Instant::now();
+    for _ in 0..KILLS {
+        unsafe { libc::kill(pid, sig) };
+    }
+    start.elapsed().as_nanos() as f64 / KILLS as f64
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn ensure_tracefs() -> Result<()> {
+    if Path::new("/sys/kernel/tracing/events").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: mounting tracefs at /sys/kernel/tracing (bpftrace's tracepoints need it)");
+    run_checked(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]))
+}
+
+fn overhead() -> Result<()> {
+    if !bootstrap::is_root() {
+        bail!("the overhead benchmark attaches eBPF programs: run it as root");
+    }
+    bootstrap::test_deps()?;
+    ensure_tracefs()?;
+    let bin = build_sigtrace(true)?;
+    let tmp = std::env::temp_dir().join(format!("sigtrace-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    // SAFETY: installing SIG_IGN for SIGUSR1 in this process.
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
+
+    let tracers = [Tracer::None, Tracer::Floor, Tracer::Sigtrace, Tracer::Bpftrace];
+    let signals = [("SIGURG (counted only)", libc::SIGURG), ("SIGUSR1 (emitted)", libc::SIGUSR1)];
+    let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); signals.len()]; tracers.len()];
+    // Warm-up.
+    kill_loop(libc::SIGURG);
+    for round in 0..ROUNDS {
+        for k in 0..tracers.len() {
+            let t = (k + round) % tracers.len();
+            let _running = start(tracers[t], &bin, &tmp)?;
+            for (s, (_, sig)) in signals.iter().enumerate() {
+                samples[t][s].push(kill_loop(*sig));
+            }
+        }
+        eprintln!("xtask: round {}/{ROUNDS} done", round + 1);
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let med: Vec<Vec<f64>> = samples.iter_mut().map(|per| per.iter_mut().map(|v| median(v)).collect()).collect();
+    let mut report = String::new();
+    report.push_str(&format!(
+        "kill() to self, {KILLS} calls per run, {ROUNDS} interleaved rounds, median ns per call\n\n| tracer | {} | {} |\n|---|---|---|\n",
+        signals[0].0, signals[1].0
+    ));
+    for (t, tracer) in tracers.iter().enumerate() {
+        report.push_str(&format!("| {} | {:.0} | {:.0} |\n", tracer.name(), med[t][0], med[t][1]));
+    }
+    let added = |t: usize, s: usize| med[t][s] - med[0][s];
+    report.push_str("\nadded cost over no tracer (ns per call):\n\n| tracer | counted only | emitted |\n|---|---|---|\n");
+    for (t, tracer) in tracers.iter().enumerate().skip(1) {
+        report.push_str(&format!("| {} | {:.0} | {:.0} |\n", tracer.name(), added(t, 0), added(t, 1)));
+    }
+    let counted_ratio = added(2, 0) / added(1, 0).max(1.0);
+    let emitted_ratio = added(2, 1) / added(3, 1).max(1.0);
+    report.push_str(&format!(
+        "\ncounted-only: sigtrace added / floor added = {counted_ratio:.2} (target <= 1.5: {})\n\
+         emitted: sigtrace added / bpftrace added = {emitted_ratio:.2} (target < 1: {})\n",
+        if counted_ratio <= 1.5 { "met" } else { "NOT met" },
+        if emitted_ratio < 1.0 { "met" } else { "NOT met" },
+    ));
+    print!("{report}");
+    let out: PathBuf = workspace_root().join("target").join("bench-overhead.md");
+    std::fs::write(&out, &report)?;
+    eprintln!("xtask: report written to {}", out.display());
+    Ok(())
+}
