@@ -1,0 +1,367 @@
+#!/usr/bin/env python3
+"""Generates dashboards/sigtrace.json (the Grafana dashboard) from the panel list below.
+
+Edit this file, then run `python3 dashboards/gen_dashboard.py`; dashboards/check.sh fails
+when sigtrace.json is not what this script writes.
+"""
+import json
+import os
+
+# Per-workload and per-namespace series are filtered by both variables; series without a
+# namespace label (signals, agent health) by node only. `=~".*"` also matches a missing or
+# empty label (host processes have namespace="").
+NS = 'namespace=~"$namespace", node=~"$node"'
+NODE = 'node=~"$node"'
+RI = "$__rate_interval"
+
+
+def new_or_increase(metric, sel, window):
+    """Count of events in `window`, including series born inside it.
+
+    With a `pod` label most per-workload series are created at 1 when the pod stops and never
+    change again, so increase() alone shows nothing for them: series that did not exist one
+    window ago count with their whole value, older ones with their increase.
+    """
+    return (
+        f"({metric}{{{sel}}} unless {metric}{{{sel}}} offset {window})"
+        f" or increase({metric}{{{sel}}}[{window}])"
+    )
+
+
+_next_id = [0]
+
+
+def pid():
+    _next_id[0] += 1
+    return _next_id[0]
+
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def target(expr, legend="", ref="A", instant=False, fmt=None):
+    t = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref}
+    if instant:
+        t.update({"instant": True, "range": False, "format": fmt or "table"})
+    else:
+        t.update({"range": True, "instant": False})
+        if fmt:
+            t["format"] = fmt
+    return t
+
+
+def refs(targets):
+    for i, t in enumerate(targets):
+        t["refId"] = chr(ord("A") + i)
+    return targets
+
+
+def timeseries(title, desc, targets, pos, unit="short", stack=False, bars=False, decimals=None):
+    custom = {
+        "drawStyle": "bars" if bars else "line",
+        "lineWidth": 1,
+        "fillOpacity": 60 if bars else 15,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+    }
+    defaults = {"unit": unit, "custom": custom, "min": 0}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    return {
+        "id": pid(),
+        "type": "timeseries",
+        "title": title,
+        "description": desc,
+        "datasource": DS,
+        "gridPos": pos,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "legend": {"displayMode": "table", "placement": "right", "calcs": ["sum", "max"], "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+        "targets": refs(targets),
+    }
+
+
+def table(title, desc, targets, pos, unit="short", hide=("Time",)):
+    return {
+        "id": pid(),
+        "type": "table",
+        "title": title,
+        "description": desc,
+        "datasource": DS,
+        "gridPos": pos,
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {"showHeader": True, "sortBy": [{"displayName": "Value", "desc": True}]},
+        "transformations": [
+            {"id": "organize", "options": {"excludeByName": {h: True for h in hide}}}
+        ],
+        "targets": refs(targets),
+    }
+
+
+def stat(title, desc, targets, pos, unit="short"):
+    return {
+        "id": pid(),
+        "type": "stat",
+        "title": title,
+        "description": desc,
+        "datasource": DS,
+        "gridPos": pos,
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "value",
+            "graphMode": "area",
+            "textMode": "auto",
+        },
+        "targets": refs(targets),
+    }
+
+
+def row(title, y):
+    return {"id": pid(), "type": "row", "title": title, "collapsed": False,
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []}
+
+
+def gp(x, y, w, h):
+    return {"x": x, "y": y, "w": w, "h": h}
+
+
+CSTOPS = "sigtrace_container_stops_total"
+panels = []
+y = 0
+
+# ---- Shutdowns --------------------------------------------------------------------------
+panels.append(row("Shutdowns", y)); y += 1
+panels.append(timeseries(
+    "Shutdowns per minute by diagnosis",
+    "Every process shutdown on the selected nodes (container and host processes), per minute, "
+    "by sigtrace's diagnosis. Anything but graceful/default_action deserves a look: see the "
+    "dashboard README for the fix of each diagnosis.",
+    [target(f"60 * sum by (diagnosis) (rate(sigtrace_process_stops_total{{{NS}}}[{RI}]))", "{{diagnosis}}")],
+    gp(0, y, 12, 8), unit="short", stack=True))
+panels.append(timeseries(
+    "Container stops by diagnosis",
+    "Container stops in each interval (count, not a rate), by diagnosis. Counts pods whose series "
+    "appear for the first time too (see README: per-pod series start at 1).",
+    [target(f"sum by (diagnosis) ({new_or_increase(CSTOPS, NS, RI)})", "{{diagnosis}}")],
+    gp(12, y, 12, 8), unit="short", stack=True, bars=True, decimals=0))
+y += 8
+panels.append(table(
+    "Container stops in range by diagnosis and outcome",
+    "Container stops during the dashboard's time range. outcome: exited (exit code), signaled "
+    "(ended by a non-KILL signal), killed (SIGKILL).",
+    [target(f"sort_desc(sum by (diagnosis, outcome) ({new_or_increase(CSTOPS, NS, '$__range')}))",
+            instant=True)],
+    gp(0, y, 8, 8), unit="short"))
+panels.append(timeseries(
+    "Stop duration p50 / p90 / p99",
+    "Time from the first stop signal to the end of the last process, from the "
+    "sigtrace_stop_duration_seconds histogram (kind = container | process).",
+    [target(f"histogram_quantile({q}, sum by (le, kind) (rate(sigtrace_stop_duration_seconds_bucket{{{NS}}}[{RI}])))",
+            f"p{int(q * 100)} {{{{kind}}}}") for q in (0.5, 0.9, 0.99)],
+    gp(8, y, 16, 8), unit="s"))
+y += 8
+panels.append({
+    "id": pid(),
+    "type": "heatmap",
+    "title": "Container stop duration (heatmap)",
+    "description": "Container stops per duration bucket and interval. A band at the grace period "
+                   "(30 s on Kubernetes, 10 s on Docker) means stops that waited for SIGKILL.",
+    "datasource": DS,
+    "gridPos": gp(0, y, 24, 9),
+    "fieldConfig": {"defaults": {"custom": {"scaleDistribution": {"type": "linear"}}}, "overrides": []},
+    "options": {
+        "calculate": False,
+        "yAxis": {"axisPlacement": "left", "unit": "s"},
+        "rowsFrame": {"layout": "le"},
+        "color": {"mode": "scheme", "scheme": "Oranges", "exponent": 0.5, "steps": 64, "fill": "dark-orange"},
+        "cellGap": 1,
+        "tooltip": {"show": True, "yHistogram": True},
+        "legend": {"show": True},
+        "exemplars": {"color": "rgba(255,0,255,0.7)"},
+    },
+    "targets": refs([target(
+        f'sum by (le) (increase(sigtrace_stop_duration_seconds_bucket{{{NS}, kind="container"}}[{RI}]))',
+        "{{le}}", fmt="heatmap")]),
+})
+y += 9
+
+# ---- Overruns and kills -----------------------------------------------------------------
+panels.append(row("Grace overruns and kills", y)); y += 1
+overruns = new_or_increase("sigtrace_grace_overruns_total", NS, "$__range")
+overrun_s = new_or_increase("sigtrace_grace_overrun_seconds_total", NS, "$__range")
+panels.append(table(
+    "Top workloads by grace overruns",
+    "Containers that needed SIGKILL after the grace period, during the time range (top 10).",
+    [target(f"topk(10, sum by (namespace, pod, container) ({overruns}) > 0)", instant=True)],
+    gp(0, y, 12, 8)))
+panels.append(table(
+    "Top workloads by overrun seconds",
+    "Seconds past the grace period those containers would have needed (sum over the time "
+    "range, top 10): how much to raise terminationGracePeriodSeconds, or cut from cleanup.",
+    [target(f"topk(10, sum by (namespace, pod, container) ({overrun_s}) > 0)", instant=True)],
+    gp(12, y, 12, 8), unit="s"))
+y += 8
+panels.append(timeseries(
+    "OOM kills vs grace overruns vs force kills",
+    "Three different reasons for exit code 137: the OOM killer (raise the limit / fix the leak), "
+    "a grace-period overrun (the app did not stop in time), a forced kill (docker kill, "
+    "--grace-period=0 --force).",
+    [target(f"sum({new_or_increase('sigtrace_oom_kills_total', NS, RI)})", "OOM kills"),
+     target(f"sum({new_or_increase('sigtrace_grace_overruns_total', NS, RI)})", "grace overruns"),
+     target(f"sum({new_or_increase('sigtrace_force_kills_total', NS, RI)})", "force kills")],
+    gp(0, y, 12, 8), bars=True, decimals=0))
+bad = 'diagnosis!~"graceful|default_action"'
+panels.append(table(
+    "Top workloads by unclean stops",
+    "Containers whose stops during the time range were not graceful, by diagnosis (top 15). "
+    "ignored_by_pid1: handle the signal or use an init; shell_not_forwarding: exec the app or use "
+    "tini; wrong_signal: set STOPSIGNAL; slow_handler: shorten cleanup or raise the grace period.",
+    [target(f"topk(15, sum by (namespace, pod, container, diagnosis) "
+            f"({new_or_increase(CSTOPS, NS + ', ' + bad, '$__range')}) > 0)", instant=True)],
+    gp(12, y, 12, 8)))
+y += 8
+
+# ---- Signals ----------------------------------------------------------------------------
+panels.append(row("Signals", y)); y += 1
+panels.append(timeseries(
+    "Signals by result",
+    "Signals generated per second on the selected nodes, by what the kernel did: delivered, "
+    "ignored (e.g. dropped for a PID-namespace init without handler), already_pending, overflow, "
+    "lose_info. Not filtered by namespace (the metric has no namespace label).",
+    [target(f"sum by (result) (rate(sigtrace_signals_total{{{NODE}}}[{RI}]))", "{{result}}")],
+    gp(0, y, 8, 8), unit="ops", stack=True))
+panels.append(timeseries(
+    "Signals by sender class",
+    "Who sends signals: runtime (runc/crun/shim), container_init, same_container, "
+    "other_container, kernel (OOM, orphan kills), host.",
+    [target(f"sum by (sender_class) (rate(sigtrace_signals_total{{{NODE}}}[{RI}]))", "{{sender_class}}")],
+    gp(8, y, 8, 8), unit="ops", stack=True))
+panels.append(timeseries(
+    "Signals not delivered, by signal",
+    "Signals the kernel ignored, found already pending, or could not queue.",
+    [target(f'sum by (signal, result) (rate(sigtrace_signals_total{{{NODE}, result!="delivered"}}[{RI}]))',
+            "{{signal}} {{result}}")],
+    gp(16, y, 8, 8), unit="ops"))
+y += 8
+
+# ---- Agent health -----------------------------------------------------------------------
+panels.append(row("Agent health", y)); y += 1
+panels.append(stat(
+    "Agents reporting",
+    "sigtrace agents with a build_info series on the selected nodes.",
+    [target(f"count(sigtrace_build_info{{{NODE}}})", "agents")],
+    gp(0, y, 4, 8)))
+panels.append(timeseries(
+    "Events read per second",
+    "Kernel events read from the ring buffer, per agent.",
+    [target(f"sum by (node, instance) (rate(sigtrace_events_read_total{{{NODE}}}[{RI}]))", "{{node}} {{instance}}")],
+    gp(4, y, 10, 8), unit="ops"))
+panels.append(timeseries(
+    "Events lost / decode errors per second",
+    "Should stay at zero. Lost events: ring buffer full (raise --ring-kib or give the agent CPU); "
+    "decode errors: an event the user-space decoder rejected.",
+    [target(f"sum by (node, instance) (rate(sigtrace_events_lost_total{{{NODE}}}[{RI}]))", "lost {{node}} {{instance}}"),
+     target(f"sum by (node, instance) (rate(sigtrace_decode_errors_total{{{NODE}}}[{RI}]))", "decode errors {{node}} {{instance}}")],
+    gp(14, y, 10, 8), unit="ops"))
+y += 8
+panels.append(timeseries(
+    "Tracked processes / containers",
+    "State held by each agent (capped by --max-processes).",
+    [target(f"sum by (node, instance) (sigtrace_tracked_processes{{{NODE}}})", "processes {{node}} {{instance}}"),
+     target(f"sum by (node, instance) (sigtrace_tracked_containers{{{NODE}}})", "containers {{node}} {{instance}}")],
+    gp(0, y, 8, 8)))
+panels.append(timeseries(
+    "Evictions per second",
+    "State evicted because a cap was reached, by what was evicted.",
+    [target(f"sum by (what) (rate(sigtrace_evictions_total{{{NODE}}}[{RI}]))", "{{what}}")],
+    gp(8, y, 8, 8), unit="ops"))
+panels.append(timeseries(
+    "Metadata misses / label sets dropped per second",
+    "Metadata misses: a container whose runtime state (pod, namespace, name) could not be read. "
+    "Label sets dropped: per-container series refused by --metrics-max-series.",
+    [target(f"sum by (node, instance) (rate(sigtrace_metadata_misses_total{{{NODE}}}[{RI}]))", "metadata misses {{node}} {{instance}}"),
+     target(f"sum by (node, instance) (rate(sigtrace_label_sets_overflow_total{{{NODE}}}[{RI}]))", "label sets dropped {{node}} {{instance}}")],
+    gp(16, y, 8, 8), unit="ops"))
+y += 8
+panels.append(timeseries(
+    "Signals counted only, by signal",
+    "Signals outside --signals: counted in the kernel, not emitted as events.",
+    [target(f"sum by (signal) (rate(sigtrace_signals_counted_only_total{{{NODE}}}[{RI}]))", "{{signal}}")],
+    gp(0, y, 10, 8), unit="ops"))
+panels.append(table(
+    "Build info",
+    "Agent version and kernel per node.",
+    [target(f"sigtrace_build_info{{{NODE}}}", instant=True)],
+    gp(10, y, 14, 8), hide=("Time", "Value", "__name__")))
+y += 8
+
+
+def query_var(name, label, query, definition):
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "definition": definition,
+        "query": {"query": query, "refId": f"{name}-var"},
+        "refresh": 2,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "options": [],
+        "sort": 1,
+        "regex": "",
+        "hide": 0,
+    }
+
+
+dashboard = {
+    "uid": "sigtrace-shutdowns",
+    "title": "sigtrace: process and container shutdowns",
+    "description": "Why processes and containers stop the way they do: diagnoses, stop durations, "
+                   "grace-period overruns, OOM and forced kills, signals, and sigtrace's own health.",
+    "tags": ["sigtrace", "kubernetes", "ebpf"],
+    "editable": True,
+    "graphTooltip": 1,
+    "schemaVersion": 39,
+    "version": 1,
+    "time": {"from": "now-6h", "to": "now"},
+    "timezone": "browser",
+    "refresh": "1m",
+    "annotations": {"list": [{
+        "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
+        "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}]},
+    "links": [],
+    "templating": {"list": [
+        {
+            "name": "datasource",
+            "label": "Data source",
+            "type": "datasource",
+            "query": "prometheus",
+            "current": {},
+            "hide": 0,
+            "includeAll": False,
+            "multi": False,
+            "options": [],
+            "refresh": 1,
+            "regex": "",
+        },
+        query_var("node", "Node", "label_values(sigtrace_build_info, node)",
+                  "label_values(sigtrace_build_info, node)"),
+        query_var("namespace", "Namespace", "label_values(sigtrace_process_stops_total, namespace)",
+                  "label_values(sigtrace_process_stops_total, namespace)"),
+    ]},
+    "panels": panels,
+}
+
+if __name__ == "__main__":
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sigtrace.json")
+    with open(out, "w") as f:
+        json.dump(dashboard, f, indent=2)
+        f.write("\n")
+    print(f"wrote {out}: {len(panels)} panels")
