@@ -11,6 +11,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod runtime;
+
 
 /// Where the sigtrace binary is (set by `cargo xtask test`), else the debug build.
 pub fn sigtrace_bin() -> PathBuf {
