@@ -3,6 +3,8 @@
 //!
 //! [`ContainerInfo`] is what the rest of sigtrace knows about a container; the resolvers that
 //! produce it live in the submodules.
+pub mod path;
+
 use serde::{Deserialize, Serialize};
 
 /// What is known about the container a cgroup belongs to.
