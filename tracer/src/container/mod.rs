@@ -3,7 +3,11 @@
 //!
 //! [`ContainerInfo`] is what the rest of sigtrace knows about a container; the resolvers that
 //! produce it live in the submodules.
+mod cache;
+pub mod cgroupfs;
 pub mod path;
+#[cfg(test)]
+mod testutil;
 
 use serde::{Deserialize, Serialize};
 
