@@ -5,6 +5,7 @@
 //! produce it live in the submodules.
 mod cache;
 pub mod cgroupfs;
+pub mod metadata;
 pub mod path;
 #[cfg(test)]
 mod testutil;
