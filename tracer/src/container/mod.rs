@@ -1,14 +1,40 @@
 //! Container attribution: cgroup id → cgroup v2 path → runtime, container id, pod, and the
 //! metadata the runtimes leave on disk (OCI bundle annotations, docker state).
 //!
-//! [`ContainerInfo`] is what the rest of sigtrace knows about a container; the resolvers that
-//! produce it live in the submodules.
+//! [`ContainerInfo`] is what the rest of sigtrace knows about a container; [`ContainerResolver`]
+//! produces it. The pieces:
+//! - [`cgroupfs`]: the v2 mount (from mountinfo) and the cgroup id → path index, with the
+//!   `/proc/<pid>/cgroup` fallback for v1-only hosts.
+//! - [`path`]: pure cgroup path parsing (runtime, container id, pod uid, QoS).
+//! - [`metadata`]: names, namespaces and images from OCI bundles and docker's config.v2.json.
+//!
+//! What `resolve` returns:
+//! - `None` for the host: cgroup id 1, the root path, and any path that is neither a recognised
+//!   container cgroup nor inside a Kubernetes pod (`/system.slice/foo.service`, `/user.slice/…`).
+//!   Also `None` when the path cannot be found at all (counted in [`ResolverStats::misses`]; not
+//!   cached, so a later call may succeed).
+//! - `Some` with the parsed runtime and id, enriched with metadata when the runtime's state has it.
+//! - `Some` with runtime `"unknown"` and `id` = the segment below the pod only when the path is
+//!   inside a Kubernetes pod cgroup but the container segment is not recognised: such a path is
+//!   certainly a container, even if its layout is new. Unknown layouts outside pods are host.
+//!
+//! Results are cached per cgroup id (v1-only: per cgroup path), so the filesystem is touched once
+//! per container. Resolve early (at the first event of a stop, or with
+//! [`ContainerResolver::warm_up`] at start-up): runtimes delete bundles when a container is removed.
 mod cache;
 pub mod cgroupfs;
 pub mod metadata;
 pub mod path;
 #[cfg(test)]
 mod testutil;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cache::BoundedMap;
+use cgroupfs::{CgroupConfig, CgroupError, CgroupMode, CgroupResolver};
+use metadata::{MetadataCache, MetadataDirs};
+use path::{is_root, parse_cgroup_path, parse_pod_cgroup, Role, Runtime};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,10 +53,237 @@ pub struct ContainerInfo {
     pub pod_uid: Option<String>,
     /// "guaranteed", "burstable" or "besteffort" for Kubernetes pods.
     pub qos: Option<String>,
-    /// "container" or "sandbox" (pause container) where the runtime says so.
+    /// "container" or "sandbox" (pause container) where the runtime says so; "conmon" for the
+    /// cgroup of CRI-O's / podman's per-container monitor (`crio-conmon-<id>`), which watches the
+    /// container `id` but is not part of it.
     pub container_type: Option<String>,
     pub image: Option<String>,
     pub cgroup_id: u64,
     /// cgroup v2 path relative to the v2 mount, starting with '/'.
     pub cgroup_path: String,
 }
+
+/// Configuration of a [`ContainerResolver`].
+#[derive(Clone, Debug)]
+pub struct ResolverOptions {
+    /// Use this directory as the cgroup v2 mount instead of looking in mountinfo.
+    pub cgroup2_mount: Option<PathBuf>,
+    /// `/proc`, the walk rate limit and the path index cap.
+    pub cgroup: CgroupConfig,
+    /// Runtime state directories searched for metadata.
+    pub metadata_dirs: MetadataDirs,
+    /// Count cap of the per-cgroup result cache and of the metadata cache.
+    pub max_containers: usize,
+}
+
+impl Default for ResolverOptions {
+    fn default() -> Self {
+        Self {
+            cgroup2_mount: None,
+            cgroup: CgroupConfig::default(),
+            metadata_dirs: MetadataDirs::default(),
+            max_containers: 16_384,
+        }
+    }
+}
+
+/// Counters of a [`ContainerResolver`]. `resolved`, `host` and `misses` count `resolve` calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ResolverStats {
+    /// Calls answered with a container.
+    pub resolved: u64,
+    /// Calls answered "host / no container".
+    pub host: u64,
+    /// Calls whose cgroup path could not be found (or, v1-only, had no pid).
+    pub misses: u64,
+    /// Containers whose runtime state had no usable metadata (missing or malformed files).
+    pub metadata_misses: u64,
+    /// Of which: a file was there but malformed.
+    pub metadata_malformed: u64,
+    /// Entries dropped by the count caps (path index, pid cache, metadata, results).
+    pub evictions: u64,
+    /// Walks of the cgroup v2 hierarchy.
+    pub walks: u64,
+}
+
+/// cgroup id (+ pid hint) → [`ContainerInfo`], cached. See the module docs for what is returned.
+#[derive(Debug)]
+pub struct ContainerResolver {
+    cgroups: CgroupResolver,
+    metadata: MetadataCache,
+    by_id: BoundedMap<u64, Option<Arc<ContainerInfo>>>,
+    by_path: BoundedMap<Arc<str>, Option<Arc<ContainerInfo>>>,
+    resolved: u64,
+    host: u64,
+    misses: u64,
+}
+
+impl ContainerResolver {
+    /// Finds the cgroup v2 mount (unless overridden); falls back to pid-based v1 attribution
+    /// when there is none. Fails only if mountinfo cannot be read.
+    pub fn new(opts: ResolverOptions) -> Result<Self, CgroupError> {
+        let cgroups = CgroupResolver::new(opts.cgroup2_mount.clone(), opts.cgroup.clone())?;
+        Ok(Self::with_cgroups(cgroups, &opts))
+    }
+
+    /// Uses a ready-made [`CgroupResolver`] (tests, or a v1-only mode chosen by the caller).
+    pub fn with_cgroups(cgroups: CgroupResolver, opts: &ResolverOptions) -> Self {
+        Self {
+            cgroups,
+            metadata: MetadataCache::new(opts.metadata_dirs.clone(), opts.max_containers),
+            by_id: BoundedMap::new(opts.max_containers),
+            by_path: BoundedMap::new(opts.max_containers),
+            resolved: 0,
+            host: 0,
+            misses: 0,
+        }
+    }
+
+    /// The container of cgroup `cgroup_id` (v2), or of process `pid_hint` (v1-only, where ids
+    /// are meaningless). In v2 the pid also helps find a cgroup created since the last walk.
+    pub fn resolve(&mut self, cgroup_id: u64, pid_hint: Option<u32>) -> Option<Arc<ContainerInfo>> {
+        let answer = self.lookup(cgroup_id, pid_hint);
+        match &answer {
+            Lookup::Container(_) => self.resolved += 1,
+            Lookup::Host => self.host += 1,
+            Lookup::Miss => self.misses += 1,
+        }
+        match answer {
+            Lookup::Container(info) => Some(info),
+            _ => None,
+        }
+    }
+
+    fn lookup(&mut self, cgroup_id: u64, pid_hint: Option<u32>) -> Lookup {
+        if self.cgroups.attribution_may_be_missing() {
+            let Some(path) = pid_hint.and_then(|pid| self.cgroups.path_for_pid(pid)) else {
+                return Lookup::Miss;
+            };
+            if let Some(hit) = self.by_path.get(&path) {
+                return hit.clone().into();
+            }
+            let info = self.build(cgroup_id, &path).map(Arc::new);
+            self.by_path.insert(path, info.clone());
+            return info.into();
+        }
+        if cgroup_id == 1 {
+            return Lookup::Host;
+        }
+        if cgroup_id == 0 {
+            return Lookup::Miss;
+        }
+        if let Some(hit) = self.by_id.get(&cgroup_id) {
+            return hit.clone().into();
+        }
+        let Some(path) = self.cgroups.path_for_id_or_pid(cgroup_id, pid_hint) else {
+            return Lookup::Miss;
+        };
+        let info = self.build(cgroup_id, &path).map(Arc::new);
+        self.by_id.insert(cgroup_id, info.clone());
+        info.into()
+    }
+
+    /// Builds the [`ContainerInfo`] for a known path (`None` = host), looking up metadata.
+    pub fn info_for_path(&mut self, cgroup_id: u64, path: &str) -> Option<ContainerInfo> {
+        self.build(cgroup_id, path)
+    }
+
+    fn build(&mut self, cgroup_id: u64, path: &str) -> Option<ContainerInfo> {
+        if is_root(path) {
+            return None;
+        }
+        if let Some(p) = parse_cgroup_path(path) {
+            let md = self
+                .metadata
+                .lookup(&p.container_id, p.runtime, p.runtime_certain)
+                .map(|m| (*m).clone())
+                .unwrap_or_default();
+            let container_type = match p.role {
+                Role::Conmon => Some("conmon".to_owned()),
+                Role::Container => md.container_type,
+            };
+            return Some(ContainerInfo {
+                id: p.container_id,
+                runtime: md.runtime.unwrap_or(p.runtime).as_str().to_owned(),
+                name: md.name,
+                pod: md.pod,
+                namespace: md.namespace,
+                pod_uid: p.pod_uid.or(md.pod_uid),
+                qos: p.qos.map(|q| q.as_str().to_owned()),
+                container_type,
+                image: md.image,
+                cgroup_id,
+                cgroup_path: path.to_owned(),
+            });
+        }
+        let pod = parse_pod_cgroup(path)?;
+        let child = pod.child?;
+        Some(ContainerInfo {
+            id: child,
+            runtime: Runtime::Unknown.as_str().to_owned(),
+            pod_uid: Some(pod.pod_uid),
+            qos: Some(pod.qos.as_str().to_owned()),
+            cgroup_id,
+            cgroup_path: path.to_owned(),
+            ..ContainerInfo::default()
+        })
+    }
+
+    /// Walks the hierarchy now and resolves every container cgroup found, so that metadata is
+    /// captured while the bundles exist. Returns the number of containers. No-op in v1-only mode.
+    pub fn warm_up(&mut self) -> usize {
+        if let Err(e) = self.cgroups.refresh() {
+            tracing::debug!("cgroup walk failed: {e}");
+        }
+        let ids = self.cgroups.known_ids();
+        ids.into_iter()
+            .filter(|id| matches!(self.lookup(*id, None), Lookup::Container(_)))
+            .count()
+    }
+
+    /// True when attribution is pid-based (no cgroup v2): processes that exit before they are
+    /// first seen cannot be attributed.
+    pub fn attribution_may_be_missing(&self) -> bool {
+        self.cgroups.attribution_may_be_missing()
+    }
+
+    pub fn cgroup_mode(&self) -> &CgroupMode {
+        self.cgroups.mode()
+    }
+
+    pub fn cgroups_mut(&mut self) -> &mut CgroupResolver {
+        &mut self.cgroups
+    }
+
+    pub fn stats(&self) -> ResolverStats {
+        let md = self.metadata.stats();
+        ResolverStats {
+            resolved: self.resolved,
+            host: self.host,
+            misses: self.misses,
+            metadata_misses: md.misses,
+            metadata_malformed: md.malformed,
+            evictions: self.cgroups.evictions()
+                + md.evictions
+                + self.by_id.evictions()
+                + self.by_path.evictions(),
+            walks: self.cgroups.walks(),
+        }
+    }
+}
+
+enum Lookup {
+    Container(Arc<ContainerInfo>),
+    Host,
+    Miss,
+}
+
+impl From<Option<Arc<ContainerInfo>>> for Lookup {
+    fn from(o: Option<Arc<ContainerInfo>>) -> Self {
+        o.map_or(Lookup::Host, Lookup::Container)
+    }
+}
+
+#[cfg(test)]
+#[path = "resolver_tests.rs"]
+mod tests;
