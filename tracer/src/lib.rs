@@ -18,5 +18,6 @@ pub mod engine;
 pub mod event;
 pub mod journal;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod source;

@@ -1,0 +1,331 @@
+//! Prometheus metrics: the metric families (names are a public contract used by
+//! `dashboards/`), the cardinality cap on per-container label sets, and the HTTP server that
+//! exposes `/metrics`, `/healthz` and `/readyz`.
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use prometheus::{
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum MetricsError {
+    #[error("registering metric: {0}")]
+    Register(#[from] prometheus::Error),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Duration buckets: 10 ms to 120 s.
+pub const DURATION_BUCKETS: [f64; 18] =
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0];
+
+#[derive(Clone, Debug)]
+pub struct MetricsOptions {
+    /// Replace the `pod` label by "" (high-churn clusters).
+    pub drop_pod: bool,
+    /// Distinct (namespace, pod, container) label sets allowed; beyond, dropped and counted.
+    pub max_series: usize,
+    pub version: String,
+    pub kernel: String,
+    pub node: String,
+}
+
+/// What one finished stop contributes to the metrics.
+#[derive(Clone, Debug, Default)]
+pub struct StopFacts<'a> {
+    /// "container" or "process".
+    pub kind: &'a str,
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub container: &'a str,
+    pub diagnosis: &'a str,
+    /// "exited", "signaled", "killed" or "unknown".
+    pub outcome: &'a str,
+    pub duration_s: f64,
+    pub overrun: bool,
+    pub overrun_s: f64,
+}
+
+/// Totals polled from the kernel side, the reader and the engine.
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    pub events_read: u64,
+    pub events_lost: u64,
+    pub decode_errors: u64,
+    pub tracked_processes: u64,
+    pub tracked_containers: u64,
+    /// (what, total)
+    pub evictions: Vec<(String, u64)>,
+    pub metadata_misses: u64,
+    /// (signal name, total)
+    pub counted_only: Vec<(String, u64)>,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    container_stops: IntCounterVec,
+    process_stops: IntCounterVec,
+    duration: HistogramVec,
+    overruns: IntCounterVec,
+    overrun_seconds: CounterVec,
+    signals: IntCounterVec,
+    oom_kills: IntCounterVec,
+    force_kills: IntCounterVec,
+    label_overflow: IntCounter,
+    events_read: IntCounter,
+    events_lost: IntCounter,
+    decode_errors: IntCounter,
+    tracked_processes: IntGauge,
+    tracked_containers: IntGauge,
+    evictions: IntCounterVec,
+    metadata_misses: IntCounter,
+    counted_only: IntCounterVec,
+    series: Mutex<HashSet<(String, String, String)>>,
+    opts: MetricsOptions,
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> Result<T, MetricsError> {
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+/// Moves a counter up to `total` (totals come from elsewhere; counters only go up).
+fn set_total(c: &IntCounter, total: u64) {
+    let cur = c.get();
+    if total > cur {
+        c.inc_by(total - cur);
+    }
+}
+
+impl Metrics {
+    pub fn new(opts: MetricsOptions) -> Result<Self, MetricsError> {
+        let r = Registry::new();
+        let cvec = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
+            reg(&r, IntCounterVec::new(Opts::new(name, help), labels)?)
+        };
+        let wl = ["namespace", "pod", "container"];
+        let m = Self {
+            container_stops: cvec(
+                "sigtrace_container_stops_total",
+                "Container stops by diagnosis and outcome (exited, signaled, killed).",
+                &["namespace", "pod", "container", "diagnosis", "outcome"],
+            )?,
+            process_stops: cvec(
+                "sigtrace_process_stops_total",
+                "Process shutdowns (container and host) by diagnosis and outcome.",
+                &["namespace", "diagnosis", "outcome"],
+            )?,
+            duration: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new("sigtrace_stop_duration_seconds", "Time from the first stop signal to the end of the stop.")
+                        .buckets(DURATION_BUCKETS.to_vec()),
+                    &["namespace", "kind"],
+                )?,
+            )?,
+            overruns: cvec("sigtrace_grace_overruns_total", "Container stops that outlived the grace period (SIGKILL needed).", &wl)?,
+            overrun_seconds: reg(
+                &r,
+                CounterVec::new(Opts::new("sigtrace_grace_overrun_seconds_total", "Seconds container stops ran past the grace period."), &wl)?,
+            )?,
+            signals: cvec(
+                "sigtrace_signals_total",
+                "Stop signals generated, by signal, kernel result and sender class.",
+                &["signal", "result", "sender_class"],
+            )?,
+            oom_kills: cvec("sigtrace_oom_kills_total", "Processes killed by the OOM killer.", &wl)?,
+            force_kills: cvec("sigtrace_force_kills_total", "Stops that began with SIGKILL (no stop signal first).", &wl)?,
+            label_overflow: reg(
+                &r,
+                IntCounter::new("sigtrace_label_sets_overflow_total", "Observations dropped because the label-set cap was reached.")?,
+            )?,
+            events_read: reg(&r, IntCounter::new("sigtrace_events_read_total", "Kernel records read from the ring buffer.")?)?,
+            events_lost: reg(&r, IntCounter::new("sigtrace_events_lost_total", "Kernel records lost (ring buffer full).")?)?,
+            decode_errors: reg(&r, IntCounter::new("sigtrace_decode_errors_total", "Kernel records that could not be decoded.")?)?,
+            tracked_processes: reg(&r, IntGauge::new("sigtrace_tracked_processes", "Processes the engine holds state for.")?)?,
+            tracked_containers: reg(&r, IntGauge::new("sigtrace_tracked_containers", "Containers the engine holds state for.")?)?,
+            evictions: cvec("sigtrace_evictions_total", "State evicted by the memory bounds, by what.", &["what"])?,
+            metadata_misses: reg(
+                &r,
+                IntCounter::new("sigtrace_metadata_misses_total", "Container metadata lookups that found nothing usable.")?,
+            )?,
+            counted_only: cvec(
+                "sigtrace_signals_counted_only_total",
+                "Signals outside the emit set, only counted in the kernel.",
+                &["signal"],
+            )?,
+            series: Mutex::new(HashSet::new()),
+            registry: r,
+            opts,
+        };
+        let build = IntGaugeVec::new(Opts::new("sigtrace_build_info", "sigtrace version and kernel; always 1."), &["version", "kernel", "node"])?;
+        m.registry.register(Box::new(build.clone()))?;
+        build.with_label_values(&[m.opts.version.as_str(), m.opts.kernel.as_str(), m.opts.node.as_str()]).set(1);
+        Ok(m)
+    }
+
+    /// Applies the pod-label flag and the label-set cap; None when over the cap.
+    fn workload<'a>(&self, ns: &'a str, pod: &'a str, container: &'a str) -> Option<[&'a str; 3]> {
+        let pod = if self.opts.drop_pod { "" } else { pod };
+        let key = (ns.to_string(), pod.to_string(), container.to_string());
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        if !series.contains(&key) {
+            if series.len() >= self.opts.max_series {
+                self.label_overflow.inc();
+                return None;
+            }
+            series.insert(key);
+        }
+        Some([ns, pod, container])
+    }
+
+    /// Records one finished stop.
+    pub fn stop(&self, f: &StopFacts<'_>) {
+        self.duration.with_label_values(&[f.namespace, f.kind]).observe(f.duration_s);
+        if f.kind == "process" {
+            self.process_stops.with_label_values(&[f.namespace, f.diagnosis, f.outcome]).inc();
+            if f.diagnosis == "oom_killed" {
+                if let Some(w) = self.workload(f.namespace, f.pod, f.container) {
+                    self.oom_kills.with_label_values(&w).inc();
+                }
+            }
+            return;
+        }
+        let Some(w) = self.workload(f.namespace, f.pod, f.container) else { return };
+        self.container_stops.with_label_values(&[w[0], w[1], w[2], f.diagnosis, f.outcome]).inc();
+        if f.overrun {
+            self.overruns.with_label_values(&w).inc();
+            self.overrun_seconds.with_label_values(&w).inc_by(f.overrun_s.max(0.0));
+        }
+        if f.diagnosis == "force_killed" {
+            self.force_kills.with_label_values(&w).inc();
+        }
+    }
+
+    /// Records one generated stop signal.
+    pub fn signal(&self, signal: &str, result: &str, sender_class: &str) {
+        self.signals.with_label_values(&[signal, result, sender_class]).inc();
+    }
+
+    /// Updates the agent-health metrics from current totals.
+    pub fn health(&self, h: &Health) {
+        set_total(&self.events_read, h.events_read);
+        set_total(&self.events_lost, h.events_lost);
+        set_total(&self.decode_errors, h.decode_errors);
+        self.tracked_processes.set(h.tracked_processes as i64);
+        self.tracked_containers.set(h.tracked_containers as i64);
+        for (what, total) in &h.evictions {
+            set_total(&self.evictions.with_label_values(&[what.as_str()]), *total);
+        }
+        set_total(&self.metadata_misses, h.metadata_misses);
+        for (sig, total) in &h.counted_only {
+            set_total(&self.counted_only.with_label_values(&[sig.as_str()]), *total);
+        }
+    }
+
+    /// The exposition in the Prometheus text format (0.0.4).
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!("encoding metrics: {e}");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Serves `/metrics`, `/healthz` (the process is up) and `/readyz` (probes attached and
+/// events flowing) until `stop` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, MetricsError> {
+    use axum::{http::StatusCode, routing::get, Router};
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| MetricsError::Bind { addr, source })?;
+    let m = metrics.clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = m.clone();
+                async move { ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], m.encode()) }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.load(Ordering::Relaxed) {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+                    }
+                }
+            }),
+        );
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+            tracing::warn!("metrics server: {e}");
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(max_series: usize) -> Metrics {
+        Metrics::new(MetricsOptions { drop_pod: false, max_series, version: "t".into(), kernel: "k".into(), node: "n".into() }).unwrap()
+    }
+
+    #[test]
+    fn counts_stops_and_caps_label_sets() {
+        let m = metrics(1);
+        let f = StopFacts {
+            kind: "container",
+            namespace: "ns",
+            pod: "p",
+            container: "c",
+            diagnosis: "slow_handler",
+            outcome: "killed",
+            duration_s: 2.1,
+            overrun: true,
+            overrun_s: 0.1,
+        };
+        m.stop(&f);
+        m.stop(&StopFacts { container: "other", ..f.clone() });
+        let text = m.encode();
+        assert!(text.contains(r#"sigtrace_container_stops_total{container="c",diagnosis="slow_handler",namespace="ns",outcome="killed",pod="p"} 1"#), "{text}");
+        assert!(text.contains(r#"sigtrace_grace_overruns_total{container="c",namespace="ns",pod="p"} 1"#));
+        assert!(!text.contains(r#"container="other""#));
+        assert!(text.contains("sigtrace_label_sets_overflow_total 1"));
+        assert!(text.contains(r#"sigtrace_stop_duration_seconds_bucket{kind="container",namespace="ns",le="2.5"} 2"#));
+    }
+
+    #[test]
+    fn health_totals_only_go_up() {
+        let m = metrics(10);
+        m.health(&Health { events_read: 10, events_lost: 2, ..Default::default() });
+        m.health(&Health { events_read: 7, events_lost: 5, ..Default::default() });
+        let text = m.encode();
+        assert!(text.contains("sigtrace_events_read_total 10"));
+        assert!(text.contains("sigtrace_events_lost_total 5"));
+        assert!(text.contains(r#"sigtrace_build_info{kernel="k",node="n",version="t"} 1"#));
+    }
+}
