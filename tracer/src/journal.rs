@@ -1,1 +1,0 @@
-//! Event journal: record and replay (in progress).

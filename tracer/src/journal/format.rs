@@ -1,0 +1,252 @@
+//! Byte layout of journal files (see the module documentation of [`super`]): constants, frame
+//! encoding and parsing, and the payloads of the record types that are not raw bytes.
+use std::ops::Range;
+
+use crate::container::ContainerInfo;
+
+use super::SessionInfo;
+
+pub(crate) const MAGIC: [u8; 8] = *b"SIGTRACE";
+/// Major format version written; a reader refuses files with a newer major version.
+pub const FORMAT_MAJOR: u16 = 1;
+/// Minor format version written; minor versions only add what older readers can skip.
+pub const FORMAT_MINOR: u16 = 0;
+pub(crate) const FILE_HEADER_LEN: usize = 16;
+pub(crate) const FRAME_MARKER: [u8; 4] = [0xF5, b'S', b'J', b'F'];
+pub(crate) const FRAME_HEADER_LEN: usize = 16;
+/// Largest payload of one frame, in bytes. Also bounds what a damaged length field can claim.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+
+/// Record type numbers (frame header bytes 8..10).
+pub mod record_type {
+    pub const SESSION: u16 = 1;
+    pub const EVENT: u16 = 2;
+    pub const LOST: u16 = 3;
+    pub const CONTAINER: u16 = 4;
+    pub const NOTE: u16 = 5;
+}
+
+pub(crate) fn file_header() -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..10].copy_from_slice(&FORMAT_MAJOR.to_le_bytes());
+    h[10..12].copy_from_slice(&FORMAT_MINOR.to_le_bytes());
+    // 12..16: flags, zero.
+    h
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HeaderCheck {
+    Ok,
+    /// Shorter than a header but a prefix of a valid one (including empty).
+    Short,
+    Foreign,
+    Newer(u16),
+}
+
+pub(crate) fn check_file_header(buf: &[u8]) -> HeaderCheck {
+    if buf.len() < FILE_HEADER_LEN {
+        let n = buf.len().min(MAGIC.len());
+        return if buf[..n] == MAGIC[..n] {
+            HeaderCheck::Short
+        } else {
+            HeaderCheck::Foreign
+        };
+    }
+    if buf[..8] != MAGIC {
+        return HeaderCheck::Foreign;
+    }
+    match u16::from_le_bytes([buf[8], buf[9]]) {
+        0 => HeaderCheck::Foreign,
+        v if v > FORMAT_MAJOR => HeaderCheck::Newer(v),
+        _ => HeaderCheck::Ok,
+    }
+}
+
+/// The frame header for a payload made of `parts`, CRC included.
+pub(crate) fn frame_header(rtype: u16, parts: &[&[u8]]) -> [u8; FRAME_HEADER_LEN] {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut h = [0u8; FRAME_HEADER_LEN];
+    h[..4].copy_from_slice(&FRAME_MARKER);
+    // The writer rejects payloads over MAX_PAYLOAD, so this fits.
+    h[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+    h[8..10].copy_from_slice(&rtype.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&h[4..12]);
+    for p in parts {
+        crc.update(p);
+    }
+    h[12..16].copy_from_slice(&crc.finalize().to_le_bytes());
+    h
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Frame {
+    Ok {
+        rtype: u16,
+        payload: Range<usize>,
+        next: usize,
+    },
+    /// The file ends before the frame starting here does.
+    Incomplete,
+    Bad(&'static str),
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Parses the frame at `pos` (which must be `<= buf.len()`).
+pub(crate) fn parse_frame(buf: &[u8], pos: usize) -> Frame {
+    let rest = &buf[pos..];
+    if rest.len() < FRAME_HEADER_LEN {
+        let n = rest.len().min(FRAME_MARKER.len());
+        return if rest[..n] == FRAME_MARKER[..n] {
+            Frame::Incomplete
+        } else {
+            Frame::Bad("no frame marker")
+        };
+    }
+    if rest[..4] != FRAME_MARKER {
+        return Frame::Bad("no frame marker");
+    }
+    let len = le_u32(rest, 4) as usize;
+    if len > MAX_PAYLOAD {
+        return Frame::Bad("impossible frame length");
+    }
+    let end = FRAME_HEADER_LEN + len;
+    if rest.len() < end {
+        return Frame::Incomplete;
+    }
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&rest[4..12]);
+    crc.update(&rest[FRAME_HEADER_LEN..end]);
+    if crc.finalize() != le_u32(rest, 12) {
+        return Frame::Bad("CRC mismatch");
+    }
+    Frame::Ok {
+        rtype: u16::from_le_bytes([rest[8], rest[9]]),
+        payload: pos + FRAME_HEADER_LEN..pos + end,
+        next: pos + end,
+    }
+}
+
+/// The offset of the first valid frame at or after `from`, if any.
+pub(crate) fn find_frame(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while at < buf.len() {
+        let skip = buf[at..].iter().position(|&b| b == FRAME_MARKER[0])?;
+        at += skip;
+        if matches!(parse_frame(buf, at), Frame::Ok { .. }) {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Strings longer than a u16 length are cut at a character boundary.
+    let mut end = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&(end as u16).to_le_bytes());
+    out.extend_from_slice(&s.as_bytes()[..end]);
+}
+
+pub(crate) fn encode_session(s: &SessionInfo, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&s.clock_offset_ns.to_le_bytes());
+    out.extend_from_slice(&s.started_wall_ns.to_le_bytes());
+    put_str(out, &s.version);
+    put_str(out, &s.hostname);
+    put_str(out, &s.boot_id);
+}
+
+pub(crate) fn decode_session(p: &[u8]) -> Result<SessionInfo, String> {
+    if p.len() < 16 {
+        return Err(format!("{} bytes, need at least 16", p.len()));
+    }
+    let mut at = 16;
+    let mut take_str = |name: &str| -> Result<String, String> {
+        if p.len() < at + 2 {
+            return Err(format!("ends before the {name} length"));
+        }
+        let len = u16::from_le_bytes([p[at], p[at + 1]]) as usize;
+        at += 2;
+        let bytes = p
+            .get(at..at + len)
+            .ok_or_else(|| format!("ends inside the {name}"))?;
+        at += len;
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{name} is not UTF-8"))
+    };
+    let version = take_str("version")?;
+    let hostname = take_str("hostname")?;
+    let boot_id = take_str("boot id")?;
+    Ok(SessionInfo {
+        version,
+        hostname,
+        clock_offset_ns: le_u64(p, 0) as i64,
+        started_wall_ns: le_u64(p, 8) as i64,
+        boot_id,
+    })
+}
+
+pub(crate) fn encode_lost(count: u64, mono_ns: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&count.to_le_bytes());
+    b[8..].copy_from_slice(&mono_ns.to_le_bytes());
+    b
+}
+
+/// `(count, mono_ns)`.
+pub(crate) fn decode_lost(p: &[u8]) -> Result<(u64, u64), String> {
+    if p.len() < 16 {
+        return Err(format!("{} bytes, need 16", p.len()));
+    }
+    Ok((le_u64(p, 0), le_u64(p, 8)))
+}
+
+/// `(cgroup_id, info)`.
+pub(crate) fn decode_container(p: &[u8]) -> Result<(u64, ContainerInfo), String> {
+    if p.len() < 8 {
+        return Err(format!("{} bytes, need at least 8", p.len()));
+    }
+    let info = serde_json::from_slice(&p[8..]).map_err(|e| format!("bad JSON: {e}"))?;
+    Ok((le_u64(p, 0), info))
+}
+
+/// `yyyymmddThhmmssZ` for seconds since the Unix epoch (UTC).
+pub(crate) fn utc_stamp(secs: u64) -> String {
+    // Days to civil date: Howard Hinnant's algorithm.
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let sod = secs % 86_400;
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// Whether a file name is one the writer creates (and may therefore delete).
+pub(crate) fn is_writer_name(name: &str) -> bool {
+    name.starts_with("sigtrace-") && name.ends_with(".journal")
+}

@@ -1,0 +1,379 @@
+//! Event journal: a size-capped, rotating on-disk record of the raw kernel records plus what
+//! was resolved about them at the time, and the reader that replays it (`sigtrace replay`).
+//!
+//! The agent appends through a [`JournalWriter`]; post-mortems read with a [`JournalReader`]
+//! and feed the same correlation engine as the live path.
+//!
+//! # Files
+//!
+//! A journal is a directory (default `/var/lib/sigtrace`) of files named
+//! `sigtrace-<UTC yyyymmddThhmmss>Z-<seq, 6 digits>.journal`, so that sorting the names sorts
+//! them chronologically. The writer starts a new file when the current one would exceed
+//! `max_file_bytes`, and deletes the oldest journal files (by name) when the journal files of the
+//! directory would exceed `max_total_bytes`, counting the current file at its full allowed
+//! size. It only ever deletes files whose name has that pattern *and* whose first bytes are the
+//! magic below; other files are never touched nor counted.
+//!
+//! Every file starts with a `Session` record, followed by a `Container` record for each
+//! container the writer still remembers, so that any file can be replayed alone.
+//!
+//! # Format (version 1.0)
+//!
+//! All integers are little-endian. A file is a 16-byte header followed by frames.
+//!
+//! File header:
+//!
+//! | offset | size | field                                                         |
+//! |-------:|-----:|---------------------------------------------------------------|
+//! | 0      | 8    | magic `b"SIGTRACE"`                                           |
+//! | 8      | 2    | major format version, `u16` = 1; a reader refuses a newer one |
+//! | 10     | 2    | minor format version, `u16` = 0; additions older readers skip |
+//! | 12     | 4    | flags, `u32` = 0 (reserved; readers ignore them)              |
+//!
+//! Frame (16-byte frame header, then the payload):
+//!
+//! | offset | size | field                                                             |
+//! |-------:|-----:|-------------------------------------------------------------------|
+//! | 0      | 4    | sync marker `F5 53 4A 46` (`0xF5 'S' 'J' 'F'`)                    |
+//! | 4      | 4    | payload length `n`, `u32`, at most [`MAX_PAYLOAD`]                |
+//! | 8      | 2    | record type, `u16` (table below)                                  |
+//! | 10     | 2    | frame flags, `u16` = 0 (reserved; readers ignore them)            |
+//! | 12     | 4    | CRC-32 (IEEE/zlib polynomial) of bytes 4..12 of this frame header (length, type, flags) followed by the `n` payload bytes |
+//! | 16     | n    | payload                                                           |
+//!
+//! Record types and payloads (a reader ignores payload bytes after the fields it knows, so
+//! fields can be appended in a later minor version):
+//!
+//! | type | record      | payload                                                            |
+//! |-----:|-------------|--------------------------------------------------------------------|
+//! | 1    | `Session`   | `clock_offset_ns: i64` (wall = monotonic + offset), `started_wall_ns: i64`, then three strings, each a `u16` byte length and UTF-8 bytes: `version`, `hostname`, `boot_id` |
+//! | 2    | `Event`     | the kernel record exactly as the ring buffer gave it (the `#[repr(C)]` structs of `tracer-common`, in the recording host's byte order, which is little-endian on every supported target); decoded with [`crate::decode`] |
+//! | 3    | `Lost`      | `count: u64` records the kernel dropped, `mono_ns: u64` when noticed |
+//! | 4    | `Container` | `cgroup_id: u64`, then [`ContainerInfo`] as JSON (UTF-8) up to the end of the payload |
+//! | 5    | `Note`      | free UTF-8 text                                                    |
+//!
+//! Any other record type is skipped by the reader and counted in
+//! [`ReplayStats::unknown_skipped`]; new record types are therefore a minor version change.
+//!
+//! # Damage
+//!
+//! The sync marker, the length bound and the CRC let the reader find frames again after
+//! damage. A file that ends inside a frame (the agent was killed mid-write, or the tail was
+//! never written back) replays up to its last complete record and yields a
+//! [`JournalWarning::Truncated`]; a tail of zero bytes counts as truncation too. Anything else
+//! that is not a valid frame is a [`JournalError::Corrupt`] naming the file and byte offset:
+//! in lenient mode the reader then carries on at the next valid frame, in strict mode it
+//! stops. A file without the magic or with a newer major version is an error for that file;
+//! in lenient mode the other files are still read.
+mod format;
+mod reader;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+
+use crate::container::ContainerInfo;
+use crate::decode::{Clock, DecodeError};
+use crate::event::Event;
+
+pub use format::{record_type, FORMAT_MAJOR, FORMAT_MINOR, MAX_PAYLOAD};
+pub use reader::{decode_all, DecodeCounts, JournalReader, ReaderOptions, ReplayStats};
+pub use writer::{write_synthetic_journal, JournalOptions, JournalWriter};
+
+/// What a journal file says about the agent that wrote it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// sigtrace crate version.
+    pub version: String,
+    pub hostname: String,
+    /// The session's [`Clock`] offset: wall = monotonic + offset, in nanoseconds.
+    pub clock_offset_ns: i64,
+    /// When the agent started, wall-clock nanoseconds since the Unix epoch.
+    pub started_wall_ns: i64,
+    /// `/proc/sys/kernel/random/boot_id`, empty when unreadable.
+    pub boot_id: String,
+}
+
+impl SessionInfo {
+    /// This host and this process, with the given clock.
+    pub fn current(clock: Clock) -> Self {
+        let started_wall_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        Self {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            hostname: hostname(),
+            clock_offset_ns: clock.offset_ns,
+            started_wall_ns,
+            boot_id,
+        }
+    }
+
+    /// The clock that turns this session's monotonic timestamps into wall-clock time.
+    pub fn clock(&self) -> Clock {
+        Clock {
+            offset_ns: self.clock_offset_ns,
+        }
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`, which outlives the call.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// A record as stored in a journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Session(SessionInfo),
+    /// Raw kernel record bytes; see [`crate::decode::decode`].
+    Event {
+        bytes: Vec<u8>,
+    },
+    /// The kernel dropped `count` records (ring buffer full), noticed at `mono_ns`.
+    Lost {
+        count: u64,
+        mono_ns: u64,
+    },
+    Container {
+        cgroup_id: u64,
+        /// Boxed: keeps `Record` small for the event path.
+        info: Box<ContainerInfo>,
+    },
+    Note {
+        text: String,
+    },
+}
+
+/// A record as the reader lends it: the event bytes and note text borrow the reader's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordRef<'a> {
+    Session(&'a SessionInfo),
+    Event(&'a [u8]),
+    Lost {
+        count: u64,
+        mono_ns: u64,
+    },
+    Container {
+        cgroup_id: u64,
+        info: &'a ContainerInfo,
+    },
+    Note(&'a str),
+}
+
+impl RecordRef<'_> {
+    pub fn to_record(&self) -> Record {
+        match *self {
+            Self::Session(s) => Record::Session(s.clone()),
+            Self::Event(bytes) => Record::Event {
+                bytes: bytes.to_vec(),
+            },
+            Self::Lost { count, mono_ns } => Record::Lost { count, mono_ns },
+            Self::Container { cgroup_id, info } => Record::Container {
+                cgroup_id,
+                info: Box::new(info.clone()),
+            },
+            Self::Note(text) => Record::Note {
+                text: text.to_string(),
+            },
+        }
+    }
+}
+
+/// Something wrong with a file that still let the reader replay what it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum JournalWarning {
+    /// The file ends inside a record, at `offset`: `tail_bytes` bytes of an incomplete record
+    /// were ignored. Everything before it was replayed.
+    #[error(
+        "{}: ends inside a record at byte offset {offset} ({tail_bytes} bytes of an incomplete \
+         record ignored; sigtrace was probably stopped mid-write)",
+        .path.display()
+    )]
+    Truncated {
+        path: PathBuf,
+        offset: u64,
+        tail_bytes: u64,
+    },
+}
+
+/// What the reader found at one place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    Record(Record),
+    Warning(JournalWarning),
+}
+
+/// Borrowed form of [`ItemKind`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemKindRef<'a> {
+    Record(RecordRef<'a>),
+    Warning(JournalWarning),
+}
+
+/// One record (or warning) with where it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalItem {
+    pub path: Arc<Path>,
+    /// Byte offset of the frame (or of the damage, for a warning) in the file.
+    pub offset: u64,
+    /// The clock of the file's session, once its `Session` record has been read.
+    pub clock: Option<Clock>,
+    pub kind: ItemKind,
+}
+
+/// One record (or warning) lent by [`JournalReader::next_ref`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemRef<'a> {
+    pub path: &'a Arc<Path>,
+    pub offset: u64,
+    pub clock: Option<Clock>,
+    pub kind: ItemKindRef<'a>,
+}
+
+impl ItemRef<'_> {
+    pub fn to_item(&self) -> JournalItem {
+        JournalItem {
+            path: Arc::clone(self.path),
+            offset: self.offset,
+            clock: self.clock,
+            kind: match &self.kind {
+                ItemKindRef::Record(r) => ItemKind::Record(r.to_record()),
+                ItemKindRef::Warning(w) => ItemKind::Warning(w.clone()),
+            },
+        }
+    }
+
+    /// For an `Event` record: the decoded event, timed with the session's clock.
+    pub fn event(&self) -> Option<Result<Event, JournalError>> {
+        match self.kind {
+            ItemKindRef::Record(RecordRef::Event(bytes)) => {
+                Some(decode_event(bytes, self.clock, self.path, self.offset))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl JournalItem {
+    /// For an `Event` record: the decoded event, timed with the session's clock.
+    pub fn event(&self) -> Option<Result<Event, JournalError>> {
+        match &self.kind {
+            ItemKind::Record(Record::Event { bytes }) => {
+                Some(decode_event(bytes, self.clock, &self.path, self.offset))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Decodes an `Event` record's bytes found at `offset` of `path` with its session's clock.
+pub fn decode_event(
+    bytes: &[u8],
+    clock: Option<Clock>,
+    path: &Path,
+    offset: u64,
+) -> Result<Event, JournalError> {
+    let clock = clock.ok_or_else(|| JournalError::NoSession {
+        path: path.to_path_buf(),
+        offset,
+    })?;
+    crate::decode::decode(bytes, &clock).map_err(|source| JournalError::Decode {
+        path: path.to_path_buf(),
+        offset,
+        source,
+    })
+}
+
+#[derive(Debug, Error)]
+pub enum JournalError {
+    #[error("{}: cannot {op}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a sigtrace journal", .path.display())]
+    NotAJournal { path: PathBuf },
+    #[error(
+        "{}: journal format version {version} is newer than this sigtrace supports (up to {})",
+        .path.display(), FORMAT_MAJOR
+    )]
+    UnsupportedVersion { path: PathBuf, version: u16 },
+    #[error(
+        "{}: corrupt journal data at byte offset {offset} ({reason}); {len} bytes unreadable",
+        .path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+        reason: &'static str,
+    },
+    #[error("{}: malformed {what} record at byte offset {offset}: {reason}", .path.display())]
+    BadRecord {
+        path: PathBuf,
+        offset: u64,
+        what: &'static str,
+        reason: String,
+    },
+    #[error(
+        "{}: event at byte offset {offset} comes before any session record; its time is unknown",
+        .path.display()
+    )]
+    NoSession { path: PathBuf, offset: u64 },
+    #[error("{}: undecodable event at byte offset {offset}: {source}", .path.display())]
+    Decode {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: DecodeError,
+    },
+    #[error(
+        "{}: a {len}-byte record is larger than the journal's {}-byte maximum",
+        .path.display(), MAX_PAYLOAD
+    )]
+    TooLarge { path: PathBuf, len: usize },
+}
+
+impl JournalError {
+    /// The file (or directory) the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Io { path, .. }
+            | Self::NotAJournal { path }
+            | Self::UnsupportedVersion { path, .. }
+            | Self::Corrupt { path, .. }
+            | Self::BadRecord { path, .. }
+            | Self::NoSession { path, .. }
+            | Self::Decode { path, .. }
+            | Self::TooLarge { path, .. } => path,
+        }
+    }
+
+    /// The byte offset in the file, for errors about a place in it.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Self::Corrupt { offset, .. }
+            | Self::BadRecord { offset, .. }
+            | Self::NoSession { offset, .. }
+            | Self::Decode { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,590 @@
+//! Journal tests: round trips, rotation, and every kind of damage.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tracer_common::{kind, Header, ProcessExit, SignalGenerate, TaskInfo};
+
+use super::format::{file_header, frame_header, utc_stamp};
+use super::*;
+use crate::decode::{encode, RawRecord};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sigtrace-journal-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const OFFSET: i64 = 1_000_000_000;
+
+fn session() -> SessionInfo {
+    SessionInfo {
+        version: "0.1.0-test".to_string(),
+        hostname: "node-a".to_string(),
+        clock_offset_ns: OFFSET,
+        started_wall_ns: 42,
+        boot_id: "b00t".to_string(),
+    }
+}
+
+/// A 96-byte exit record whose timestamp is 1000 + i and pid i.
+fn exit_record(i: u64) -> Vec<u8> {
+    encode(&RawRecord::Exit(ProcessExit {
+        header: Header {
+            kind: kind::PROCESS_EXIT,
+            cpu: 0,
+            ts_ns: 1000 + i,
+        },
+        task: TaskInfo {
+            tgid: i as u32,
+            ..Default::default()
+        },
+        exit_code: 0,
+        group_dead: 1,
+    }))
+}
+
+const EXIT_FRAME: usize = 16 + 96;
+
+fn container(id: &str) -> ContainerInfo {
+    ContainerInfo {
+        id: id.to_string(),
+        runtime: "containerd".to_string(),
+        pod: Some("web-0".to_string()),
+        namespace: Some("prod".to_string()),
+        cgroup_id: 77,
+        cgroup_path: format!("/kubepods/pod1/{id}"),
+        ..Default::default()
+    }
+}
+
+/// Writes a journal of `n` exit events; returns its file.
+fn write_events(dir: &Path, n: u64) -> PathBuf {
+    let mut w = JournalWriter::open(dir, JournalOptions::default(), session()).unwrap();
+    for i in 0..n {
+        w.append_event(&exit_record(i)).unwrap();
+    }
+    w.flush().unwrap();
+    w.path().to_path_buf()
+}
+
+fn read(paths: &[&Path], strict: bool) -> (Vec<Result<JournalItem, JournalError>>, ReplayStats) {
+    let mut r = JournalReader::new(paths.iter().copied(), ReaderOptions { strict });
+    let items = r.by_ref().collect();
+    (items, *r.stats())
+}
+
+/// The event ids (timestamp - 1000) of the event items, in order.
+fn event_ids(items: &[Result<JournalItem, JournalError>]) -> Vec<u64> {
+    items
+        .iter()
+        .filter_map(|i| i.as_ref().ok()?.event())
+        .map(|e| e.unwrap().mono_ns - 1000)
+        .collect()
+}
+
+fn errors(items: &[Result<JournalItem, JournalError>]) -> Vec<&JournalError> {
+    items.iter().filter_map(|i| i.as_ref().err()).collect()
+}
+
+fn warnings(items: &[Result<JournalItem, JournalError>]) -> Vec<&JournalWarning> {
+    items
+        .iter()
+        .filter_map(|i| match &i.as_ref().ok()?.kind {
+            ItemKind::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_record_type_round_trips() {
+    let dir = TempDir::new("roundtrip");
+    let generate = encode(&RawRecord::Generate(SignalGenerate {
+        header: Header {
+            kind: kind::SIGNAL_GENERATE,
+            cpu: 3,
+            ts_ns: 5_000,
+        },
+        sig: 15,
+        ..Default::default()
+    }));
+    let info = container("abc");
+    let mut w = JournalWriter::open(&dir.0, JournalOptions::default(), session()).unwrap();
+    w.append_event(&generate).unwrap();
+    w.append_lost(7, 6_000).unwrap();
+    w.append_container(77, &info).unwrap();
+    w.append_container(77, &info).unwrap(); // same again: not written
+    w.append_note("agent stopping").unwrap();
+    w.flush().unwrap();
+    let path = w.path().to_path_buf();
+    drop(w);
+
+    let (items, stats) = read(&[&dir.0], true);
+    let items: Vec<JournalItem> = items.into_iter().map(Result::unwrap).collect();
+    let kinds: Vec<ItemKind> = items.iter().map(|i| i.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ItemKind::Record(Record::Session(session())),
+            ItemKind::Record(Record::Event {
+                bytes: generate.clone()
+            }),
+            ItemKind::Record(Record::Lost {
+                count: 7,
+                mono_ns: 6_000
+            }),
+            ItemKind::Record(Record::Container {
+                cgroup_id: 77,
+                info: Box::new(info)
+            }),
+            ItemKind::Record(Record::Note {
+                text: "agent stopping".to_string()
+            }),
+        ]
+    );
+    assert!(items.iter().all(|i| *i.path == *path));
+    assert!(items
+        .iter()
+        .all(|i| i.clock == Some(Clock { offset_ns: OFFSET })));
+    // Session payload: 16 + (2 + 10) + (2 + 6) + (2 + 4) = 42 bytes.
+    let offsets: Vec<u64> = items.iter().map(|i| i.offset).collect();
+    assert_eq!(offsets[..3], [16, 16 + 16 + 42, 16 + 16 + 42 + 16 + 192]);
+    let ev = items[1].event().unwrap().unwrap();
+    assert_eq!((ev.mono_ns, ev.wall_ns, ev.cpu), (5_000, 5_000 + OFFSET, 3));
+    assert!(items[2].event().is_none());
+    assert_eq!(
+        stats,
+        ReplayStats {
+            files: 1,
+            records: 5,
+            events: 1,
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn current_session_describes_this_process() {
+    let s = SessionInfo::current(Clock { offset_ns: 5 });
+    assert_eq!(s.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(s.clock(), Clock { offset_ns: 5 });
+    assert!(s.started_wall_ns > 1_600_000_000_000_000_000);
+}
+
+#[test]
+fn rotation_caps_the_directory_and_spares_foreign_files() {
+    let dir = TempDir::new("rotate");
+    let foreign = [
+        ("notes.txt", &b"hello"[..]),
+        ("other.journal", &b"xx"[..]),
+        // Our name pattern but not our magic: sorts first, must survive.
+        (
+            "sigtrace-00000000T000000Z-000000.journal",
+            &b"not ours at all"[..],
+        ),
+    ];
+    for (name, content) in foreign {
+        std::fs::write(dir.0.join(name), content).unwrap();
+    }
+    let options = JournalOptions {
+        max_file_bytes: 1500,
+        max_total_bytes: 5000,
+    };
+    let mut w = JournalWriter::open(&dir.0, options, session()).unwrap();
+    w.append_container(9, &container("c9")).unwrap();
+    let mut created = vec![w.path().to_path_buf()];
+    for i in 0..300 {
+        w.append_event(&exit_record(i)).unwrap();
+        if created.last().map(PathBuf::as_path) != Some(w.path()) {
+            created.push(w.path().to_path_buf());
+        }
+    }
+    w.flush().unwrap();
+    drop(w);
+
+    // Preamble: header, session (16 + 42), container; then 112-byte event frames.
+    let container_frame = 16 + 8 + serde_json::to_vec(&container("c9")).unwrap().len();
+    let per_file = (1500 - 16 - 58 - container_frame) / EXIT_FRAME;
+    assert_eq!(per_file, 10);
+    assert_eq!(created.len(), 30);
+    let mut sorted = created.clone();
+    sorted.sort();
+    assert_eq!(sorted, created, "file names sort in creation order");
+    let remaining: Vec<&PathBuf> = created.iter().filter(|p| p.exists()).collect();
+    // Each file is 1400-odd bytes: two old ones plus the current one at its 1500-byte cap fit.
+    assert_eq!(remaining, created[27..].iter().collect::<Vec<_>>());
+    let sizes: Vec<u64> = remaining
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    assert!(sizes.iter().all(|&s| s <= 1500), "{sizes:?}");
+    assert!(sizes.iter().sum::<u64>() <= 5000);
+    for (name, content) in foreign {
+        assert_eq!(std::fs::read(dir.0.join(name)).unwrap(), content);
+    }
+
+    // Every file replays alone: session first, then the container it knew.
+    for path in &remaining {
+        let (items, _) = read(&[path.as_path()], true);
+        let first: Vec<&ItemKind> = items[..2]
+            .iter()
+            .map(|i| &i.as_ref().unwrap().kind)
+            .collect();
+        assert_eq!(first[0], &ItemKind::Record(Record::Session(session())));
+        assert!(matches!(
+            first[1],
+            ItemKind::Record(Record::Container { cgroup_id: 9, .. })
+        ));
+    }
+    // The directory: the two foreign .journal files are errors, the events are the newest.
+    let (items, _) = read(&[&dir.0], false);
+    let errs = errors(&items);
+    assert_eq!(errs.len(), 2);
+    assert!(errs
+        .iter()
+        .all(|e| matches!(e, JournalError::NotAJournal { .. })));
+    let ids = event_ids(&items);
+    assert_eq!(ids, (300 - ids.len() as u64..300).collect::<Vec<_>>());
+    assert_eq!(ids.len(), 30);
+}
+
+#[test]
+fn a_new_writer_in_the_same_second_sorts_after_the_old_one() {
+    let dir = TempDir::new("reopen");
+    let a = write_events(&dir.0, 1);
+    let b = write_events(&dir.0, 1);
+    assert!(a < b, "{a:?} {b:?}");
+    let (items, _) = read(&[&dir.0], true);
+    assert_eq!(event_ids(&items), [0, 0]);
+}
+
+#[test]
+fn a_truncated_last_frame_replays_everything_before_it_with_a_warning() {
+    let dir = TempDir::new("truncated");
+    let full = std::fs::read(write_events(&dir.0, 10)).unwrap();
+    let last = full.len() - EXIT_FRAME;
+    let cut_path = dir.0.join("cut.journal");
+    for cut in [0, 1, 3, 4, 9, 15, 16, 17, 60, EXIT_FRAME - 1] {
+        std::fs::write(&cut_path, &full[..last + cut]).unwrap();
+        let (items, stats) = read(&[&cut_path], true);
+        assert!(errors(&items).is_empty(), "cut {cut}");
+        assert_eq!(event_ids(&items), (0..9).collect::<Vec<_>>(), "cut {cut}");
+        if cut == 0 {
+            assert!(warnings(&items).is_empty());
+            continue;
+        }
+        let w = warnings(&items);
+        assert_eq!(
+            w,
+            [&JournalWarning::Truncated {
+                path: cut_path.clone(),
+                offset: last as u64,
+                tail_bytes: cut as u64
+            }],
+            "cut {cut}"
+        );
+        assert!(w[0].to_string().contains(&format!(
+            "cut.journal: ends inside a record at byte offset {last}"
+        )));
+        assert_eq!(stats.truncated_files, 1);
+    }
+    // Cut inside the file header, or empty.
+    for cut in [0, 5, 15] {
+        std::fs::write(&cut_path, &full[..cut]).unwrap();
+        let (items, _) = read(&[&cut_path], true);
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            warnings(&items),
+            [&JournalWarning::Truncated {
+                path: cut_path.clone(),
+                offset: 0,
+                tail_bytes: cut as u64
+            }]
+        );
+    }
+    // A zero-filled tail (file size extended but data never written back) is truncation too.
+    let mut zeros = full.clone();
+    zeros.extend_from_slice(&[0; 300]);
+    std::fs::write(&cut_path, &zeros).unwrap();
+    let (items, _) = read(&[&cut_path], true);
+    assert_eq!(event_ids(&items), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        warnings(&items),
+        [&JournalWarning::Truncated {
+            path: cut_path.clone(),
+            offset: full.len() as u64,
+            tail_bytes: 300
+        }]
+    );
+}
+
+/// Offsets of the event frames of a 10-event file.
+fn event_offsets(path: &Path) -> Vec<usize> {
+    let (items, _) = read(&[path], true);
+    items
+        .iter()
+        .map(|i| i.as_ref().unwrap())
+        .filter(|i| i.event().is_some())
+        .map(|i| i.offset as usize)
+        .collect()
+}
+
+#[test]
+fn garbage_in_the_middle_is_an_error_and_lenient_mode_resynchronises() {
+    let dir = TempDir::new("garbage");
+    let path = write_events(&dir.0, 10);
+    let full = std::fs::read(&path).unwrap();
+    let offs = event_offsets(&path);
+    let at = offs[5];
+    let garbage = b"this is not a frame, at all! \x01\x02\x03\xff\xfe\x00\x00\x00";
+    let mut bad = full[..at].to_vec();
+    bad.extend_from_slice(garbage);
+    bad.extend_from_slice(&full[at..]);
+    std::fs::write(&path, &bad).unwrap();
+
+    let (items, stats) = read(&[&path], false);
+    assert_eq!(event_ids(&items), (0..10).collect::<Vec<_>>());
+    let errs = errors(&items);
+    assert_eq!(errs.len(), 1);
+    let JournalError::Corrupt {
+        path: p,
+        offset,
+        len,
+        reason,
+    } = errs[0]
+    else {
+        panic!("{:?}", errs[0])
+    };
+    assert_eq!(
+        (p, *offset, *len, *reason),
+        (&path, at as u64, garbage.len() as u64, "no frame marker")
+    );
+    assert!(errs[0].to_string().contains(&format!(
+        "{}: corrupt journal data at byte offset {at}",
+        path.display()
+    )));
+    assert_eq!(errs[0].offset(), Some(at as u64));
+    assert_eq!(stats.corrupt_regions, 1);
+    // The error comes between event 4 and event 5.
+    assert!(items[6].is_err());
+
+    let (items, _) = read(&[&path], true);
+    assert_eq!(event_ids(&items), (0..5).collect::<Vec<_>>());
+    assert!(items.last().unwrap().is_err());
+    assert_eq!(items.len(), 1 + 5 + 1);
+}
+
+#[test]
+fn a_bad_crc_or_length_loses_only_that_record() {
+    let dir = TempDir::new("crc");
+    let path = write_events(&dir.0, 10);
+    let offs = event_offsets(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[offs[3] + 16 + 40] ^= 0xff; // payload byte
+    bytes[offs[7] + 4..offs[7] + 8].copy_from_slice(&5000u32.to_le_bytes()); // length
+    std::fs::write(&path, &bytes).unwrap();
+    let (items, _) = read(&[&path], false);
+    assert_eq!(event_ids(&items), [0, 1, 2, 4, 5, 6, 8, 9]);
+    let found: Vec<(Option<u64>, String)> = errors(&items)
+        .iter()
+        .map(|e| (e.offset(), e.to_string()))
+        .collect();
+    assert_eq!(found[0].0, Some(offs[3] as u64));
+    assert!(found[0].1.contains("CRC mismatch"), "{}", found[0].1);
+    assert!(found[0]
+        .1
+        .contains(&format!("{EXIT_FRAME} bytes unreadable")));
+    // A length running past the end is corruption, not truncation, when frames follow.
+    assert_eq!(found[1].0, Some(offs[7] as u64));
+    assert!(found[1].1.contains("frame runs past the end of the file"));
+    assert_eq!(found.len(), 2);
+    assert!(warnings(&items).is_empty());
+}
+
+#[test]
+fn garbage_at_the_end_is_corruption_not_truncation() {
+    let dir = TempDir::new("tail");
+    let path = write_events(&dir.0, 3);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let end = bytes.len() as u64;
+    bytes.extend_from_slice(b"garbage garbage");
+    std::fs::write(&path, &bytes).unwrap();
+    let (items, _) = read(&[&path], false);
+    assert_eq!(event_ids(&items), [0, 1, 2]);
+    assert!(warnings(&items).is_empty());
+    let errs = errors(&items);
+    assert!(matches!(
+        errs[..],
+        [JournalError::Corrupt { offset, len: 15, .. }] if *offset == end
+    ));
+}
+
+#[test]
+fn foreign_and_future_files_are_errors_and_the_others_are_still_read() {
+    let dir = TempDir::new("foreign");
+    write_events(&dir.0, 4);
+    let bogus = dir.0.join("bogus.journal");
+    std::fs::write(&bogus, b"hello, this is not a journal at all").unwrap();
+    let future = dir.0.join("future.journal");
+    let mut header = file_header();
+    header[8..10].copy_from_slice(&2u16.to_le_bytes());
+    std::fs::write(&future, header).unwrap();
+
+    let (items, stats) = read(&[&dir.0], false);
+    let errs: Vec<String> = errors(&items).iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errs,
+        [
+            format!("{}: not a sigtrace journal", bogus.display()),
+            format!(
+                "{}: journal format version 2 is newer than this sigtrace supports (up to 1)",
+                future.display()
+            ),
+        ]
+    );
+    assert_eq!(event_ids(&items), [0, 1, 2, 3]);
+    assert_eq!((stats.failed_files, stats.files), (2, 1));
+
+    let (items, _) = read(&[&dir.0], true);
+    assert_eq!(items.len(), 1);
+    assert!(matches!(&items[0], Err(JournalError::NotAJournal { path }) if *path == bogus));
+
+    // A missing input names its path; lenient mode goes on.
+    let missing = dir.0.join("missing.journal");
+    let (items, _) = read(&[&missing, &dir.0.join("bogus.journal")], false);
+    assert!(errors(&items)[0]
+        .to_string()
+        .starts_with(&format!("{}: cannot read the journal:", missing.display())));
+    assert_eq!(errors(&items).len(), 2);
+}
+
+#[test]
+fn unknown_record_types_are_skipped_and_counted() {
+    let dir = TempDir::new("unknown");
+    let path = write_events(&dir.0, 2);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let payload = b"a record from the future";
+    bytes.extend_from_slice(&frame_header(999, &[payload]));
+    bytes.extend_from_slice(payload);
+    let ev = exit_record(2);
+    bytes.extend_from_slice(&frame_header(record_type::EVENT, &[&ev]));
+    bytes.extend_from_slice(&ev);
+    // A known type with a malformed payload is an error; reading goes on.
+    bytes.extend_from_slice(&frame_header(record_type::LOST, &[b"abc"]));
+    bytes.extend_from_slice(b"abc");
+    let ev = exit_record(3);
+    bytes.extend_from_slice(&frame_header(record_type::EVENT, &[&ev]));
+    bytes.extend_from_slice(&ev);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (items, stats) = read(&[&path], false);
+    assert_eq!(event_ids(&items), [0, 1, 2, 3]);
+    assert_eq!(stats.unknown_skipped, 1);
+    assert_eq!(stats.bad_records, 1);
+    let errs = errors(&items);
+    assert!(matches!(
+        errs[..],
+        [JournalError::BadRecord { what: "lost", .. }]
+    ));
+    assert!(warnings(&items).is_empty());
+}
+
+#[test]
+fn an_event_before_any_session_has_no_clock() {
+    let dir = TempDir::new("nosession");
+    let path = dir.0.join("x.journal");
+    let ev = exit_record(0);
+    let mut bytes = file_header().to_vec();
+    bytes.extend_from_slice(&frame_header(record_type::EVENT, &[&ev]));
+    bytes.extend_from_slice(&ev);
+    std::fs::write(&path, &bytes).unwrap();
+    let (items, _) = read(&[&path], true);
+    let item = items[0].as_ref().unwrap();
+    assert_eq!(item.clock, None);
+    assert!(matches!(
+        item.event(),
+        Some(Err(JournalError::NoSession { offset: 16, .. }))
+    ));
+}
+
+#[test]
+fn the_lending_api_matches_the_iterator() {
+    let dir = TempDir::new("lend");
+    let path = write_events(&dir.0, 5);
+    let mut r = JournalReader::new([&path], ReaderOptions::default());
+    let mut seen = Vec::new();
+    while let Some(item) = r.next_ref() {
+        let item = item.unwrap();
+        if let ItemKindRef::Record(RecordRef::Event(bytes)) = item.kind {
+            assert_eq!(bytes, &exit_record(seen.len() as u64)[..]);
+            seen.push(item.event().unwrap().unwrap().mono_ns);
+        }
+    }
+    assert_eq!(seen, [1000, 1001, 1002, 1003, 1004]);
+    assert_eq!(r.session(), Some(&session()));
+}
+
+#[test]
+fn synthetic_journals_decode_completely() {
+    let dir = TempDir::new("synthetic");
+    let files = write_synthetic_journal(&dir.0, 1000).unwrap();
+    assert_eq!(files.len(), 1);
+    let counts = decode_all(&[&dir.0]).unwrap();
+    let offset = 1_700_000_000_000_000_000u64;
+    let expected = (0..1000u64).fold(0u64, |s, i| s.wrapping_add(1_000_000 + i * 1000 + offset));
+    assert_eq!(
+        counts,
+        DecodeCounts {
+            events: 1000,
+            decode_errors: 0,
+            wall_ns_sum: expected
+        }
+    );
+}
+
+#[test]
+fn writer_errors_name_the_path() {
+    let dir = TempDir::new("errors");
+    let blocker = dir.0.join("blocker");
+    std::fs::write(&blocker, b"a file").unwrap();
+    let target = blocker.join("journal");
+    let Err(e) = JournalWriter::open(&target, JournalOptions::default(), session()) else {
+        panic!("opened a journal under a file")
+    };
+    assert!(e.to_string().starts_with(&format!(
+        "{}: cannot create the journal directory",
+        target.display()
+    )));
+    assert_eq!(e.path(), target);
+
+    let mut w = JournalWriter::open(&dir.0, JournalOptions::default(), session()).unwrap();
+    let huge = "x".repeat(MAX_PAYLOAD + 1);
+    assert!(matches!(
+        w.append_note(&huge),
+        Err(JournalError::TooLarge { len, .. }) if len == MAX_PAYLOAD + 1
+    ));
+}
+
+#[test]
+fn utc_stamps() {
+    assert_eq!(utc_stamp(0), "19700101T000000Z");
+    assert_eq!(utc_stamp(1_709_251_199), "20240229T235959Z");
+    assert_eq!(utc_stamp(1_709_251_200), "20240301T000000Z");
+    assert_eq!(utc_stamp(4_102_444_800), "21000101T000000Z");
+}

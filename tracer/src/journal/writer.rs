@@ -1,0 +1,407 @@
+//! The live-path side: appends frames to a buffered file, rotates and prunes.
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracer_common::{kind, Header, OomVictim, ProcessExit, SignalDeliver, SignalGenerate};
+
+use super::format::{
+    encode_lost, encode_session, file_header, frame_header, is_writer_name, record_type, utc_stamp,
+    FRAME_HEADER_LEN, MAGIC, MAX_PAYLOAD,
+};
+use super::{JournalError, SessionInfo};
+use crate::container::ContainerInfo;
+use crate::decode::{encode, RawRecord};
+
+/// Size limits of a journal directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JournalOptions {
+    /// A file is closed and a new one started before it would grow past this (default 64 MiB).
+    pub max_file_bytes: u64,
+    /// The oldest journal files are deleted while the directory's journal files, the current
+    /// one counted at `max_file_bytes`, exceed this (default 512 MiB).
+    pub max_total_bytes: u64,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 64 << 20,
+            max_total_bytes: 512 << 20,
+        }
+    }
+}
+
+/// Containers re-written at the start of each new file, so that it can be replayed alone.
+const MAX_REMEMBERED_CONTAINERS: usize = 1024;
+const WRITE_BUFFER_BYTES: usize = 64 << 10;
+
+/// Appends records to the journal in a directory. Writes are buffered: a record reaches the
+/// file when the buffer fills, on [`flush`](Self::flush), or when the writer is dropped.
+pub struct JournalWriter {
+    dir: PathBuf,
+    options: JournalOptions,
+    session: SessionInfo,
+    out: BufWriter<File>,
+    path: PathBuf,
+    /// Bytes written to the current file, buffered ones included.
+    file_bytes: u64,
+    /// Bytes of the current file's header, session and container records.
+    preamble_bytes: u64,
+    next_seq: u32,
+    last_name_secs: u64,
+    /// cgroup id → (insertion number, `Container` payload).
+    containers: HashMap<u64, (u64, Vec<u8>)>,
+    containers_added: u64,
+    scratch: Vec<u8>,
+    /// A write failed: the file may end in a partial frame, so the next append starts a new
+    /// file (the old one then reads as truncated, not corrupt).
+    broken: bool,
+}
+
+fn io_err<'a>(
+    path: &'a Path,
+    op: &'static str,
+) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl JournalWriter {
+    /// Creates `dir` if needed, starts a new file in it and deletes the oldest files beyond
+    /// the size cap.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        options: JournalOptions,
+        session: SessionInfo,
+    ) -> Result<Self, JournalError> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(io_err(&dir, "create the journal directory"))?;
+        let (path, file, seq, secs) = create_file(&dir, 0, 0)?;
+        let mut w = Self {
+            dir,
+            options,
+            session,
+            out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+            path,
+            file_bytes: 0,
+            preamble_bytes: 0,
+            next_seq: seq + 1,
+            last_name_secs: secs,
+            containers: HashMap::new(),
+            containers_added: 0,
+            scratch: Vec::with_capacity(256),
+            broken: false,
+        };
+        w.write_preamble()?;
+        w.prune()?;
+        Ok(w)
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn session(&self) -> &SessionInfo {
+        &self.session
+    }
+
+    /// Appends a raw kernel record, as the ring buffer gave it.
+    pub fn append_event(&mut self, bytes: &[u8]) -> Result<(), JournalError> {
+        self.append(record_type::EVENT, &[bytes])
+    }
+
+    /// Records that the kernel dropped `count` records, noticed at monotonic `mono_ns`.
+    pub fn append_lost(&mut self, count: u64, mono_ns: u64) -> Result<(), JournalError> {
+        self.append(record_type::LOST, &[&encode_lost(count, mono_ns)])
+    }
+
+    /// Records what a cgroup was resolved to. Writing the same information again is a no-op;
+    /// the writer repeats it at the start of later files (for up to 1024 cgroups).
+    pub fn append_container(
+        &mut self,
+        cgroup_id: u64,
+        info: &ContainerInfo,
+    ) -> Result<(), JournalError> {
+        let mut payload = Vec::with_capacity(256);
+        payload.extend_from_slice(&cgroup_id.to_le_bytes());
+        // Serialising a struct of strings into a Vec cannot fail.
+        serde_json::to_writer(&mut payload, info).map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            op: "serialise container info",
+            source: e.into(),
+        })?;
+        if self
+            .containers
+            .get(&cgroup_id)
+            .is_some_and(|(_, p)| *p == payload)
+        {
+            return Ok(());
+        }
+        self.append(record_type::CONTAINER, &[&payload])?;
+        self.remember_container(cgroup_id, payload);
+        Ok(())
+    }
+
+    /// Appends free text (e.g. "agent stopping").
+    pub fn append_note(&mut self, text: &str) -> Result<(), JournalError> {
+        self.append(record_type::NOTE, &[text.as_bytes()])
+    }
+
+    /// Hands buffered records to the kernel.
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        self.out
+            .flush()
+            .map_err(io_err(&self.path, "write the journal file"))
+    }
+
+    /// Flushes and waits until the data is on disk.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.flush()?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(io_err(&self.path, "sync the journal file"))
+    }
+
+    fn remember_container(&mut self, cgroup_id: u64, payload: Vec<u8>) {
+        if !self.containers.contains_key(&cgroup_id)
+            && self.containers.len() >= MAX_REMEMBERED_CONTAINERS
+        {
+            let oldest = self
+                .containers
+                .iter()
+                .min_by_key(|(_, (n, _))| *n)
+                .map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                self.containers.remove(&id);
+            }
+        }
+        self.containers_added += 1;
+        self.containers
+            .insert(cgroup_id, (self.containers_added, payload));
+    }
+
+    fn append(&mut self, rtype: u16, parts: &[&[u8]]) -> Result<(), JournalError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > MAX_PAYLOAD {
+            return Err(JournalError::TooLarge {
+                path: self.path.clone(),
+                len,
+            });
+        }
+        let frame_bytes = (FRAME_HEADER_LEN + len) as u64;
+        if self.broken
+            || (self.file_bytes + frame_bytes > self.options.max_file_bytes
+                && self.file_bytes > self.preamble_bytes)
+        {
+            self.rotate()?;
+        }
+        self.write_frame(rtype, parts)
+    }
+
+    fn write_frame(&mut self, rtype: u16, parts: &[&[u8]]) -> Result<(), JournalError> {
+        let header = frame_header(rtype, parts);
+        let mut res = self.out.write_all(&header);
+        for p in parts {
+            res = res.and_then(|()| self.out.write_all(p));
+        }
+        if let Err(e) = res {
+            self.broken = true;
+            return Err(io_err(&self.path, "write the journal file")(e));
+        }
+        self.file_bytes += header.len() as u64 + parts.iter().map(|p| p.len() as u64).sum::<u64>();
+        Ok(())
+    }
+
+    /// Writes the file header, the session and the remembered containers to a new file.
+    fn write_preamble(&mut self) -> Result<(), JournalError> {
+        let header = file_header();
+        if let Err(e) = self.out.write_all(&header) {
+            self.broken = true;
+            return Err(io_err(&self.path, "write the journal file")(e));
+        }
+        self.file_bytes = header.len() as u64;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        encode_session(&self.session, &mut scratch);
+        let res = self.write_frame(record_type::SESSION, &[&scratch]);
+        self.scratch = scratch;
+        res?;
+        let mut containers: Vec<_> = self.containers.values().collect();
+        containers.sort_by_key(|(n, _)| *n);
+        let payloads: Vec<Vec<u8>> = containers.into_iter().map(|(_, p)| p.clone()).collect();
+        for p in &payloads {
+            self.write_frame(record_type::CONTAINER, &[p])?;
+        }
+        self.preamble_bytes = self.file_bytes;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<(), JournalError> {
+        if let Err(e) = self.out.flush() {
+            tracing::warn!(path = %self.path.display(), error = %e, "journal: flushing before rotation failed");
+        }
+        let (path, file, seq, secs) = create_file(&self.dir, self.last_name_secs, self.next_seq)?;
+        self.next_seq = seq + 1;
+        self.last_name_secs = secs;
+        let old = std::mem::replace(
+            &mut self.out,
+            BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+        );
+        // Anything the failed flush left behind is only more of the old file's tail.
+        drop(old);
+        self.path = path;
+        self.broken = false;
+        self.write_preamble()?;
+        self.prune()
+    }
+
+    /// Deletes the oldest journal files until the directory's journal files, the current one
+    /// counted at `max_file_bytes`, fit in `max_total_bytes`.
+    fn prune(&mut self) -> Result<(), JournalError> {
+        let entries =
+            fs::read_dir(&self.dir).map_err(io_err(&self.dir, "list the journal directory"))?;
+        let mut ours: Vec<(String, PathBuf, u64)> = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if !is_writer_name(&name) || path == self.path {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_file() && has_magic(&path) {
+                ours.push((name, path, meta.len()));
+            }
+        }
+        ours.sort();
+        let mut total: u64 = ours.iter().map(|(_, _, len)| len).sum::<u64>()
+            + self.options.max_file_bytes.max(self.file_bytes);
+        for (_, path, len) in ours {
+            if total <= self.options.max_total_bytes {
+                break;
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => total -= len,
+                Err(e) if e.kind() == ErrorKind::NotFound => total -= len,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "journal: cannot delete an old file")
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn has_magic(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head == MAGIC
+}
+
+/// Creates a new file named from the current time (never earlier than `min_secs`, so names
+/// sort in creation order even if the clock steps back) and the first free sequence number
+/// from `seq`.
+fn create_file(
+    dir: &Path,
+    min_secs: u64,
+    mut seq: u32,
+) -> Result<(PathBuf, File, u32, u64), JournalError> {
+    let secs = now_secs().max(min_secs);
+    let stamp = utc_stamp(secs);
+    loop {
+        let path = dir.join(format!("sigtrace-{stamp}-{seq:06}.journal"));
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(file) => return Ok((path, file, seq, secs)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && seq < 999_999 => seq += 1,
+            Err(e) => return Err(io_err(&path, "create the journal file")(e)),
+        }
+    }
+}
+
+/// Writes a journal of `events` synthetic kernel records (all four kinds, in turn) to `dir`,
+/// for benchmarks of [`super::decode_all`]. Returns the files written.
+pub fn write_synthetic_journal(dir: &Path, events: u64) -> Result<Vec<PathBuf>, JournalError> {
+    let options = JournalOptions {
+        max_file_bytes: 1 << 30,
+        max_total_bytes: u64::MAX,
+    };
+    let session = SessionInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: "bench".to_string(),
+        clock_offset_ns: 1_700_000_000_000_000_000,
+        started_wall_ns: 1_700_000_000_000_000_000,
+        boot_id: String::new(),
+    };
+    let mut w = JournalWriter::open(dir, options, session)?;
+    let mut first = w.path().to_path_buf();
+    let mut files = vec![first.clone()];
+    for i in 0..events {
+        let header = |k| Header {
+            kind: k,
+            cpu: (i % 4) as u32,
+            ts_ns: 1_000_000 + i * 1000,
+        };
+        let mut task = tracer_common::TaskInfo {
+            tgid: 1000 + (i % 5000) as u32,
+            tid: 1000 + (i % 5000) as u32,
+            ppid: 1,
+            ns_pid: 1,
+            cgroup_id: 4242,
+            start_ns: 5,
+            ..Default::default()
+        };
+        task.comm[..5].copy_from_slice(b"nginx");
+        task.parent_comm[..4].copy_from_slice(b"runc");
+        let rec = match i % 4 {
+            0 => RawRecord::Generate(SignalGenerate {
+                header: header(kind::SIGNAL_GENERATE),
+                sig: 15,
+                sender: task,
+                target: task,
+                ..Default::default()
+            }),
+            1 => RawRecord::Deliver(SignalDeliver {
+                header: header(kind::SIGNAL_DELIVER),
+                sig: 15,
+                receiver: task,
+                ..Default::default()
+            }),
+            2 => RawRecord::Exit(ProcessExit {
+                header: header(kind::PROCESS_EXIT),
+                task,
+                exit_code: 15,
+                group_dead: 1,
+            }),
+            _ => RawRecord::Oom(OomVictim {
+                header: header(kind::OOM_VICTIM),
+                victim: task,
+                ..Default::default()
+            }),
+        };
+        w.append_event(&encode(&rec))?;
+        if w.path() != first {
+            first = w.path().to_path_buf();
+            files.push(first.clone());
+        }
+    }
+    w.flush()?;
+    Ok(files)
+}
