@@ -1,1 +1,280 @@
-//! Shutdown correlation engine (in progress).
+//! The pure shutdown correlation engine: decoded [`Event`]s in, [`Output`]s out (timeline
+//! lines and one [`ProcessStop`] record per process shutdown, with a diagnosis and a hint).
+//!
+//! This file owns the public API ([`Engine`], [`EngineConfig`], [`EngineStats`]) and the
+//! reorder window. No I/O, no clocks, no threads: all time comes from event timestamps (and
+//! the `now` passed to [`Engine::advance`]), so a live run and a journal replay of the same
+//! events produce the same records.
+//!
+//! - [`state`]: per-process tracking and shutdown episodes; [`apply`]: how each kind of event
+//!   changes them.
+//! - [`diagnose`]: the rule table and the timing (grace, overrun).
+//! - [`record`]: the output types (public JSON schema).
+//!
+//! # Ordering
+//!
+//! Events from different CPUs arrive slightly out of order. [`Engine::push`] buffers them and
+//! releases, in (timestamp, arrival) order, those older than the newest timestamp seen minus
+//! `reorder_window_ns`; [`Engine::advance`] releases those older than `now - window`. An event
+//! older than something already released (or than an `advance` threshold) is *late*: it is
+//! applied at once, out of order, and counted in [`EngineStats::late_events`].
+//!
+//! An episode whose process died is emitted once engine time passes its exit plus
+//! `exit_settle_ns`, so that the namespace teardown its death causes (kernel SIGKILLs to the
+//! remaining processes) is attributed to it; its record holds exactly the events up to that
+//! deadline whatever the batching of the input.
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::container::ContainerInfo;
+use crate::event::{Event, Signal};
+
+mod apply;
+mod diagnose;
+mod record;
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub use diagnose::{is_shell, SHELLS};
+pub use record::{
+    Diagnosis, ExitEntry, ForwardEntry, GraceSource, Output, Peer, ProcessStop, SignalEntry,
+    SignalOrigin, TimelineEvent, TimelineWhat,
+};
+
+/// Engine settings. All durations are in nanoseconds of event time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// User-stated expected grace period in seconds (`--grace`); used when none is observed.
+    pub grace_s: Option<f64>,
+    /// Stop signals beyond SIGTERM, SIGINT, SIGQUIT, SIGHUP and SIGKILL.
+    pub extra_stop_signals: Vec<Signal>,
+    /// How long events are held back to be put in timestamp order (default 20 ms).
+    pub reorder_window_ns: u64,
+    /// Cap on tracked processes (default 200 000); the least recently seen ones that are not
+    /// in a shutdown are evicted first.
+    pub max_processes: usize,
+    /// Cap on open shutdown episodes (default 50 000); the oldest is emitted as incomplete.
+    pub max_episodes: usize,
+    /// An episode still open this long after its first stop signal is emitted as incomplete
+    /// (default 10 min).
+    pub episode_timeout_ns: u64,
+    /// How long after a process's death its record waits for the kernel's namespace teardown
+    /// (default 50 ms).
+    pub exit_settle_ns: u64,
+    /// A tracked process not in a shutdown and not seen for this long is forgotten
+    /// (default 10 min).
+    pub process_idle_ns: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            grace_s: None,
+            extra_stop_signals: Vec::new(),
+            reorder_window_ns: 20_000_000,
+            max_processes: 200_000,
+            max_episodes: 50_000,
+            episode_timeout_ns: 600_000_000_000,
+            exit_settle_ns: 50_000_000,
+            process_idle_ns: 600_000_000_000,
+        }
+    }
+}
+
+/// State dropped before its natural end, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Evictions {
+    /// Tracked processes dropped by the `max_processes` cap.
+    pub process_count: u64,
+    /// Tracked processes dropped after `process_idle_ns` without events.
+    pub process_age: u64,
+    /// Episodes emitted early (incomplete) by the `max_episodes` cap.
+    pub episode_count: u64,
+    /// Episodes emitted incomplete after `episode_timeout_ns`.
+    pub episode_age: u64,
+    /// Episodes emitted incomplete because their pid was reused by a new process.
+    pub pid_reused: u64,
+}
+
+/// Counters and gauges for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    pub tracked_processes: usize,
+    pub open_episodes: usize,
+    /// Events waiting in the reorder window.
+    pub buffered_events: usize,
+    pub evictions: Evictions,
+    pub late_events: u64,
+    pub lost_events: u64,
+    pub records_emitted: u64,
+}
+
+/// Upper bound on buffered events, whatever the timestamps say.
+const MAX_BUFFERED: usize = 1 << 20;
+
+// Nearly every item is an event; boxing them to shrink the rare `Lost` marker would cost an
+// allocation per event.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Event(Event),
+    Lost(u64),
+}
+
+/// A buffered item, ordered by (timestamp, arrival).
+struct Pending {
+    ts: u64,
+    seq: u64,
+    item: Item,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.ts, self.seq) == (other.ts, other.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    /// Reversed, so that `BinaryHeap` pops the oldest first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.ts, other.seq).cmp(&(self.ts, self.seq))
+    }
+}
+
+/// The correlation engine. See the module docs.
+pub struct Engine {
+    tracker: state::Tracker,
+    buffer: BinaryHeap<Pending>,
+    seq: u64,
+    max_seen: u64,
+    /// Everything older was released: an event below it is late.
+    watermark: u64,
+    late_events: u64,
+    lost_events: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        Self {
+            tracker: state::Tracker::new(cfg),
+            buffer: BinaryHeap::new(),
+            seq: 0,
+            max_seen: 0,
+            watermark: 0,
+            late_events: 0,
+            lost_events: 0,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.tracker.cfg
+    }
+
+    /// Buffers `ev` in the reorder window and applies, in timestamp order, the buffered events
+    /// older than the newest timestamp seen minus the window.
+    pub fn push(&mut self, ev: Event, out: &mut Vec<Output>) {
+        let ts = ev.mono_ns;
+        if ts < self.watermark {
+            self.late_events += 1;
+            self.apply(ts, Item::Event(ev), out);
+            return;
+        }
+        self.max_seen = self.max_seen.max(ts);
+        self.enqueue(ts, Item::Event(ev));
+        let threshold = self
+            .max_seen
+            .saturating_sub(self.tracker.cfg.reorder_window_ns);
+        self.release(threshold, out);
+        while self.buffer.len() > MAX_BUFFERED {
+            if let Some(p) = self.buffer.pop() {
+                self.apply(p.ts, p.item, out);
+            }
+        }
+    }
+
+    /// `count` events were lost (ring buffer full), noticed at `mono_ns`: the records of
+    /// shutdowns open at that time are marked incomplete.
+    pub fn lost(&mut self, count: u64, mono_ns: u64) {
+        self.lost_events += count;
+        if mono_ns < self.watermark {
+            self.tracker.lost(count, mono_ns);
+        } else {
+            self.enqueue(mono_ns, Item::Lost(count));
+        }
+    }
+
+    /// Engine time is `now_mono_ns`: applies buffered events older than `now - window`, emits
+    /// the records that are due and expires old episodes.
+    pub fn advance(&mut self, now_mono_ns: u64, out: &mut Vec<Output>) {
+        let threshold = now_mono_ns.saturating_sub(self.tracker.cfg.reorder_window_ns);
+        self.release(threshold, out);
+        self.watermark = self.watermark.max(threshold);
+        self.tracker.tick(threshold, out);
+    }
+
+    /// End of stream: applies everything buffered, emits every record; episodes still open are
+    /// emitted as incomplete ("still running when the trace ended").
+    pub fn finish(&mut self, out: &mut Vec<Output>) {
+        while let Some(p) = self.buffer.pop() {
+            self.apply(p.ts, p.item, out);
+        }
+        self.tracker.finish(out);
+    }
+
+    /// Container attribution for a cgroup: records (and timeline lines) of processes in it
+    /// carry `info` from now on.
+    pub fn set_container(&mut self, cgroup_id: u64, info: Arc<ContainerInfo>) {
+        self.tracker.set_container(cgroup_id, info);
+    }
+
+    /// Forgets the attribution of a removed cgroup.
+    pub fn forget_container(&mut self, cgroup_id: u64) {
+        self.tracker.forget_container(cgroup_id);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            tracked_processes: self.tracker.procs.len(),
+            open_episodes: self.tracker.episodes.len(),
+            buffered_events: self.buffer.len(),
+            evictions: self.tracker.evictions,
+            late_events: self.late_events,
+            lost_events: self.lost_events,
+            records_emitted: self.tracker.records_emitted,
+        }
+    }
+
+    fn enqueue(&mut self, ts: u64, item: Item) {
+        self.seq += 1;
+        self.buffer.push(Pending {
+            ts,
+            seq: self.seq,
+            item,
+        });
+    }
+
+    fn release(&mut self, threshold: u64, out: &mut Vec<Output>) {
+        while self.buffer.peek().is_some_and(|p| p.ts < threshold) {
+            if let Some(p) = self.buffer.pop() {
+                self.apply(p.ts, p.item, out);
+            }
+        }
+    }
+
+    fn apply(&mut self, ts: u64, item: Item, out: &mut Vec<Output>) {
+        self.watermark = self.watermark.max(ts);
+        self.tracker.tick(ts, out);
+        match item {
+            Item::Event(ev) => self.tracker.apply(ev, out),
+            Item::Lost(n) => self.tracker.lost(n, ts),
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! Applies decoded events, in timestamp order, to the tracking state of [`super::state`]:
+//! signal generation (episodes opened, signals, forwarding, escalation, namespace teardown,
+//! internal group-exit fan-out), delivery (matched per thread group by signal number),
+//! process exit (ends an episode) and OOM victims. Emits the timeline lines.
+use std::num::NonZeroU64;
+
+use super::diagnose;
+use super::record::{Output, TimelineWhat};
+use super::state::{
+    peer, same_start, ExitRec, Fwd, InternalKill, SenderId, SigKind, SigRec, Tracker,
+    INTERNAL_KILL_STASH, MAX_FORWARDED, OOM_MATCH_NS, SI_KERNEL,
+};
+use crate::event::{
+    Disposition, Event, EventKind, ExitStatus, SigResult, Signal, StopDispositions, Task,
+};
+
+impl Tracker {
+    pub fn apply(&mut self, ev: Event, out: &mut Vec<Output>) {
+        let (mono, wall) = (ev.mono_ns, ev.wall_ns);
+        self.now = self.now.max(mono);
+        match ev.kind {
+            EventKind::SignalGenerate {
+                signal,
+                si_code,
+                result,
+                sender,
+                target,
+                disposition,
+                stop_dispositions,
+                blocked,
+                ..
+            } => self.on_generate(
+                mono,
+                wall,
+                Generate {
+                    signal,
+                    si_code,
+                    result,
+                    sender,
+                    target,
+                    disposition,
+                    stop_dispositions,
+                    blocked,
+                },
+                out,
+            ),
+            EventKind::SignalDeliver {
+                signal,
+                receiver,
+                disposition,
+                converted_from,
+                ..
+            } => self.on_deliver(
+                mono,
+                wall,
+                signal,
+                receiver,
+                disposition,
+                converted_from,
+                out,
+            ),
+            EventKind::Exit {
+                task,
+                exit,
+                group_dead,
+            } => self.on_exit(mono, wall, task, exit, group_dead, out),
+            EventKind::OomVictim {
+                victim,
+                invoker_pid,
+            } => self.on_oom(mono, wall, victim, invoker_pid, out),
+        }
+    }
+
+    /// A kernel SIGKILL from a PID-namespace init that is exiting (its flags were replaced by
+    /// SIGNAL_GROUP_EXIT, or it says it is exiting): the namespace teardown.
+    fn is_dying_init(&self, s: &Task) -> bool {
+        let init = s.ns_init || s.ns_pid == 1 || self.lookup(s).is_some_and(|p| p.ns_init);
+        let dying = s.group_exiting
+            || !s.ns_init
+            || self
+                .lookup(s)
+                .and_then(|p| p.episode)
+                .and_then(|id| self.episodes.get(&id.get()))
+                .is_some_and(|e| !e.is_open());
+        init && dying
+    }
+
+    fn on_generate(&mut self, mono: u64, wall: i64, g: Generate, out: &mut Vec<Output>) {
+        let Generate {
+            signal,
+            si_code,
+            result,
+            sender,
+            target,
+            disposition,
+            stop_dispositions,
+            blocked,
+        } = g;
+        let is_kill = signal == Signal::KILL;
+        if is_kill && si_code == SI_KERNEL && sender.pid == target.pid {
+            // Group-exit fan-out inside the thread group: internal. Kept briefly in case an
+            // OOM victim event says the OOM killer sent it (victim allocating itself).
+            while self.internal_kills.len() >= INTERNAL_KILL_STASH
+                || self
+                    .internal_kills
+                    .front()
+                    .is_some_and(|k| k.rec.mono.saturating_add(OOM_MATCH_NS) < mono)
+            {
+                self.internal_kills.pop_front();
+            }
+            self.internal_kills.push_back(InternalKill {
+                pid: target.pid,
+                start_ns: target.start_ns,
+                rec: SigRec {
+                    mono,
+                    wall,
+                    signal,
+                    sender: Some(peer(&sender)),
+                    result,
+                    disposition,
+                    si_code,
+                    kind: SigKind::Kernel,
+                    delivered_wall: None,
+                },
+            });
+            return;
+        }
+        let kind = if is_kill && si_code == SI_KERNEL {
+            if self.is_dying_init(&sender) {
+                SigKind::Orphan
+            } else {
+                SigKind::Kernel
+            }
+        } else {
+            SigKind::User
+        };
+        let stop = self.is_stop(signal);
+        self.note_family(&sender);
+        self.note_family(&target);
+
+        // Sender side: forwarding to a child, or the teardown of a dead init's namespace.
+        let mut forwarded = false;
+        if sender.pid != target.pid {
+            let sid = self
+                .lookup(&sender)
+                .and_then(|p| p.episode)
+                .map(NonZeroU64::get);
+            if let Some(sep) = sid.and_then(|id| self.episodes.get_mut(&id)) {
+                if kind == SigKind::Orphan {
+                    sep.add_child(&target);
+                } else if target.ppid == sender.pid && sep.is_open() {
+                    forwarded = true;
+                    sep.last_mono = mono;
+                    sep.add_child(&target);
+                    if sep.forwarded.len() < MAX_FORWARDED {
+                        sep.forwarded.push(Fwd {
+                            wall,
+                            signal,
+                            stop,
+                            target: peer(&target),
+                            result,
+                        });
+                    }
+                }
+            }
+        }
+
+        // Target side.
+        let mut episode = None;
+        let mut escalation = false;
+        if self.touch(&target, mono, out) {
+            let no_effect = result == SigResult::Ignored && target.group_exiting;
+            episode = self.open_episode_of(&target);
+            if episode.is_none() && stop && !no_effect {
+                episode = Some(self.open_episode(&target, mono, wall, out));
+            }
+            if let Some(ep) = episode.and_then(|id| self.episodes.get_mut(&id)) {
+                ep.last_mono = mono;
+                ep.ns_init |= target.ns_init;
+                if ep.first_signal.is_none() && stop {
+                    ep.first_signal = Some(signal);
+                    ep.first_sender = Some(SenderId {
+                        pid: sender.pid,
+                        ppid: sender.ppid,
+                        comm: sender.comm.clone(),
+                    });
+                    ep.first_result = Some(result);
+                    ep.first_disposition = Some(disposition);
+                    ep.first_blocked = blocked;
+                    ep.dispositions = Some(stop_dispositions);
+                } else if is_kill
+                    && kind == SigKind::User
+                    && ep.first_signal.is_some_and(|s| s != Signal::KILL)
+                {
+                    escalation = true;
+                    if ep.kill.is_none() {
+                        ep.kill = Some((mono, wall));
+                    }
+                    if ep.grace_kill.is_none()
+                        && ep.first_sender.as_ref().is_some_and(|s| s.same(&sender))
+                    {
+                        ep.grace_kill = Some(mono);
+                    }
+                }
+                match kind {
+                    SigKind::Orphan => ep.orphan_killed = true,
+                    SigKind::Kernel => ep.kernel_killed = true,
+                    SigKind::User => {}
+                }
+                ep.push_signal(SigRec {
+                    mono,
+                    wall,
+                    signal,
+                    sender: Some(peer(&sender)),
+                    result,
+                    disposition,
+                    si_code,
+                    kind,
+                    delivered_wall: None,
+                });
+            }
+        }
+        if (stop && episode.is_some()) || forwarded {
+            let what = TimelineWhat::Generate {
+                signal,
+                sender: peer(&sender),
+                target: peer(&target),
+                result,
+                disposition,
+                si_code,
+                origin: kind.origin(),
+                forwarded,
+                escalation,
+            };
+            out.push(self.timeline(mono, wall, &target, what));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_deliver(
+        &mut self,
+        mono: u64,
+        wall: i64,
+        signal: Signal,
+        receiver: Task,
+        disposition: Disposition,
+        converted_from: Option<Signal>,
+        out: &mut Vec<Output>,
+    ) {
+        self.note_family(&receiver);
+        // A fatal default-action signal is delivered as SIGKILL: it is that signal's delivery.
+        let converted = signal == Signal::KILL && converted_from.is_some();
+        let eff = if converted {
+            converted_from.unwrap_or(signal)
+        } else {
+            signal
+        };
+        let disposition = if converted {
+            Disposition::Default
+        } else {
+            disposition
+        };
+        let stop = self.is_stop(eff);
+        if !self.touch(&receiver, mono, out) {
+            return;
+        }
+        let mut opened = false;
+        let id = match self.open_episode_of(&receiver) {
+            Some(id) => id,
+            // A real stop signal delivered whose generation was not seen. A SIGKILL delivery
+            // alone proves nothing: every thread of a group that exits gets one.
+            None if stop && eff != Signal::KILL => {
+                opened = true;
+                self.open_episode(&receiver, mono, wall, out)
+            }
+            None => return,
+        };
+        let Some(ep) = self.episodes.get_mut(&id) else {
+            return;
+        };
+        ep.last_mono = mono;
+        ep.ns_init |= receiver.ns_init;
+        let undelivered = |r: &SigRec| r.signal == eff && r.delivered_wall.is_none();
+        let idx = ep
+            .signals
+            .iter()
+            .position(|r| {
+                undelivered(r)
+                    && r.result != SigResult::AlreadyPending
+                    && r.result != SigResult::Ignored
+            })
+            .or_else(|| {
+                ep.signals
+                    .iter()
+                    .position(|r| undelivered(r) && r.result != SigResult::Ignored)
+            });
+        let matched = match idx {
+            Some(i) => {
+                let r = &mut ep.signals[i];
+                r.delivered_wall = Some(wall);
+                r.disposition = disposition;
+                true
+            }
+            // Duplicates: per-thread SIGKILL deliveries, collapsed signals.
+            None if eff == Signal::KILL || ep.signals.iter().any(|r| r.signal == eff) => false,
+            None => {
+                ep.push_signal(SigRec {
+                    mono,
+                    wall,
+                    signal: eff,
+                    sender: None,
+                    result: SigResult::Unknown,
+                    disposition,
+                    si_code: -1,
+                    kind: SigKind::User,
+                    delivered_wall: Some(wall),
+                });
+                true
+            }
+        };
+        if opened {
+            ep.first_signal = Some(eff);
+            ep.first_disposition = Some(disposition);
+            ep.mark_incomplete(
+                "the stop signal's generation was not seen (sent before the trace started, or lost)",
+            );
+        }
+        if stop && !converted && disposition == Disposition::Handler {
+            ep.handler_ran = true;
+        }
+        if matched && stop {
+            let what = TimelineWhat::Deliver {
+                signal,
+                tid: receiver.tid,
+                disposition,
+                converted_from: converted.then_some(eff),
+            };
+            out.push(self.timeline(mono, wall, &receiver, what));
+        }
+    }
+
+    fn on_exit(
+        &mut self,
+        mono: u64,
+        wall: i64,
+        task: Task,
+        status: ExitStatus,
+        group_dead: bool,
+        out: &mut Vec<Output>,
+    ) {
+        self.note_family(&task);
+        if !group_dead {
+            return; // one thread; the group lives on
+        }
+        let Some(p) = self.lookup(&task).copied() else {
+            return;
+        };
+        match self.open_episode_of(&task) {
+            Some(id) => {
+                let settle = self.cfg.exit_settle_ns;
+                let Some(ep) = self.episodes.get_mut(&id) else {
+                    return;
+                };
+                ep.exit = Some(ExitRec { mono, wall, status });
+                ep.last_mono = mono;
+                ep.ns_init |= task.ns_init;
+                let after_s = mono.saturating_sub(ep.first_mono) as f64 / 1e9;
+                let first = ep.first_mono;
+                self.open.remove(&(first, id));
+                self.settling.insert((mono.saturating_add(settle), id));
+                let what = TimelineWhat::Exit {
+                    exit: diagnose::exit_entry(wall, &status),
+                    after_s,
+                };
+                out.push(self.timeline(mono, wall, &task, what));
+            }
+            None if p.episode.is_none() => {
+                self.procs.remove(&task.pid);
+            }
+            None => {}
+        }
+    }
+
+    fn on_oom(&mut self, mono: u64, wall: i64, victim: Task, invoker: u32, out: &mut Vec<Output>) {
+        if !self.touch(&victim, mono, out) {
+            return;
+        }
+        let id = match self.open_episode_of(&victim) {
+            Some(id) => id,
+            None => {
+                let stash = self.internal_kills.iter().position(|k| {
+                    k.pid == victim.pid
+                        && same_start(k.start_ns, victim.start_ns)
+                        && k.rec.mono <= mono
+                        && k.rec.mono.saturating_add(OOM_MATCH_NS) >= mono
+                });
+                let kill = stash.and_then(|i| self.internal_kills.remove(i));
+                let (m, w) = kill
+                    .as_ref()
+                    .map_or((mono, wall), |k| (k.rec.mono, k.rec.wall));
+                let id = self.open_episode(&victim, m, w, out);
+                if let (Some(k), Some(ep)) = (kill, self.episodes.get_mut(&id)) {
+                    ep.first_signal = Some(Signal::KILL);
+                    ep.first_sender = k.rec.sender.as_ref().map(|s| SenderId {
+                        pid: s.pid,
+                        ppid: 0,
+                        comm: s.comm.clone(),
+                    });
+                    ep.first_result = Some(k.rec.result);
+                    ep.kernel_killed = true;
+                    ep.push_signal(k.rec);
+                }
+                id
+            }
+        };
+        if let Some(ep) = self.episodes.get_mut(&id) {
+            ep.oom_invoker = Some(invoker);
+            ep.last_mono = mono;
+        }
+        out.push(self.timeline(
+            mono,
+            wall,
+            &victim,
+            TimelineWhat::OomVictim {
+                invoker_pid: invoker,
+            },
+        ));
+    }
+}
+
+/// The fields of a generate event the tracker uses.
+struct Generate {
+    signal: Signal,
+    si_code: i32,
+    result: SigResult,
+    sender: Task,
+    target: Task,
+    disposition: Disposition,
+    stop_dispositions: StopDispositions,
+    blocked: bool,
+}

@@ -1,0 +1,538 @@
+//! Per-process tracking and shutdown episodes: the tracked-process and episode types, process
+//! identity and PID reuse, episode opening, expiry, eviction and emission (the event handlers
+//! that fill them are in [`super::apply`]).
+//!
+//! Identity: a process is (pid, `start_ns`); one live process per pid, so the map is keyed by
+//! pid and an entry with another start time is a different process (PID reuse: the old one
+//! must be gone; an event carrying an *older* start time is stale and is ignored). A start
+//! time of 0 means unknown and matches any.
+//!
+//! State is kept only for processes seen as signal targets/receivers or OOM victims (small
+//! [`Proc`] entries, removed at their exit, by age and by count) and for open episodes
+//! (bounded lists). Plain exits of untracked processes leave no trace.
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use super::diagnose;
+use super::record::{Output, Peer, SignalOrigin, TimelineEvent, TimelineWhat};
+use super::{EngineConfig, Evictions};
+use crate::container::ContainerInfo;
+use crate::event::{Disposition, ExitStatus, SigResult, Signal, StopDispositions, Task};
+
+/// `si_code` of kernel-originated signals.
+pub(super) const SI_KERNEL: i32 = 0x80;
+/// Per-episode caps on the lists a record carries.
+pub(super) const MAX_SIGNALS: usize = 64;
+pub(super) const MAX_FORWARDED: usize = 64;
+pub(super) const MAX_CHILDREN: usize = 32;
+/// How far back an OOM victim event looks for the victim's self-sent kernel SIGKILL.
+pub(super) const OOM_MATCH_NS: u64 = 1_000_000_000;
+pub(super) const INTERNAL_KILL_STASH: usize = 256;
+
+/// What is kept for a tracked process (small: 32 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Proc {
+    pub start_ns: u64,
+    pub last_seen_ns: u64,
+    /// Its episode (open, or ended and waiting to be emitted).
+    pub episode: Option<NonZeroU64>,
+    /// Sticky: some event showed it as a PID-namespace init.
+    pub ns_init: bool,
+}
+
+/// How a signal came about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SigKind {
+    User,
+    /// Kernel SIGKILL not from a dying namespace init (OOM killer, or unexplained).
+    Kernel,
+    /// Kernel SIGKILL from the dying init of the target's PID namespace.
+    Orphan,
+}
+
+impl SigKind {
+    pub(super) fn origin(self) -> SignalOrigin {
+        match self {
+            Self::User => SignalOrigin::User,
+            Self::Kernel => SignalOrigin::Kernel,
+            Self::Orphan => SignalOrigin::NamespaceTeardown,
+        }
+    }
+}
+
+/// A signal received during an episode.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct SigRec {
+    pub mono: u64,
+    pub wall: i64,
+    pub signal: Signal,
+    pub sender: Option<Peer>,
+    pub result: SigResult,
+    pub disposition: Disposition,
+    pub si_code: i32,
+    pub kind: SigKind,
+    pub delivered_wall: Option<i64>,
+}
+
+/// A signal sent by the episode's process to one of its children.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Fwd {
+    pub wall: i64,
+    pub signal: Signal,
+    pub stop: bool,
+    pub target: Peer,
+    pub result: SigResult,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct ExitRec {
+    pub mono: u64,
+    pub wall: i64,
+    pub status: ExitStatus,
+}
+
+/// Who sent the first stop signal (to recognise the escalation's sender).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct SenderId {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+}
+
+impl SenderId {
+    /// Same pid, or same comm with the same parent (`runc kill TERM` then `runc kill KILL`).
+    pub(super) fn same(&self, t: &Task) -> bool {
+        self.pid == t.pid || (self.ppid != 0 && self.ppid == t.ppid && self.comm == t.comm)
+    }
+}
+
+/// One shutdown of one process: from its first stop signal to its death (and a short settle
+/// time after it, to see the namespace teardown its death causes).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Episode {
+    pub id: u64,
+    pub pid: u32,
+    pub start_ns: u64,
+    pub ns_pid: u32,
+    pub comm: String,
+    pub ppid: u32,
+    pub cgroup_id: u64,
+    pub ns_init: bool,
+    pub first_mono: u64,
+    pub first_wall: i64,
+    pub last_mono: u64,
+    /// The first stop signal; `None` only for an OOM kill whose SIGKILL was not seen.
+    pub first_signal: Option<Signal>,
+    pub first_sender: Option<SenderId>,
+    pub first_result: Option<SigResult>,
+    /// The target's disposition for the first stop signal.
+    pub first_disposition: Option<Disposition>,
+    pub first_blocked: bool,
+    pub dispositions: Option<StopDispositions>,
+    pub signals: Vec<SigRec>,
+    pub forwarded: Vec<Fwd>,
+    pub children: Vec<Peer>,
+    pub exit: Option<ExitRec>,
+    pub oom_invoker: Option<u32>,
+    pub orphan_killed: bool,
+    pub kernel_killed: bool,
+    /// A stop signal was delivered to a handler.
+    pub handler_ran: bool,
+    /// First user-space SIGKILL after a non-SIGKILL first stop signal: (mono, wall).
+    pub kill: Option<(u64, i64)>,
+    /// First SIGKILL from the first stop signal's sender (observed grace end).
+    pub grace_kill: Option<u64>,
+    pub incomplete: Vec<String>,
+}
+
+impl Episode {
+    pub(super) fn new(id: u64, t: &Task, ns_init: bool, mono: u64, wall: i64) -> Self {
+        Self {
+            id,
+            pid: t.pid,
+            start_ns: t.start_ns,
+            ns_pid: t.ns_pid,
+            comm: t.comm.clone(),
+            ppid: t.ppid,
+            cgroup_id: t.cgroup_id,
+            ns_init: ns_init || t.ns_init,
+            first_mono: mono,
+            first_wall: wall,
+            last_mono: mono,
+            first_signal: None,
+            first_sender: None,
+            first_result: None,
+            first_disposition: None,
+            first_blocked: false,
+            dispositions: None,
+            signals: Vec::new(),
+            forwarded: Vec::new(),
+            children: Vec::new(),
+            exit: None,
+            oom_invoker: None,
+            orphan_killed: false,
+            kernel_killed: false,
+            handler_ran: false,
+            kill: None,
+            grace_kill: None,
+            incomplete: Vec::new(),
+        }
+    }
+
+    pub(super) fn mark_incomplete(&mut self, reason: impl Into<String>) {
+        let reason = reason.into();
+        if !self.incomplete.contains(&reason) {
+            self.incomplete.push(reason);
+        }
+    }
+
+    pub(super) fn add_child(&mut self, t: &Task) {
+        if t.pid != self.pid
+            && self.children.len() < MAX_CHILDREN
+            && !self.children.iter().any(|c| c.pid == t.pid)
+        {
+            self.children.push(peer(t));
+        }
+    }
+
+    pub(super) fn push_signal(&mut self, rec: SigRec) {
+        if self.signals.len() < MAX_SIGNALS {
+            self.signals.push(rec);
+        } else {
+            self.mark_incomplete(format!(
+                "more than {MAX_SIGNALS} signals; later ones are not listed"
+            ));
+        }
+    }
+
+    pub(super) fn is_open(&self) -> bool {
+        self.exit.is_none()
+    }
+}
+
+pub(super) fn peer(t: &Task) -> Peer {
+    Peer {
+        pid: t.pid,
+        comm: t.comm.clone(),
+    }
+}
+
+pub(super) fn same_start(a: u64, b: u64) -> bool {
+    a == 0 || b == 0 || a == b
+}
+
+/// A SIGKILL the kernel sent a thread group from inside itself, kept briefly in case an OOM
+/// victim event explains it.
+#[derive(Clone, Debug)]
+pub(super) struct InternalKill {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub rec: SigRec,
+}
+
+/// The tracking state; [`super::Engine`] feeds it events in timestamp order.
+pub(super) struct Tracker {
+    pub cfg: EngineConfig,
+    pub(super) stop_mask: u128,
+    pub procs: HashMap<u32, Proc>,
+    pub episodes: HashMap<u64, Episode>,
+    /// (first stop signal time, id) of episodes whose process has not died yet.
+    pub(super) open: BTreeSet<(u64, u64)>,
+    /// (emit deadline, id) of episodes whose process died.
+    pub(super) settling: BTreeSet<(u64, u64)>,
+    pub(super) next_id: u64,
+    pub(super) internal_kills: VecDeque<InternalKill>,
+    pub(super) containers: HashMap<u64, Arc<ContainerInfo>>,
+    pub(super) last_age_sweep: u64,
+    /// Latest event time applied.
+    pub now: u64,
+    pub evictions: Evictions,
+    pub records_emitted: u64,
+}
+
+impl Tracker {
+    pub fn new(cfg: EngineConfig) -> Self {
+        let mut stop_mask = 0u128;
+        for s in [
+            Signal::HUP,
+            Signal::INT,
+            Signal::QUIT,
+            Signal::KILL,
+            Signal::TERM,
+        ]
+        .into_iter()
+        .chain(cfg.extra_stop_signals.iter().copied())
+        {
+            if (1..128).contains(&s.0) {
+                stop_mask |= 1u128 << s.0;
+            }
+        }
+        Self {
+            cfg,
+            stop_mask,
+            procs: HashMap::new(),
+            episodes: HashMap::new(),
+            open: BTreeSet::new(),
+            settling: BTreeSet::new(),
+            next_id: 1,
+            internal_kills: VecDeque::new(),
+            containers: HashMap::new(),
+            last_age_sweep: 0,
+            now: 0,
+            evictions: Evictions::default(),
+            records_emitted: 0,
+        }
+    }
+
+    pub fn is_stop(&self, s: Signal) -> bool {
+        (1..128).contains(&s.0) && self.stop_mask & (1u128 << s.0) != 0
+    }
+
+    pub fn set_container(&mut self, cgroup_id: u64, info: Arc<ContainerInfo>) {
+        self.containers.insert(cgroup_id, info);
+    }
+
+    pub fn forget_container(&mut self, cgroup_id: u64) {
+        self.containers.remove(&cgroup_id);
+    }
+
+    pub(super) fn container(&self, cgroup_id: u64) -> Option<Arc<ContainerInfo>> {
+        self.containers.get(&cgroup_id).cloned()
+    }
+
+    // ---- time ------------------------------------------------------------------------------
+
+    /// Engine time reached `t`: emit settled episodes, time out old ones, sweep idle processes.
+    /// Everything strictly before `t` is final.
+    pub fn tick(&mut self, t: u64, out: &mut Vec<Output>) {
+        self.now = self.now.max(t);
+        while let Some(&(deadline, id)) = self.settling.first() {
+            if deadline >= t {
+                break;
+            }
+            self.emit(id, deadline, out);
+        }
+        while let Some(&(first, id)) = self.open.first() {
+            let expiry = first.saturating_add(self.cfg.episode_timeout_ns);
+            if expiry >= t {
+                break;
+            }
+            if let Some(ep) = self.episodes.get_mut(&id) {
+                ep.mark_incomplete(format!(
+                    "still running {:.0} s after the first stop signal (episode timeout)",
+                    self.cfg.episode_timeout_ns as f64 / 1e9
+                ));
+            }
+            self.evictions.episode_age += 1;
+            self.emit(id, expiry, out);
+        }
+        let every = (self.cfg.process_idle_ns / 4).max(1);
+        if t >= self.last_age_sweep.saturating_add(every) {
+            self.last_age_sweep = t;
+            let idle = self.cfg.process_idle_ns;
+            let before = self.procs.len();
+            self.procs
+                .retain(|_, p| p.episode.is_some() || p.last_seen_ns.saturating_add(idle) >= t);
+            self.evictions.process_age += (before - self.procs.len()) as u64;
+        }
+    }
+
+    /// Events were lost at `mono`: every episode still being collected may be incomplete.
+    pub fn lost(&mut self, count: u64, mono: u64) {
+        self.now = self.now.max(mono);
+        let reason = format!("{count} events lost (ring buffer full) during this shutdown");
+        for ep in self.episodes.values_mut() {
+            ep.mark_incomplete(reason.clone());
+        }
+    }
+
+    /// End of stream: emit ended episodes, then the ones still open as incomplete.
+    pub fn finish(&mut self, out: &mut Vec<Output>) {
+        while let Some(&(deadline, id)) = self.settling.first() {
+            self.emit(id, deadline, out);
+        }
+        let now = self.now;
+        while let Some(&(_, id)) = self.open.first() {
+            if let Some(ep) = self.episodes.get_mut(&id) {
+                ep.mark_incomplete("still running when the trace ended");
+            }
+            self.emit(id, now, out);
+        }
+    }
+
+    /// Removes episode `id` and emits its record; `end` is when observation stopped for a
+    /// process that did not exit.
+    pub(super) fn emit(&mut self, id: u64, end: u64, out: &mut Vec<Output>) {
+        let Some(ep) = self.episodes.remove(&id) else {
+            return;
+        };
+        self.open.remove(&(ep.first_mono, id));
+        if let Some(x) = &ep.exit {
+            self.settling
+                .remove(&(x.mono.saturating_add(self.cfg.exit_settle_ns), id));
+        }
+        if let Some(p) = self.procs.get_mut(&ep.pid) {
+            if p.episode.map(NonZeroU64::get) == Some(id) {
+                if ep.exit.is_some() {
+                    self.procs.remove(&ep.pid);
+                } else {
+                    p.episode = None;
+                }
+            }
+        }
+        let container = self.container(ep.cgroup_id);
+        let stop = diagnose::build(&ep, &self.cfg, end, container);
+        self.records_emitted += 1;
+        out.push(Output::ProcessStop(stop));
+    }
+
+    // ---- processes -------------------------------------------------------------------------
+
+    /// The tracked process `t` is, without creating it.
+    pub(super) fn lookup(&self, t: &Task) -> Option<&Proc> {
+        self.procs
+            .get(&t.pid)
+            .filter(|p| same_start(p.start_ns, t.start_ns))
+    }
+
+    /// The open (not yet dead) episode of `t`.
+    pub(super) fn open_episode_of(&self, t: &Task) -> Option<u64> {
+        let id = self.lookup(t)?.episode?.get();
+        self.episodes.get(&id).filter(|e| e.is_open()).map(|e| e.id)
+    }
+
+    /// Makes `t` a tracked process (creating it, or replacing an older process with the same
+    /// pid). False when `t` is older than the tracked process with its pid (stale event).
+    pub(super) fn touch(&mut self, t: &Task, mono: u64, out: &mut Vec<Output>) -> bool {
+        if let Some(p) = self.procs.get_mut(&t.pid) {
+            if same_start(p.start_ns, t.start_ns) {
+                if p.start_ns == 0 {
+                    p.start_ns = t.start_ns;
+                }
+                p.last_seen_ns = p.last_seen_ns.max(mono);
+                p.ns_init |= t.ns_init;
+                return true;
+            }
+            if t.start_ns < p.start_ns {
+                return false;
+            }
+            // PID reuse: the old process is gone even though its exit was not seen.
+            let old = *p;
+            self.procs.remove(&t.pid);
+            if let Some(id) = old.episode.map(NonZeroU64::get) {
+                if let Some(ep) = self.episodes.get_mut(&id).filter(|e| e.is_open()) {
+                    ep.mark_incomplete(
+                        "pid reused by a new process before this one's exit was seen",
+                    );
+                    self.evictions.pid_reused += 1;
+                    self.emit(id, mono, out);
+                }
+            }
+        }
+        if self.procs.len() >= self.cfg.max_processes {
+            self.evict_processes();
+        }
+        self.procs.insert(
+            t.pid,
+            Proc {
+                start_ns: t.start_ns,
+                last_seen_ns: mono,
+                episode: None,
+                ns_init: t.ns_init,
+            },
+        );
+        true
+    }
+
+    /// Count cap: drops the least recently seen processes that are not in an episode, down
+    /// to 7/8 of the cap (deterministic: by last-seen time, then pid).
+    pub(super) fn evict_processes(&mut self) {
+        let target = self.cfg.max_processes - self.cfg.max_processes / 8;
+        let excess = (self.procs.len() + 1).saturating_sub(target);
+        let mut idle: Vec<(u64, u32)> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.episode.is_none())
+            .map(|(&pid, p)| (p.last_seen_ns, pid))
+            .collect();
+        let n = excess.min(idle.len());
+        if n == 0 {
+            return;
+        }
+        idle.select_nth_unstable(n - 1);
+        for &(_, pid) in &idle[..n] {
+            self.procs.remove(&pid);
+        }
+        self.evictions.process_count += n as u64;
+    }
+
+    /// Notes `t` as a child of its parent's episode (same cgroup).
+    pub(super) fn note_family(&mut self, t: &Task) {
+        if t.ppid == 0 || t.ppid == t.pid {
+            return;
+        }
+        let Some(id) = self
+            .procs
+            .get(&t.ppid)
+            .and_then(|p| p.episode)
+            .map(NonZeroU64::get)
+        else {
+            return;
+        };
+        if let Some(ep) = self.episodes.get_mut(&id) {
+            if ep.cgroup_id == t.cgroup_id {
+                ep.add_child(t);
+            }
+        }
+    }
+
+    /// Opens an episode for the tracked process `t` (which must have been touched).
+    pub(super) fn open_episode(
+        &mut self,
+        t: &Task,
+        mono: u64,
+        wall: i64,
+        out: &mut Vec<Output>,
+    ) -> u64 {
+        while self.episodes.len() >= self.cfg.max_episodes.max(1) {
+            if let Some(&(_, id)) = self.settling.first() {
+                self.emit(id, mono, out);
+            } else if let Some(&(_, id)) = self.open.first() {
+                if let Some(ep) = self.episodes.get_mut(&id) {
+                    ep.mark_incomplete(format!(
+                        "evicted: more than {} shutdowns open at once",
+                        self.cfg.max_episodes
+                    ));
+                }
+                self.evictions.episode_count += 1;
+                self.emit(id, mono, out);
+            } else {
+                break;
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let ns_init = self.procs.get(&t.pid).is_some_and(|p| p.ns_init);
+        self.episodes
+            .insert(id, Episode::new(id, t, ns_init, mono, wall));
+        self.open.insert((mono, id));
+        if let Some(p) = self.procs.get_mut(&t.pid) {
+            p.episode = NonZeroU64::new(id);
+        }
+        id
+    }
+
+    pub(super) fn timeline(&self, mono: u64, wall: i64, t: &Task, what: TimelineWhat) -> Output {
+        Output::Timeline(TimelineEvent {
+            time: crate::event::rfc3339(wall),
+            mono_ns: mono,
+            wall_ns: wall,
+            pid: t.pid,
+            comm: t.comm.clone(),
+            cgroup_id: t.cgroup_id,
+            container: self.container(t.cgroup_id),
+            what,
+        })
+    }
+}
