@@ -168,10 +168,11 @@ impl Tracker {
         // Target side.
         let mut episode = None;
         let mut escalation = false;
-        if self.touch(&target, mono, out) {
+        // Only stop-signal targets and namespace inits (sticky flag) need an entry.
+        if self.touch(&target, mono, stop || target.ns_init, out) {
             let no_effect = result == SigResult::Ignored && target.group_exiting;
             episode = self.open_episode_of(&target);
-            if episode.is_none() && stop && !no_effect {
+            if episode.is_none() && stop && !no_effect && !self.is_dead(&target) {
                 episode = Some(self.open_episode(&target, mono, wall, out));
             }
             if let Some(ep) = episode.and_then(|id| self.episodes.get_mut(&id)) {
@@ -261,7 +262,7 @@ impl Tracker {
             disposition
         };
         let stop = self.is_stop(eff);
-        if !self.touch(&receiver, mono, out) {
+        if !self.touch(&receiver, mono, stop, out) {
             return;
         }
         let mut opened = false;
@@ -269,7 +270,7 @@ impl Tracker {
             Some(id) => id,
             // A real stop signal delivered whose generation was not seen. A SIGKILL delivery
             // alone proves nothing: every thread of a group that exits gets one.
-            None if stop && eff != Signal::KILL => {
+            None if stop && eff != Signal::KILL && !self.is_dead(&receiver) => {
                 opened = true;
                 self.open_episode(&receiver, mono, wall, out)
             }
@@ -382,7 +383,7 @@ impl Tracker {
     }
 
     fn on_oom(&mut self, mono: u64, wall: i64, victim: Task, invoker: u32, out: &mut Vec<Output>) {
-        if !self.touch(&victim, mono, out) {
+        if !self.touch(&victim, mono, true, out) || self.is_dead(&victim) {
             return;
         }
         let id = match self.open_episode_of(&victim) {

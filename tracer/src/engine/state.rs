@@ -29,6 +29,8 @@ pub(super) const MAX_CHILDREN: usize = 32;
 /// How far back an OOM victim event looks for the victim's self-sent kernel SIGKILL.
 pub(super) const OOM_MATCH_NS: u64 = 1_000_000_000;
 pub(super) const INTERNAL_KILL_STASH: usize = 256;
+/// How many dead (pid, start) identities are remembered to drop late events about them.
+const TOMBSTONES: usize = 4096;
 
 /// What is kept for a tracked process (small: 32 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,6 +249,10 @@ pub(super) struct Tracker {
     pub(super) last_age_sweep: u64,
     /// Latest event time applied.
     pub now: u64,
+    /// Recently dead processes that had an episode: pid → start time (late events about them
+    /// must not open a new episode), with their insertion order for the bound.
+    pub(super) dead: HashMap<u32, u64>,
+    pub(super) dead_order: VecDeque<(u32, u64)>,
     pub evictions: Evictions,
     pub records_emitted: u64,
 }
@@ -280,6 +286,8 @@ impl Tracker {
             containers: HashMap::new(),
             last_age_sweep: 0,
             now: 0,
+            dead: HashMap::new(),
+            dead_order: VecDeque::new(),
             evictions: Evictions::default(),
             records_emitted: 0,
         }
@@ -376,6 +384,7 @@ impl Tracker {
             if p.episode.map(NonZeroU64::get) == Some(id) {
                 if ep.exit.is_some() {
                     self.procs.remove(&ep.pid);
+                    self.bury(ep.pid, ep.start_ns);
                 } else {
                     p.episode = None;
                 }
@@ -402,9 +411,43 @@ impl Tracker {
         self.episodes.get(&id).filter(|e| e.is_open()).map(|e| e.id)
     }
 
-    /// Makes `t` a tracked process (creating it, or replacing an older process with the same
-    /// pid). False when `t` is older than the tracked process with its pid (stale event).
-    pub(super) fn touch(&mut self, t: &Task, mono: u64, out: &mut Vec<Output>) -> bool {
+    /// Remembers that (pid, start) died.
+    fn bury(&mut self, pid: u32, start_ns: u64) {
+        while self.dead_order.len() >= TOMBSTONES {
+            if let Some((p, s)) = self.dead_order.pop_front() {
+                if self.dead.get(&p) == Some(&s) {
+                    self.dead.remove(&p);
+                }
+            }
+        }
+        self.dead.insert(pid, start_ns);
+        self.dead_order.push_back((pid, start_ns));
+    }
+
+    /// `t` is a process whose death was already seen.
+    pub(super) fn is_dead(&self, t: &Task) -> bool {
+        let settling = self
+            .lookup(t)
+            .and_then(|p| p.episode)
+            .and_then(|id| self.episodes.get(&id.get()))
+            .is_some_and(|e| !e.is_open());
+        settling
+            || (!self.procs.contains_key(&t.pid)
+                && t.start_ns != 0
+                && self.dead.get(&t.pid).is_some_and(|&s| t.start_ns <= s))
+    }
+
+    /// Makes sure `t` is the tracked process with its pid, replacing an older process with
+    /// the same pid (PID reuse), and creating it when `create`. False when there is no entry
+    /// for `t` afterwards: not created, stale (older than the tracked process with its pid),
+    /// or already dead.
+    pub(super) fn touch(
+        &mut self,
+        t: &Task,
+        mono: u64,
+        create: bool,
+        out: &mut Vec<Output>,
+    ) -> bool {
         if let Some(p) = self.procs.get_mut(&t.pid) {
             if same_start(p.start_ns, t.start_ns) {
                 if p.start_ns == 0 {
@@ -429,6 +472,9 @@ impl Tracker {
                     self.emit(id, mono, out);
                 }
             }
+        }
+        if !create || self.is_dead(t) {
+            return false;
         }
         if self.procs.len() >= self.cfg.max_processes {
             self.evict_processes();

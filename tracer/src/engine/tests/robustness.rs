@@ -384,7 +384,7 @@ fn process_eviction_by_count_spares_processes_in_a_shutdown() {
         &mut out,
     );
     for i in 0..40u32 {
-        let parent = task(2000 + i, "bash");
+        let parent = task(2000 + i, "bash").init();
         let child = task(3000 + i, "ls").ppid(2000 + i);
         engine.push(
             generate(1.0 + f64::from(i), Signal::CHLD, &child, &parent).ev(),
@@ -419,7 +419,7 @@ fn eviction_by_age() {
             10.0,
             Signal::CHLD,
             &task(301, "c").ppid(300),
-            &task(300, "p"),
+            &task(300, "p").init(),
         )
         .ev(),
         &mut out,
@@ -496,7 +496,7 @@ fn per_process_state_stays_small() {
     let mut engine = Engine::new(EngineConfig::default());
     let mut out = Vec::new();
     for i in 0..100_000u32 {
-        let parent = task(10_000 + i, "sh");
+        let parent = task(10_000 + i, "sh").init();
         let ev = generate(f64::from(i) * 0.001, Signal::CHLD, &task(1, "x"), &parent).ev();
         engine.push(ev, &mut out);
     }
@@ -576,4 +576,51 @@ fn process_stop_json_schema_and_round_trip() {
         )
     );
     let _ = SigResult::Delivered;
+}
+
+#[test]
+fn late_events_about_a_dead_process_open_nothing() {
+    let app = task(100, "app");
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut out = Vec::new();
+    for ev in [
+        generate(0.0, TERM, &runc_term(), &app)
+            .handles(&[TERM])
+            .ev(),
+        deliver(0.1, TERM, &app, Handler),
+        exit_code(100.0, &app, 0),
+        // After its death (during the settle time): no new episode.
+        generate(101.0, KILL, &runc_kill(), &app).ev(),
+    ] {
+        engine.push(ev, &mut out);
+    }
+    engine.advance(ns(1000.0), &mut out);
+    assert_eq!(stops(&out).len(), 1);
+    // Long after the record: a late duplicate delivery and a stale stop signal.
+    engine.push(deliver(50.0, TERM, &app, Handler), &mut out);
+    engine.push(generate(60.0, INT, &runc_term(), &app).ev(), &mut out);
+    engine.finish(&mut out);
+    let recs = stops(&out);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0].diagnosis, Diagnosis::Graceful);
+    assert!(!recs[0].killed);
+    let st = engine.stats();
+    assert_eq!((st.late_events, st.tracked_processes), (2, 0));
+}
+
+#[test]
+fn non_stop_signals_to_ordinary_processes_keep_no_state() {
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut out = Vec::new();
+    for i in 0..100u32 {
+        let parent = task(2000 + i, "bash");
+        let child = task(3000 + i, "ls").ppid(2000 + i);
+        engine.push(
+            generate(f64::from(i), Signal::CHLD, &child, &parent).ev(),
+            &mut out,
+        );
+    }
+    engine.advance(ns(1000.0), &mut out);
+    assert_eq!(engine.stats().tracked_processes, 0);
+    assert!(out.is_empty());
 }
