@@ -33,12 +33,14 @@ use crate::container::ContainerInfo;
 use crate::event::{Event, Signal};
 
 mod apply;
+mod containers;
 mod diagnose;
 mod record;
 mod state;
 #[cfg(test)]
 mod tests;
 
+pub use containers::{ContainerProcess, ContainerStop};
 pub use diagnose::{is_shell, SHELLS};
 pub use record::{
     Diagnosis, ExitEntry, ForwardEntry, GraceSource, Output, Peer, ProcessStop, SignalEntry,
@@ -68,6 +70,9 @@ pub struct EngineConfig {
     /// A tracked process not in a shutdown and not seen for this long is forgotten
     /// (default 10 min).
     pub process_idle_ns: u64,
+    /// Process records of a container whose init did not die are grouped into no container
+    /// record; their group is dropped after this long without new records (default 5 s).
+    pub container_quiet_ns: u64,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +86,7 @@ impl Default for EngineConfig {
             episode_timeout_ns: 600_000_000_000,
             exit_settle_ns: 50_000_000,
             process_idle_ns: 600_000_000_000,
+            container_quiet_ns: 5_000_000_000,
         }
     }
 }
@@ -98,19 +104,41 @@ pub struct Evictions {
     pub episode_age: u64,
     /// Episodes emitted incomplete because their pid was reused by a new process.
     pub pid_reused: u64,
+    /// Container groups (waiting for their init to die) dropped by their count cap.
+    pub container_count: u64,
 }
 
 /// Counters and gauges for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct EngineStats {
     pub tracked_processes: usize,
+    /// Episodes not emitted yet (open, or ended and settling).
     pub open_episodes: usize,
+    /// Cgroups with a known container attribution.
+    pub tracked_containers: usize,
+    /// Containers with process records waiting for the container's stop to complete.
+    pub open_container_stops: usize,
     /// Events waiting in the reorder window.
     pub buffered_events: usize,
     pub evictions: Evictions,
     pub late_events: u64,
     pub lost_events: u64,
     pub records_emitted: u64,
+}
+
+impl EngineStats {
+    /// Evictions as (reason, count), for a labelled metric.
+    pub fn evictions_by_reason(&self) -> Vec<(&'static str, u64)> {
+        let e = &self.evictions;
+        vec![
+            ("process_count", e.process_count),
+            ("process_age", e.process_age),
+            ("episode_count", e.episode_count),
+            ("episode_age", e.episode_age),
+            ("pid_reused", e.pid_reused),
+            ("container_count", e.container_count),
+        ]
+    }
 }
 
 /// Upper bound on buffered events, whatever the timestamps say.
@@ -244,8 +272,13 @@ impl Engine {
         EngineStats {
             tracked_processes: self.tracker.procs.len(),
             open_episodes: self.tracker.episodes.len(),
+            tracked_containers: self.tracker.containers.len(),
+            open_container_stops: self.tracker.stops.open_groups(),
             buffered_events: self.buffer.len(),
-            evictions: self.tracker.evictions,
+            evictions: Evictions {
+                container_count: self.tracker.stops.evicted,
+                ..self.tracker.evictions
+            },
             late_events: self.late_events,
             lost_events: self.lost_events,
             records_emitted: self.tracker.records_emitted,

@@ -20,6 +20,8 @@ pub enum Output {
     Timeline(TimelineEvent),
     /// The shutdown record of one process.
     ProcessStop(ProcessStop),
+    /// The shutdown record of one container (after the records of its processes).
+    ContainerStop(super::containers::ContainerStop),
 }
 
 /// What went wrong (or right) in one shutdown. The snake_case names are a public interface
@@ -396,6 +398,19 @@ fn ser_disposition<S: Serializer>(d: &Disposition, s: S) -> Result<S::Ok, S::Err
 
 fn ser_container<S: Serializer>(c: &Option<Arc<ContainerInfo>>, s: S) -> Result<S::Ok, S::Error> {
     c.as_deref().serialize(s)
+}
+
+pub(super) fn ser_container_req<S: Serializer>(
+    c: &Arc<ContainerInfo>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    c.as_ref().serialize(s)
+}
+
+pub(super) fn de_container_req<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Arc<ContainerInfo>, D::Error> {
+    ContainerInfo::deserialize(d).map(Arc::new)
 }
 
 fn ser_dispositions<S: Serializer>(d: &Option<StopDispositions>, s: S) -> Result<S::Ok, S::Error> {

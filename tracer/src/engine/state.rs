@@ -14,6 +14,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+use super::containers::Containers;
 use super::diagnose;
 use super::record::{Output, Peer, SignalOrigin, TimelineEvent, TimelineWhat};
 use super::{EngineConfig, Evictions};
@@ -246,6 +247,10 @@ pub(super) struct Tracker {
     pub(super) next_id: u64,
     pub(super) internal_kills: VecDeque<InternalKill>,
     pub(super) containers: HashMap<u64, Arc<ContainerInfo>>,
+    /// Open (not yet emitted) episodes per cgroup.
+    pub(super) open_per_cgroup: HashMap<u64, usize>,
+    /// Container-level records under construction.
+    pub(super) stops: Containers,
     pub(super) last_age_sweep: u64,
     /// Latest event time applied.
     pub now: u64,
@@ -284,6 +289,8 @@ impl Tracker {
             next_id: 1,
             internal_kills: VecDeque::new(),
             containers: HashMap::new(),
+            open_per_cgroup: HashMap::new(),
+            stops: Containers::default(),
             last_age_sweep: 0,
             now: 0,
             dead: HashMap::new(),
@@ -344,6 +351,10 @@ impl Tracker {
                 .retain(|_, p| p.episode.is_some() || p.last_seen_ns.saturating_add(idle) >= t);
             self.evictions.process_age += (before - self.procs.len()) as u64;
         }
+        let open = &self.open_per_cgroup;
+        self.stops.tick(t, self.cfg.container_quiet_ns, |cg| {
+            open.get(&cg).copied().unwrap_or(0)
+        });
     }
 
     /// Events were lost at `mono`: every episode still being collected may be incomplete.
@@ -367,6 +378,7 @@ impl Tracker {
             }
             self.emit(id, now, out);
         }
+        self.stops.finish(out);
     }
 
     /// Removes episode `id` and emits its record; `end` is when observation stopped for a
@@ -390,10 +402,29 @@ impl Tracker {
                 }
             }
         }
+        let open_in_cgroup = match self.open_per_cgroup.get_mut(&ep.cgroup_id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                *n
+            }
+            _ => {
+                self.open_per_cgroup.remove(&ep.cgroup_id);
+                0
+            }
+        };
         let container = self.container(ep.cgroup_id);
         let stop = diagnose::build(&ep, &self.cfg, end, container);
         self.records_emitted += 1;
-        out.push(Output::ProcessStop(stop));
+        if stop.container.is_some() {
+            let end = ep.exit.as_ref().map_or(end.max(ep.last_mono), |x| x.mono);
+            let first = (ep.first_mono, ep.first_wall);
+            let copy = stop.clone();
+            out.push(Output::ProcessStop(stop));
+            self.stops.record(&copy, first, end, open_in_cgroup, out);
+        } else {
+            out.push(Output::ProcessStop(stop));
+            self.stops.episode_closed(ep.cgroup_id, open_in_cgroup, out);
+        }
     }
 
     // ---- processes -------------------------------------------------------------------------
@@ -563,6 +594,7 @@ impl Tracker {
         self.episodes
             .insert(id, Episode::new(id, t, ns_init, mono, wall));
         self.open.insert((mono, id));
+        *self.open_per_cgroup.entry(t.cgroup_id).or_insert(0) += 1;
         if let Some(p) = self.procs.get_mut(&t.pid) {
             p.episode = NonZeroU64::new(id);
         }

@@ -1,12 +1,14 @@
 //! Engine tests: a small builder for synthetic [`Event`] streams (this file), one test per
 //! diagnosis and scenario ([`diagnoses`]), and the robustness properties — ordering, PID
-//! reuse, threads, losses, eviction, determinism, schema ([`robustness`]).
+//! reuse, threads, losses, eviction, determinism, schema ([`robustness`]), and the
+//! container-level records ([`containers`]).
 use crate::event::{
     Disposition, Event, EventKind, ExitStatus, SigResult, Signal, StopDispositions, Task,
 };
 
 use super::{Engine, EngineConfig, Output, ProcessStop};
 
+mod containers;
 mod diagnoses;
 mod robustness;
 
@@ -275,7 +277,7 @@ pub fn stops(out: &[Output]) -> Vec<ProcessStop> {
     out.iter()
         .filter_map(|o| match o {
             Output::ProcessStop(s) => Some(s.clone()),
-            Output::Timeline(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -285,6 +287,15 @@ pub fn stop_of(out: &[Output], pid: u32) -> ProcessStop {
     let mut v: Vec<_> = stops(out).into_iter().filter(|s| s.pid == pid).collect();
     assert_eq!(v.len(), 1, "records of pid {pid}: {v:#?}");
     v.remove(0)
+}
+
+pub fn container_stops(out: &[Output]) -> Vec<super::ContainerStop> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::ContainerStop(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn approx(a: f64, b: f64) -> bool {

@@ -97,9 +97,29 @@ fn push_in_one_go_or_in_chunks_with_advance_is_identical() {
     let events = busy_stream();
     let window = EngineConfig::default().reorder_window_ns;
     let arrival = jittered(&events, window, 42);
-    let one_go = run(arrival.clone());
-    for chunk in [1, 2, 3, 7] {
+    let with_containers = || {
         let mut engine = Engine::new(EngineConfig::default());
+        for cg in [10u64, 20, 30] {
+            engine.set_container(
+                cg,
+                std::sync::Arc::new(crate::container::ContainerInfo {
+                    id: format!("c{cg}"),
+                    cgroup_id: cg,
+                    ..crate::container::ContainerInfo::default()
+                }),
+            );
+        }
+        engine
+    };
+    let mut engine = with_containers();
+    let mut one_go = Vec::new();
+    for ev in arrival.clone() {
+        engine.push(ev, &mut one_go);
+    }
+    engine.finish(&mut one_go);
+    assert_eq!(container_stops(&one_go).len(), 3);
+    for chunk in [1, 2, 3, 7] {
+        let mut engine = with_containers();
         let mut out = Vec::new();
         let mut max_ts = 0;
         for part in arrival.chunks(chunk) {

@@ -1,0 +1,293 @@
+//! Container-level shutdown records ([`ContainerStop`]): groups the process records of one
+//! attributed cgroup and emits one record when the container stopped.
+//!
+//! A container *stopped* when the init of its PID namespace (a process record with `ns_init`
+//! and an exit) died and no shutdown of another process of its cgroup is still open (the
+//! children killed by the namespace teardown are included). Records of a cgroup whose init did
+//! not die (a worker restarted inside a running container, `--pid=host`) form no container
+//! record: their group is dropped after `container_quiet_ns` without new records, or at the end
+//! of the trace. Everything is driven by event time, like the rest of the engine.
+//!
+//! The container's diagnosis is the one that explains its least clean process, by this rank
+//! (ties: the slowest process, then the init): oom_killed, shell_not_forwarding,
+//! ignored_by_pid1, wrong_signal, signal_ignored, signal_blocked, slow_handler, force_killed,
+//! default_action, orphan_killed, graceful. (An orphan kill is the consequence of its init's
+//! stop, so the init's diagnosis explains it unless the init was graceful: S12.)
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::record::{
+    de_container_req, ser_container_req, Diagnosis, ExitEntry, Output, ProcessStop,
+};
+use crate::container::ContainerInfo;
+use crate::event::Signal;
+
+/// Bound on groups waiting for their container's init to die.
+const MAX_GROUPS: usize = 10_000;
+
+/// One process of a container stop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerProcess {
+    pub pid: u32,
+    pub ns_pid: u32,
+    pub comm: String,
+    pub ns_init: bool,
+    pub diagnosis: Diagnosis,
+    pub duration_s: f64,
+    pub killed: bool,
+    pub overrun_s: f64,
+    pub exit: Option<ExitEntry>,
+}
+
+/// The shutdown record of one container (`"type": "container_stop"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "container_stop")]
+pub struct ContainerStop {
+    /// RFC 3339 time of the first stop signal to any of its processes.
+    pub started: String,
+    #[serde(
+        serialize_with = "ser_container_req",
+        deserialize_with = "de_container_req"
+    )]
+    pub container: Arc<ContainerInfo>,
+    pub cgroup_id: u64,
+    /// Host pid of its PID-namespace init.
+    pub init_pid: u32,
+    /// How the init ended.
+    pub exit: Option<ExitEntry>,
+    /// First stop signal → last exit among its processes.
+    pub duration_s: f64,
+    /// The init's grace period (observed or configured).
+    pub grace_s: Option<f64>,
+    /// Some process needed a SIGKILL escalation.
+    pub killed: bool,
+    /// Some process overran its grace period.
+    pub overrun: bool,
+    /// The largest overrun among its processes.
+    pub overrun_s: f64,
+    pub diagnosis: Diagnosis,
+    pub hint: Option<String>,
+    pub processes: Vec<ContainerProcess>,
+    pub complete: bool,
+    pub incomplete_reason: Option<String>,
+}
+
+impl ContainerStop {
+    /// How the init ended: "exited", "killed" (SIGKILL), "signaled" or "unknown".
+    pub fn outcome(&self) -> &'static str {
+        match &self.exit {
+            None => "unknown",
+            Some(e) => match (e.code, e.signal) {
+                (Some(_), _) => "exited",
+                (None, Some(Signal::KILL)) => "killed",
+                (None, Some(_)) => "signaled",
+                (None, None) => "unknown",
+            },
+        }
+    }
+}
+
+/// Rank of a diagnosis as the explanation of a container stop (lower explains more).
+pub fn rank(d: Diagnosis) -> u8 {
+    match d {
+        Diagnosis::OomKilled => 0,
+        Diagnosis::ShellNotForwarding => 1,
+        Diagnosis::IgnoredByPid1 => 2,
+        Diagnosis::WrongSignal => 3,
+        Diagnosis::SignalIgnored => 4,
+        Diagnosis::SignalBlocked => 5,
+        Diagnosis::SlowHandler => 6,
+        Diagnosis::ForceKilled => 7,
+        Diagnosis::DefaultAction => 8,
+        Diagnosis::OrphanKilled => 9,
+        Diagnosis::Graceful => 10,
+    }
+}
+
+struct Group {
+    info: Arc<ContainerInfo>,
+    /// Earliest first stop signal (mono, wall).
+    first: (u64, i64),
+    /// Latest end (mono).
+    last_end: u64,
+    /// Time of the latest record (for the quiet expiry).
+    last_record: u64,
+    records: Vec<(ProcessStop, u64)>,
+    init_dead: bool,
+}
+
+/// Groups process records into container records.
+#[derive(Default)]
+pub(super) struct Containers {
+    groups: HashMap<u64, Group>,
+    /// (time of the latest record, cgroup) for the quiet expiry.
+    quiet: BTreeSet<(u64, u64)>,
+    /// Groups dropped by the `MAX_GROUPS` cap.
+    pub evicted: u64,
+}
+
+impl Containers {
+    pub fn open_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// A process record was emitted; `first`/`end` are its first stop signal (mono, wall) and
+    /// its end (mono); `open_in_cgroup` is how many episodes of its cgroup remain.
+    pub fn record(
+        &mut self,
+        stop: &ProcessStop,
+        first: (u64, i64),
+        end: u64,
+        open_in_cgroup: usize,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(info) = stop.container.clone() else {
+            return;
+        };
+        let cg = stop.cgroup_id;
+        if !self.groups.contains_key(&cg) && self.groups.len() >= MAX_GROUPS {
+            if let Some(&(t, old)) = self.quiet.first() {
+                self.quiet.remove(&(t, old));
+                self.groups.remove(&old);
+                self.evicted += 1;
+            }
+        }
+        let g = self.groups.entry(cg).or_insert_with(|| Group {
+            info,
+            first,
+            last_end: end,
+            last_record: end,
+            records: Vec::new(),
+            init_dead: false,
+        });
+        self.quiet.remove(&(g.last_record, cg));
+        g.first = g.first.min(first);
+        g.last_end = g.last_end.max(end);
+        g.last_record = g.last_record.max(end);
+        g.init_dead |= stop.ns_init && stop.exit.is_some();
+        g.records.push((stop.clone(), first.0));
+        let done = g.init_dead && open_in_cgroup == 0;
+        let key = (g.last_record, cg);
+        if done {
+            self.emit(cg, out);
+        } else {
+            self.quiet.insert(key);
+        }
+    }
+
+    /// An episode of `cgroup` ended without a container record: when it was the last open
+    /// one, emits the group if its init is dead.
+    pub fn episode_closed(&mut self, cgroup: u64, open_in_cgroup: usize, out: &mut Vec<Output>) {
+        if open_in_cgroup > 0 {
+            return;
+        }
+        match self.groups.get(&cgroup) {
+            Some(g) if g.init_dead => self.emit(cgroup, out),
+            // Waits (again) for the quiet expiry.
+            Some(g) => {
+                self.quiet.insert((g.last_record, cgroup));
+            }
+            None => {}
+        }
+    }
+
+    /// Drops groups whose init did not die and that saw no record for `quiet_ns` before `t`.
+    pub fn tick(&mut self, t: u64, quiet_ns: u64, open: impl Fn(u64) -> usize) {
+        while let Some(&(last, cg)) = self.quiet.first() {
+            if last.saturating_add(quiet_ns) >= t {
+                break;
+            }
+            self.quiet.remove(&(last, cg));
+            let keep = open(cg) > 0 || self.groups.get(&cg).is_some_and(|g| g.init_dead);
+            if keep {
+                // Still waiting for its open episodes: looked at again when they close.
+                continue;
+            }
+            self.groups.remove(&cg);
+        }
+    }
+
+    /// End of the trace: emits the groups whose init died, in cgroup order.
+    pub fn finish(&mut self, out: &mut Vec<Output>) {
+        let mut ready: Vec<u64> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.init_dead)
+            .map(|(&cg, _)| cg)
+            .collect();
+        ready.sort_unstable();
+        for cg in ready {
+            self.emit(cg, out);
+        }
+        self.groups.clear();
+        self.quiet.clear();
+    }
+
+    fn emit(&mut self, cg: u64, out: &mut Vec<Output>) {
+        let Some(mut g) = self.groups.remove(&cg) else {
+            return;
+        };
+        self.quiet.remove(&(g.last_record, cg));
+        g.records.sort_by_key(|(s, first)| (*first, s.pid));
+        let init = g
+            .records
+            .iter()
+            .map(|(s, _)| s)
+            .find(|s| s.ns_init && s.exit.is_some());
+        let worst = g.records.iter().map(|(s, _)| s).min_by(|a, b| {
+            rank(a.diagnosis)
+                .cmp(&rank(b.diagnosis))
+                .then(b.duration_s.total_cmp(&a.duration_s))
+                .then(b.ns_init.cmp(&a.ns_init))
+                .then(a.pid.cmp(&b.pid))
+        });
+        let diagnosis = worst.map_or(Diagnosis::Graceful, |s| s.diagnosis);
+        let reasons: Vec<String> = g
+            .records
+            .iter()
+            .filter_map(|(s, _)| {
+                s.incomplete_reason
+                    .as_ref()
+                    .map(|r| format!("{}[{}]: {r}", s.comm, s.pid))
+            })
+            .collect();
+        let stop = ContainerStop {
+            started: crate::event::rfc3339(g.first.1),
+            container: g.info,
+            cgroup_id: cg,
+            init_pid: init.map_or(0, |s| s.pid),
+            exit: init.and_then(|s| s.exit.clone()),
+            duration_s: g.last_end.saturating_sub(g.first.0) as f64 / 1e9,
+            grace_s: init.and_then(|s| s.grace_s),
+            killed: g.records.iter().any(|(s, _)| s.killed),
+            overrun: g.records.iter().any(|(s, _)| s.overrun),
+            overrun_s: g
+                .records
+                .iter()
+                .map(|(s, _)| s.overrun_s)
+                .fold(0.0, f64::max),
+            diagnosis,
+            hint: diagnosis.hint().map(str::to_string),
+            processes: g
+                .records
+                .iter()
+                .map(|(s, _)| ContainerProcess {
+                    pid: s.pid,
+                    ns_pid: s.ns_pid,
+                    comm: s.comm.clone(),
+                    ns_init: s.ns_init,
+                    diagnosis: s.diagnosis,
+                    duration_s: s.duration_s,
+                    killed: s.killed,
+                    overrun_s: s.overrun_s,
+                    exit: s.exit.clone(),
+                })
+                .collect(),
+            complete: reasons.is_empty(),
+            incomplete_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        };
+        out.push(Output::ContainerStop(stop));
+    }
+}

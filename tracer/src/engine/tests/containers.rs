@@ -1,0 +1,182 @@
+//! Container-level records: grouping of the process records of one attributed cgroup, the
+//! container's diagnosis (its least clean process), timing and outcome.
+use std::sync::Arc;
+
+use super::*;
+use crate::container::ContainerInfo;
+use crate::engine::{ContainerStop, Diagnosis};
+use crate::event::Disposition::*;
+
+fn info(cgroup_id: u64) -> Arc<ContainerInfo> {
+    Arc::new(ContainerInfo {
+        id: format!("{cgroup_id:064x}"),
+        runtime: "containerd".into(),
+        name: Some("web".into()),
+        pod: Some("web-0".into()),
+        namespace: Some("prod".into()),
+        cgroup_id,
+        ..ContainerInfo::default()
+    })
+}
+
+fn run_in_container(cgroup_id: u64, events: Vec<Event>) -> Vec<Output> {
+    let mut engine = Engine::new(EngineConfig::default());
+    engine.set_container(cgroup_id, info(cgroup_id));
+    let mut out = Vec::new();
+    for ev in events {
+        engine.push(ev, &mut out);
+    }
+    engine.finish(&mut out);
+    out
+}
+
+fn one(out: &[Output]) -> ContainerStop {
+    let mut v = container_stops(out);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    v.remove(0)
+}
+
+#[test]
+fn s3_container_record_explained_by_the_shell() {
+    let sh = task(100, "sh").init();
+    let sleep = task(101, "sleep").ppid(100);
+    let out = run_in_container(
+        7,
+        vec![
+            generate(0.0, TERM, &runc_term(), &sh).ev(),
+            generate(2000.0, KILL, &runc_kill(), &sh).ev(),
+            exit_signal(2001.0, &sh, KILL),
+            generate(2001.2, KILL, &sh.clone().dying(), &sleep)
+                .kernel()
+                .ev(),
+            exit_signal(2001.6, &sleep, KILL),
+        ],
+    );
+    let c = one(&out);
+    assert_eq!(c.diagnosis, Diagnosis::ShellNotForwarding);
+    assert_eq!(
+        c.hint,
+        Diagnosis::ShellNotForwarding.hint().map(String::from)
+    );
+    assert_eq!((c.init_pid, c.cgroup_id), (100, 7));
+    assert_eq!(c.processes.len(), 2);
+    assert_eq!(c.processes[1].diagnosis, Diagnosis::OrphanKilled);
+    assert_eq!(c.started, time(0.0));
+    assert!(approx(c.duration_s, 2.0016), "{}", c.duration_s);
+    assert_eq!(c.grace_s, Some(2.0));
+    assert!(c.killed && c.overrun && c.complete);
+    assert_eq!(c.outcome(), "killed");
+    assert_eq!(c.container.pod.as_deref(), Some("web-0"));
+    // The container record comes after the records of its processes.
+    let last = out.last();
+    assert!(matches!(last, Some(Output::ContainerStop(_))), "{last:?}");
+    let v = serde_json::to_value(&c).unwrap_or_default();
+    assert_eq!(v["type"], "container_stop");
+    assert_eq!(v["diagnosis"], "shell_not_forwarding");
+    assert_eq!(v["container"]["namespace"], "prod");
+    let back: ContainerStop = serde_json::from_value(v).expect("round trip");
+    assert_eq!(back, c);
+}
+
+#[test]
+fn s12_graceful_init_with_orphan_killed_child() {
+    let app = task(100, "app").init();
+    let child = task(101, "worker").ppid(100);
+    let out = run_in_container(
+        7,
+        vec![
+            generate(0.0, TERM, &runc_term(), &app)
+                .handles(&[TERM])
+                .ev(),
+            deliver(0.1, TERM, &app, Handler),
+            exit_code(10.0, &app, 0),
+            generate(10.1, KILL, &app.clone().dying(), &child)
+                .kernel()
+                .ev(),
+            exit_signal(10.3, &child, KILL),
+        ],
+    );
+    let c = one(&out);
+    assert_eq!(c.diagnosis, Diagnosis::OrphanKilled);
+    assert_eq!(c.outcome(), "exited");
+    assert!(!c.killed && !c.overrun);
+    assert_eq!(c.grace_s, None);
+}
+
+#[test]
+fn s5_tini_and_default_action_child() {
+    let tini = task(100, "tini").init();
+    let sleep = task(101, "sleep").ppid(100);
+    let out = run_in_container(
+        7,
+        vec![
+            generate(0.0, TERM, &runc_term(), &tini)
+                .handles(&[TERM])
+                .ev(),
+            deliver(0.2, TERM, &tini, Handler),
+            generate(0.5, TERM, &tini, &sleep).ev(),
+            deliver_default(0.7, TERM, &sleep),
+            exit_signal(0.9, &sleep, TERM),
+            exit_code(1.5, &tini, 143),
+        ],
+    );
+    let c = one(&out);
+    assert_eq!(c.diagnosis, Diagnosis::DefaultAction);
+    assert_eq!(c.processes.len(), 2);
+    assert_eq!(c.exit.as_ref().and_then(|e| e.code), Some(143));
+}
+
+#[test]
+fn a_worker_restarting_inside_a_running_container_is_no_container_stop() {
+    let worker = task(105, "worker").ppid(100);
+    let mut engine = Engine::new(EngineConfig::default());
+    engine.set_container(7, info(7));
+    let mut out = Vec::new();
+    for ev in [
+        generate(0.0, TERM, &task(100, "supervisord").init(), &worker)
+            .handles(&[TERM])
+            .ev(),
+        deliver(0.1, TERM, &worker, Handler),
+        exit_code(5.0, &worker, 0),
+    ] {
+        engine.push(ev, &mut out);
+    }
+    engine.advance(ns(1000.0), &mut out);
+    assert_eq!(stop_of(&out, 105).diagnosis, Diagnosis::Graceful);
+    assert_eq!(engine.stats().open_container_stops, 1);
+    engine.advance(ns(10_000.0), &mut out);
+    assert_eq!(
+        engine.stats().open_container_stops,
+        0,
+        "dropped after quiet"
+    );
+    engine.finish(&mut out);
+    assert!(container_stops(&out).is_empty());
+    assert_eq!(engine.stats().tracked_containers, 1);
+}
+
+#[test]
+fn host_processes_make_no_container_record() {
+    let app = task(100, "app").init();
+    let out = run(vec![
+        generate(0.0, TERM, &runc_term(), &app)
+            .handles(&[TERM])
+            .ev(),
+        deliver(0.1, TERM, &app, Handler),
+        exit_code(10.0, &app, 0),
+    ]);
+    assert!(container_stops(&out).is_empty());
+    assert_eq!(stops(&out).len(), 1);
+}
+
+#[test]
+fn ranking_prefers_the_cause_over_its_consequences() {
+    use crate::engine::containers::rank;
+    assert!(rank(Diagnosis::ForceKilled) < rank(Diagnosis::OrphanKilled));
+    assert!(rank(Diagnosis::OrphanKilled) < rank(Diagnosis::Graceful));
+    assert!(rank(Diagnosis::OomKilled) < rank(Diagnosis::SlowHandler));
+    let mut ranks: Vec<u8> = Diagnosis::ALL.iter().map(|&d| rank(d)).collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    assert_eq!(ranks.len(), Diagnosis::ALL.len());
+}
