@@ -10,6 +10,7 @@
 //!   changes them.
 //! - [`diagnose`]: the rule table and the timing (grace, overrun).
 //! - [`record`]: the output types (public JSON schema).
+//! - [`containers`]: container-level records ([`ContainerStop`]) from the process records.
 //!
 //! # Ordering
 //!
