@@ -2,7 +2,10 @@
 //! drain, flush, exit 0) and the periodic polling of kernel-side counters.
 use std::{
     io::Write,
-    sync::{atomic::Ordering, Arc},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -15,7 +18,7 @@ use tokio::{
 use crate::{
     cli::RunArgs,
     decode::Clock,
-    source::{read_ring, Input, ProbeMode, Probes, ReaderStats, SourceOptions},
+    source::{read_ring, Input, KernelStats, ProbeMode, Probes, ReaderStats, SourceOptions},
 };
 
 /// Builds the source options from the command line.
@@ -59,11 +62,19 @@ async fn stop_requested() -> Result<&'static str> {
     })
 }
 
+/// Counters of the live source, handed to sinks on every tick.
+#[derive(Clone, Debug, Default)]
+pub struct LiveStats {
+    pub kernel: KernelStats,
+    pub records_read: u64,
+    pub decode_errors: u64,
+}
+
 /// Something that consumes the live stream.
 pub trait Sink {
     fn input(&mut self, input: Input) -> Result<()>;
-    /// Called about once a second with the current monotonic time (for timers and flushing).
-    fn tick(&mut self, now_mono_ns: u64) -> Result<()>;
+    /// Called twice a second with the current monotonic time (for timers and flushing).
+    fn tick(&mut self, now_mono_ns: u64, stats: &LiveStats) -> Result<()>;
     /// End of stream: flush everything.
     fn finish(&mut self) -> Result<()>;
 }
@@ -71,18 +82,19 @@ pub trait Sink {
 /// `--raw`: every decoded event as one JSON line.
 pub struct RawSink<W: Write> {
     out: W,
+    clock: Clock,
 }
 
 impl<W: Write> RawSink<W> {
-    pub fn new(out: W) -> Self {
-        Self { out }
+    pub fn new(out: W, clock: Clock) -> Self {
+        Self { out, clock }
     }
 }
 
 impl<W: Write> Sink for RawSink<W> {
     fn input(&mut self, input: Input) -> Result<()> {
         match input {
-            Input::Event(ev) => serde_json::to_writer(&mut self.out, &ev)?,
+            Input::Record(rec) => serde_json::to_writer(&mut self.out, &rec.into_event(&self.clock))?,
             Input::Lost { count, mono_ns } => serde_json::to_writer(
                 &mut self.out,
                 &serde_json::json!({"event": "lost", "mono_ns": mono_ns, "count": count}),
@@ -92,7 +104,7 @@ impl<W: Write> Sink for RawSink<W> {
         Ok(())
     }
 
-    fn tick(&mut self, _now: u64) -> Result<()> {
+    fn tick(&mut self, _now: u64, _stats: &LiveStats) -> Result<()> {
         self.out.flush()?;
         Ok(())
     }
@@ -104,7 +116,7 @@ impl<W: Write> Sink for RawSink<W> {
 }
 
 /// Loads the probes and runs `sink` until SIGTERM/SIGINT (or stdout closes).
-pub async fn run_live(args: &RunArgs, mut sink: Box<dyn Sink>) -> Result<()> {
+pub async fn run_live(args: &RunArgs, mut sink: Box<dyn Sink>, ready: Option<Arc<AtomicBool>>) -> Result<()> {
     let opts = source_options(args)?;
     let mut probes = Probes::load(&opts).context("starting the kernel probes")?;
     for a in &probes.attached {
@@ -121,12 +133,14 @@ pub async fn run_live(args: &RunArgs, mut sink: Box<dyn Sink>) -> Result<()> {
     }
 
     let ring = probes.take_ring()?;
-    let clock = Clock::now();
     let reader_stats = Arc::new(ReaderStats::default());
     let (tx, mut rx) = mpsc::channel::<Input>(16 * 1024);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let reader = tokio::spawn(read_ring(ring, clock, tx, reader_stats.clone(), stop_rx));
+    let reader = tokio::spawn(read_ring(ring, tx, reader_stats.clone(), stop_rx));
     mark_ready(args)?;
+    if let Some(r) = &ready {
+        r.store(true, Ordering::Relaxed);
+    }
     tracing::info!("tracing: {} hooks attached", probes.attached.len());
 
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
@@ -149,13 +163,18 @@ pub async fn run_live(args: &RunArgs, mut sink: Box<dyn Sink>) -> Result<()> {
                 None => break,
             },
             _ = ticker.tick() => {
-                let stats = probes.stats()?;
-                if stats.lost > lost_seen {
-                    sink.input(Input::Lost { count: stats.lost - lost_seen, mono_ns: Clock::monotonic_now_ns() })?;
-                    tracing::warn!("{} events lost in the ring buffer (total {}); consider a larger --ring-kib", stats.lost - lost_seen, stats.lost);
-                    lost_seen = stats.lost;
+                let kernel = probes.stats()?;
+                if kernel.lost > lost_seen {
+                    sink.input(Input::Lost { count: kernel.lost - lost_seen, mono_ns: Clock::monotonic_now_ns() })?;
+                    tracing::warn!("{} events lost in the ring buffer (total {}); consider a larger --ring-kib", kernel.lost - lost_seen, kernel.lost);
+                    lost_seen = kernel.lost;
                 }
-                if let Err(e) = sink.tick(Clock::monotonic_now_ns()) {
+                let stats = LiveStats {
+                    kernel,
+                    records_read: reader_stats.read.load(Ordering::Relaxed),
+                    decode_errors: reader_stats.decode_errors.load(Ordering::Relaxed),
+                };
+                if let Err(e) = sink.tick(Clock::monotonic_now_ns(), &stats) {
                     if is_broken_pipe(&e) { break; }
                     return Err(e);
                 }

@@ -46,6 +46,10 @@ pub struct OutputArgs {
     /// Extra signals that start a shutdown (besides TERM, INT, QUIT, HUP, KILL), e.g. USR1.
     #[arg(long = "stop-signal", value_name = "SIGNAL", value_parser = parse_signal)]
     pub stop_signals: Vec<i32>,
+    /// Another process name (comm) that counts as the container runtime when it sends a
+    /// signal (besides runc, crun, conmon, containerd-shim and the like).
+    #[arg(long = "runtime-comm", value_name = "COMM")]
+    pub runtime_comms: Vec<String>,
     /// Cap on processes tracked at once (older state is evicted and counted).
     #[arg(long, default_value_t = 200_000, value_name = "N")]
     pub max_processes: usize,

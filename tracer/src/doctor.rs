@@ -55,14 +55,10 @@ const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
-// Replaced by the container module's mountinfo parser once it lands.
 fn cgroup_v2_mount() -> Option<std::path::PathBuf> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mi.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        (post.split(' ').next()? == "cgroup2")
-            .then(|| std::path::PathBuf::from(pre.split(' ').nth(4).unwrap_or("")))
-    })
+    use crate::container::cgroupfs::{find_cgroup2, parse_mountinfo};
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    find_cgroup2(&parse_mountinfo(&text)).map(|m| m.mount_point.clone())
 }
 
 /// Runs every check.

@@ -20,4 +20,5 @@ pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod output;
+pub mod pipeline;
 pub mod source;

@@ -1,1 +1,196 @@
-//! Terminal and JSON sinks (in progress).
+//! The terminal and JSON sinks: how engine output is shown to a person (an aligned live
+//! timeline with one summary line per finished shutdown, diagnosis in colour) or to a program
+//! (one JSON object per line). Honours NO_COLOR and non-TTY output.
+use std::io::{IsTerminal, Write};
+
+use crate::engine::{ContainerStop, Diagnosis, Output, ProcessStop, TimelineEvent, TimelineWhat};
+
+/// How records are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Human timeline.
+    Terminal { color: bool },
+    /// One JSON object per finished record.
+    Json,
+}
+
+impl Format {
+    /// `--json`, else the terminal format, coloured when stdout is a terminal and NO_COLOR is
+    /// not set.
+    pub fn detect(json: bool) -> Self {
+        if json {
+            return Format::Json;
+        }
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Format::Terminal { color: !no_color && std::io::stdout().is_terminal() }
+    }
+}
+
+pub struct Printer<W: Write> {
+    out: W,
+    format: Format,
+    containers_only: bool,
+}
+
+const RESET: &str = "\x1b[0m";
+const DIM: &str = "\x1b[2m";
+const BOLD: &str = "\x1b[1m";
+
+fn diagnosis_color(d: Diagnosis) -> &'static str {
+    match d {
+        Diagnosis::Graceful => "\x1b[32m",                                                // green
+        Diagnosis::DefaultAction | Diagnosis::ForceKilled => "\x1b[33m",                  // yellow
+        Diagnosis::OomKilled | Diagnosis::OrphanKilled => "\x1b[35m",                     // magenta
+        _ => "\x1b[31m",                                                                  // red
+    }
+}
+
+/// "ns/pod/name", the docker name, or the short id; "host" without a container.
+fn place(c: Option<&crate::container::ContainerInfo>) -> String {
+    match c {
+        None => "host".to_string(),
+        Some(c) => {
+            let short = c.id.get(..12).unwrap_or(&c.id);
+            let name = c.name.as_deref().unwrap_or(short);
+            match (&c.namespace, &c.pod) {
+                (Some(ns), Some(pod)) => format!("{ns}/{pod}/{name}"),
+                _ => name.to_string(),
+            }
+        }
+    }
+}
+
+/// "HH:MM:SS.mmm" from an RFC 3339 time.
+fn clock_time(rfc3339: &str) -> &str {
+    rfc3339.get(11..23).unwrap_or(rfc3339)
+}
+
+fn exit_text(exit: Option<&crate::engine::ExitEntry>) -> String {
+    match exit {
+        None => "still running".to_string(),
+        Some(e) => match (e.code, e.signal) {
+            (Some(c), _) => format!("exited {c}"),
+            (None, Some(s)) => format!("killed by {s} ({}{})", 128 + s.0, if e.core_dumped { ", core dumped" } else { "" }),
+            (None, None) => "exited".to_string(),
+        },
+    }
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(out: W, format: Format, containers_only: bool) -> Self {
+        Self { out, format, containers_only }
+    }
+
+    fn paint(&self, color: &str, text: &str) -> String {
+        match self.format {
+            Format::Terminal { color: true } => format!("{color}{text}{RESET}"),
+            _ => text.to_string(),
+        }
+    }
+
+    pub fn output(&mut self, o: &Output) -> std::io::Result<()> {
+        match o {
+            Output::Timeline(t) => self.timeline(t),
+            Output::ProcessStop(p) => self.process_stop(p),
+            Output::ContainerStop(c) => self.container_stop(c),
+        }
+    }
+
+    fn timeline(&mut self, t: &TimelineEvent) -> std::io::Result<()> {
+        if self.format == Format::Json || (self.containers_only && t.container.is_none()) {
+            return Ok(());
+        }
+        let who = format!("{}({})", t.comm, t.pid);
+        let what = match &t.what {
+            TimelineWhat::Generate { signal, sender, result, disposition, forwarded, escalation, .. } => {
+                let mut s = format!("{:<8} {}({}) → {who}  {}, {}", signal.name(), sender.comm, sender.pid, result.as_str(), disposition.as_str());
+                if *forwarded {
+                    s.push_str("  [forwarded]");
+                }
+                if *escalation {
+                    s.push_str("  [escalation]");
+                }
+                s
+            }
+            TimelineWhat::Deliver { signal, tid, disposition, converted_from } => match converted_from {
+                Some(orig) => format!("{:<8} {who} dies of {orig} (default action)", orig.name()),
+                None => format!("{:<8} delivered to {who} tid {tid} → {}", signal.name(), disposition.as_str()),
+            },
+            TimelineWhat::Exit { exit, after_s } => format!("{:<8} {who} {} after {after_s:.3}s", "exit", exit_text(Some(exit))),
+            TimelineWhat::OomVictim { invoker_pid } => format!("{:<8} {who} chosen by the OOM killer (allocation by pid {invoker_pid})", "OOM"),
+        };
+        let line = format!("{}  {:<28} {what}", clock_time(&t.time), place(t.container.as_deref()));
+        writeln!(self.out, "{}", self.paint(DIM, &line))
+    }
+
+    fn process_stop(&mut self, p: &ProcessStop) -> std::io::Result<()> {
+        if self.containers_only && p.container.is_none() {
+            return Ok(());
+        }
+        if self.format == Format::Json {
+            serde_json::to_writer(&mut self.out, p)?;
+            return writeln!(self.out);
+        }
+        let d = self.paint(diagnosis_color(p.diagnosis), p.diagnosis.as_str());
+        let mut line = format!(
+            "{}  {:<28} {} {}({}) stopped in {:.3}s: {}",
+            clock_time(&p.time),
+            place(p.container.as_deref()),
+            self.paint(BOLD, "STOP"),
+            p.comm,
+            p.pid,
+            p.duration_s,
+            exit_text(p.exit.as_ref()),
+        );
+        if p.overrun {
+            line.push_str(&format!(", grace overrun by {:.3}s", p.overrun_s));
+        }
+        if p.near_overrun {
+            line.push_str(", near the grace period");
+        }
+        line.push_str(&format!("  {d}"));
+        if let Some(h) = &p.hint {
+            line.push_str(&format!(" — {h}"));
+        }
+        if !p.complete {
+            line.push_str(&format!(" (incomplete: {})", p.incomplete_reason.as_deref().unwrap_or("events lost")));
+        }
+        writeln!(self.out, "{line}")
+    }
+
+    fn container_stop(&mut self, c: &ContainerStop) -> std::io::Result<()> {
+        if self.format == Format::Json {
+            serde_json::to_writer(&mut self.out, c)?;
+            return writeln!(self.out);
+        }
+        let d = self.paint(diagnosis_color(c.diagnosis), c.diagnosis.as_str());
+        let mut line = format!(
+            "{}  {:<28} {} container {} ({}) stopped in {:.3}s, {} process(es)",
+            clock_time(&c.started),
+            place(Some(&c.container)),
+            self.paint(BOLD, "CONTAINER STOP"),
+            c.container.id.get(..12).unwrap_or(&c.container.id),
+            c.container.runtime,
+            c.duration_s,
+            c.processes.len(),
+        );
+        if c.killed {
+            line.push_str(", SIGKILL needed");
+        }
+        if let Some(g) = c.grace_s {
+            line.push_str(&format!(", grace {g:.1}s"));
+        }
+        if c.overrun_s > 0.0 {
+            line.push_str(&format!(", overrun {:.3}s", c.overrun_s));
+        }
+        line.push_str(&format!("  {d}"));
+        if let Some(h) = &c.hint {
+            line.push_str(&format!(" — {h}"));
+        }
+        writeln!(self.out, "{line}")
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}

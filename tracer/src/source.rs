@@ -20,8 +20,7 @@ use tracer_common::{stat, Config, DEFAULT_SIGNAL_MASK, NSIG};
 
 use crate::{
     btf::{Btf, BtfError},
-    decode::{decode, Clock},
-    event::Event,
+    decode::RawRecord,
 };
 
 /// The compiled kernel programs.
@@ -371,7 +370,9 @@ pub struct ReaderStats {
 /// What the reader hands downstream.
 #[derive(Debug)]
 pub enum Input {
-    Event(Box<Event>),
+    /// A checked kernel record (decode with [`RawRecord::into_event`]; the journal keeps its
+    /// bytes as they are).
+    Record(Box<RawRecord>),
     /// `count` events were lost in the ring buffer since the previous report.
     Lost {
         count: u64,
@@ -379,11 +380,10 @@ pub enum Input {
     },
 }
 
-/// Reads the ring buffer until `tx` is closed or `stop` fires; decodes every record. Decode
-/// errors are counted (and logged once per kind of error), never fatal.
+/// Reads the ring buffer until `tx` is closed or `stop` fires; checks every record. Decode
+/// errors are counted (and logged once), never fatal.
 pub async fn read_ring(
     ring: RingBuf<MapData>,
-    clock: Clock,
     tx: mpsc::Sender<Input>,
     stats: Arc<ReaderStats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -403,8 +403,8 @@ pub async fn read_ring(
                 let mut batch = Vec::new();
                 while let Some(item) = ring.next() {
                     stats.read.fetch_add(1, Ordering::Relaxed);
-                    match decode(&item, &clock) {
-                        Ok(ev) => batch.push(Input::Event(Box::new(ev))),
+                    match RawRecord::try_from(&*item) {
+                        Ok(rec) => batch.push(Input::Record(Box::new(rec))),
                         Err(e) => {
                             stats.decode_errors.fetch_add(1, Ordering::Relaxed);
                             if !logged_error {
@@ -427,9 +427,9 @@ pub async fn read_ring(
     let ring = afd.get_mut();
     while let Some(item) = ring.next() {
         stats.read.fetch_add(1, Ordering::Relaxed);
-        match decode(&item, &clock) {
-            Ok(ev) => {
-                if tx.send(Input::Event(Box::new(ev))).await.is_err() {
+        match RawRecord::try_from(&*item) {
+            Ok(rec) => {
+                if tx.send(Input::Record(Box::new(rec))).await.is_err() {
                     break;
                 }
             }

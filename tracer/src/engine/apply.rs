@@ -97,6 +97,7 @@ impl Tracker {
             blocked,
         } = g;
         let is_kill = signal == Signal::KILL;
+        let sender_class = super::classify(&sender, &target, si_code, &self.containers, &self.cfg.runtime_comms);
         if is_kill && si_code == SI_KERNEL && sender.pid == target.pid {
             // Group-exit fan-out inside the thread group: internal. Kept briefly in case an
             // OOM victim event says the OOM killer sent it (victim allocating itself).
@@ -121,6 +122,7 @@ impl Tracker {
                     si_code,
                     kind: SigKind::Kernel,
                     delivered_wall: None,
+                    sender_class: Some(sender_class),
                 },
             });
             return;
@@ -218,6 +220,7 @@ impl Tracker {
                     si_code,
                     kind,
                     delivered_wall: None,
+                    sender_class: Some(sender_class),
                 });
             }
         }
@@ -230,6 +233,7 @@ impl Tracker {
                 disposition,
                 si_code,
                 origin: kind.origin(),
+                sender_class,
                 forwarded,
                 escalation,
             };
@@ -315,6 +319,7 @@ impl Tracker {
                     si_code: -1,
                     kind: SigKind::User,
                     delivered_wall: Some(wall),
+                    sender_class: None,
                 });
                 true
             }

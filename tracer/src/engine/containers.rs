@@ -19,34 +19,29 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::record::{
-    de_container_req, ser_container_req, Diagnosis, ExitEntry, Output, ProcessStop,
+    de_container_req, ser_container_req, Diagnosis, ExitEntry, Output, Peer, ProcessStop,
 };
+use super::SenderClass;
 use crate::container::ContainerInfo;
 use crate::event::Signal;
 
 /// Bound on groups waiting for their container's init to die.
 const MAX_GROUPS: usize = 10_000;
 
-/// One process of a container stop.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ContainerProcess {
-    pub pid: u32,
-    pub ns_pid: u32,
-    pub comm: String,
-    pub ns_init: bool,
-    pub diagnosis: Diagnosis,
-    pub duration_s: f64,
-    pub killed: bool,
-    pub overrun_s: f64,
-    pub exit: Option<ExitEntry>,
-}
-
 /// The shutdown record of one container (`"type": "container_stop"`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename = "container_stop")]
 pub struct ContainerStop {
-    /// RFC 3339 time of the first stop signal to any of its processes.
+    /// RFC 3339 time of the first stop signal from outside the container (else the first stop
+    /// signal to any of its processes).
     pub started: String,
+    /// RFC 3339 time the last of its processes was gone (`null` if none was seen exiting).
+    pub ended: Option<String>,
+    /// The stop signal (the first signal from outside the container) and who sent it.
+    #[serde(serialize_with = "super::record::ser_opt_signal", deserialize_with = "super::record::de_opt_signal", default)]
+    pub stop_signal: Option<Signal>,
+    pub sender: Option<Peer>,
+    pub sender_class: Option<SenderClass>,
     #[serde(
         serialize_with = "ser_container_req",
         deserialize_with = "de_container_req"
@@ -69,7 +64,8 @@ pub struct ContainerStop {
     pub overrun_s: f64,
     pub diagnosis: Diagnosis,
     pub hint: Option<String>,
-    pub processes: Vec<ContainerProcess>,
+    /// The process records, first stop first.
+    pub processes: Vec<ProcessStop>,
     pub complete: bool,
     pub incomplete_reason: Option<String>,
 }
@@ -253,8 +249,20 @@ impl Containers {
                     .map(|r| format!("{}[{}]: {r}", s.comm, s.pid))
             })
             .collect();
+        // The stop signal: the earliest one sent from outside the container.
+        let outside = g
+            .records
+            .iter()
+            .flat_map(|(s, _)| s.signals.iter())
+            .filter(|e| !matches!(e.sender_class, Some(SenderClass::SameContainer | SenderClass::ContainerInit | SenderClass::Kernel)))
+            .min_by(|a, b| a.at.cmp(&b.at));
+        let ended = g.records.iter().filter_map(|(s, _)| s.exit.as_ref().map(|e| e.at.clone())).max();
         let stop = ContainerStop {
-            started: crate::event::rfc3339(g.first.1),
+            started: outside.map_or_else(|| crate::event::rfc3339(g.first.1), |e| e.at.clone()),
+            ended,
+            stop_signal: outside.map(|e| e.signal),
+            sender: outside.and_then(|e| e.sender.clone()),
+            sender_class: outside.and_then(|e| e.sender_class),
             container: g.info,
             cgroup_id: cg,
             init_pid: init.map_or(0, |s| s.pid),
@@ -270,21 +278,7 @@ impl Containers {
                 .fold(0.0, f64::max),
             diagnosis,
             hint: diagnosis.hint().map(str::to_string),
-            processes: g
-                .records
-                .iter()
-                .map(|(s, _)| ContainerProcess {
-                    pid: s.pid,
-                    ns_pid: s.ns_pid,
-                    comm: s.comm.clone(),
-                    ns_init: s.ns_init,
-                    diagnosis: s.diagnosis,
-                    duration_s: s.duration_s,
-                    killed: s.killed,
-                    overrun_s: s.overrun_s,
-                    exit: s.exit.clone(),
-                })
-                .collect(),
+            processes: g.records.iter().map(|(s, _)| s.clone()).collect(),
             complete: reasons.is_empty(),
             incomplete_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         };

@@ -243,6 +243,7 @@ pub(super) fn build(
                 disposition: r.disposition,
                 delivered_at: r.delivered_wall.map(rfc3339),
                 si_code: r.si_code,
+                sender_class: r.sender_class,
             })
             .collect(),
         forwarded: ep

@@ -34,6 +34,7 @@ use crate::container::ContainerInfo;
 use crate::event::{Event, Signal};
 
 mod apply;
+mod classify;
 mod containers;
 mod diagnose;
 mod record;
@@ -41,7 +42,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use containers::{ContainerProcess, ContainerStop};
+pub use classify::{classify, SenderClass, RUNTIME_COMMS};
+pub use containers::ContainerStop;
 pub use diagnose::{is_shell, SHELLS};
 pub use record::{
     Diagnosis, ExitEntry, ForwardEntry, GraceSource, Output, Peer, ProcessStop, SignalEntry,
@@ -74,6 +76,8 @@ pub struct EngineConfig {
     /// Process records of a container whose init did not die are grouped into no container
     /// record; their group is dropped after this long without new records (default 5 s).
     pub container_quiet_ns: u64,
+    /// Extra process names that count as the container runtime when they send a signal.
+    pub runtime_comms: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -88,6 +92,7 @@ impl Default for EngineConfig {
             exit_settle_ns: 50_000_000,
             process_idle_ns: 600_000_000_000,
             container_quiet_ns: 5_000_000_000,
+            runtime_comms: Vec::new(),
         }
     }
 }
@@ -200,6 +205,20 @@ impl Engine {
             watermark: 0,
             late_events: 0,
             lost_events: 0,
+        }
+    }
+
+    /// The sender class of a generated signal, with the attribution known now.
+    pub fn sender_class(&self, ev: &crate::event::Event) -> SenderClass {
+        match &ev.kind {
+            crate::event::EventKind::SignalGenerate { sender, target, si_code, .. } => classify(
+                sender,
+                target,
+                *si_code,
+                &self.tracker.containers,
+                &self.tracker.cfg.runtime_comms,
+            ),
+            _ => SenderClass::Host,
         }
     }
 

@@ -130,6 +130,9 @@ pub struct SignalEntry {
     pub disposition: Disposition,
     pub delivered_at: Option<String>,
     pub si_code: i32,
+    /// Who sent it in container terms (`null` when the generation was not seen).
+    #[serde(default)]
+    pub sender_class: Option<super::SenderClass>,
 }
 
 /// A signal the stopping process sent to one of its children (forwarding).
@@ -254,6 +257,7 @@ pub enum TimelineWhat {
         disposition: Disposition,
         si_code: i32,
         origin: SignalOrigin,
+        sender_class: super::SenderClass,
         /// Sent by a process in a shutdown to its child.
         forwarded: bool,
         /// A SIGKILL after an earlier stop signal (the runtime escalated).
@@ -381,7 +385,7 @@ fn ser_signal<S: Serializer>(sig: &Signal, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&sig.name())
 }
 
-fn ser_opt_signal<S: Serializer>(sig: &Option<Signal>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn ser_opt_signal<S: Serializer>(sig: &Option<Signal>, s: S) -> Result<S::Ok, S::Error> {
     match sig {
         Some(sig) => s.serialize_str(&sig.name()),
         None => s.serialize_none(),
@@ -437,7 +441,7 @@ fn de_signal<'de, D: Deserializer<'de>>(d: D) -> Result<Signal, D::Error> {
     parse_signal(&String::deserialize(d)?)
 }
 
-fn de_opt_signal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Signal>, D::Error> {
+pub(super) fn de_opt_signal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Signal>, D::Error> {
     Option::<String>::deserialize(d)?
         .map(|s| parse_signal(&s))
         .transpose()

@@ -76,6 +76,8 @@ pub(super) struct SigRec {
     pub si_code: i32,
     pub kind: SigKind,
     pub delivered_wall: Option<i64>,
+    /// `None` when the generation was not seen.
+    pub sender_class: Option<super::SenderClass>,
 }
 
 /// A signal sent by the episode's process to one of its children.

@@ -62,6 +62,10 @@ fn s3_container_record_explained_by_the_shell() {
     assert_eq!(c.processes.len(), 2);
     assert_eq!(c.processes[1].diagnosis, Diagnosis::OrphanKilled);
     assert_eq!(c.started, time(0.0));
+    assert_eq!(c.ended.as_deref(), Some(time(2001.6).as_str()));
+    assert_eq!(c.stop_signal, Some(TERM));
+    assert_eq!(c.sender_class, Some(crate::engine::SenderClass::Runtime));
+    assert_eq!(c.sender.as_ref().map(|s| s.comm.as_str()), Some("runc"));
     assert!(approx(c.duration_s, 2.0016), "{}", c.duration_s);
     assert_eq!(c.grace_s, Some(2.0));
     assert!(c.killed && c.overrun && c.complete);
