@@ -203,6 +203,12 @@ fn on_generate(sig: i32, info: u64, task: u64, group: i32, result: i32) {
     if !emitted(sig) || is_agent() {
         return;
     }
+    // Signals to the agent itself (its own stop) are not traced either.
+    let agent = cfg!(agent_tgid);
+    if agent != 0 && rd::<u32>(task, cfg!(off.task_tgid)) == Some(agent) {
+        bump(stat::SELF_FILTERED);
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<SignalGenerate>(0) else {
         lost(kind::SIGNAL_GENERATE);
         return;

@@ -176,7 +176,7 @@ pub fn replay(args: ReplayArgs) -> Result<()> {
     }
     std::io::stdout().flush()?;
     let stats = reader.stats();
-    tracing::info!("replayed {stats:?}");
+    tracing::debug!("replayed {stats:?}");
     if errors > 0 {
         eprintln!("sigtrace: {errors} corrupt or unreadable record(s) skipped");
     }
