@@ -11,7 +11,7 @@ fn find<'a>(evs: &[&'a Value], event: &str, f: impl Fn(&Value) -> bool) -> Optio
     evs.iter().copied().find(|e| e["event"] == event && f(e))
 }
 
-fn exit_of<'a>(agent: &Agent, pid: u32) -> Value {
+fn exit_of(agent: &Agent, pid: u32) -> Value {
     agent
         .wait_for(T, |l| l["event"] == "exit" && l["task"]["pid"] == pid)
         .unwrap_or_else(|| panic!("no exit event for {pid}: {}", agent.stderr()))

@@ -84,7 +84,7 @@ impl Clock {
             };
             // SAFETY: valid pointer to a timespec; both clock ids exist on Linux.
             unsafe { libc::clock_gettime(id, &mut ts) };
-            ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+            ts.tv_sec * 1_000_000_000 + ts.tv_nsec
         };
         let mono1 = read(libc::CLOCK_MONOTONIC);
         let real = read(libc::CLOCK_REALTIME);

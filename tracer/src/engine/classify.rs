@@ -9,9 +9,9 @@
 //! 3. Sender and target in the same attributed container: the sender is that container's PID
 //!    namespace init → `container_init`, else `same_container`. (A container's init is a child
 //!    of the shim too, which is why this comes before the next rule.)
-//! 3b. The sender is a child of a shim or conmon outside the target's cgroup → `runtime`.
-//! 4. The sender is in another attributed container → `other_container`.
-//! 5. Anything else → `host` (e.g. a user's `kill`).
+//! 4. The sender is a child of a shim or conmon outside the target's cgroup → `runtime`.
+//! 5. The sender is in another attributed container → `other_container`.
+//! 6. Anything else → `host` (e.g. a user's `kill`).
 use std::collections::HashMap;
 use std::sync::Arc;
 
