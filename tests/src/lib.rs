@@ -12,6 +12,7 @@ use std::{
 use serde_json::Value;
 
 pub mod runtime;
+pub mod stop;
 
 
 /// Where the sigtrace binary is (set by `cargo xtask test`), else the debug build.
