@@ -241,7 +241,9 @@ pub struct Config {
     pub exit_has_group_dead: u32,
     /// 1 to emit the exit of every thread rather than only the last of each group.
     pub emit_thread_exits: u32,
-    pub _pad: u32,
+    /// Wake the reader only once this many bytes wait in the ring buffer (it also drains on
+    /// a short timer): one wake-up per event would dominate the cost of busy signal paths.
+    pub wakeup_bytes: u32,
     pub off: Offsets,
 }
 
@@ -251,7 +253,7 @@ impl Config {
         agent_tgid: 0,
         exit_has_group_dead: 0,
         emit_thread_exits: 0,
-        _pad: 0,
+        wakeup_bytes: 0,
         off: Offsets::MISSING,
     };
 }

@@ -47,6 +47,9 @@ const SIGNAL_UNKILLABLE: u32 = 0x0000_0040;
 const PF_KTHREAD: u32 = 0x0020_0000;
 const SI_USER: i32 = 0;
 const SI_KERNEL: i32 = 0x80;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
 
 macro_rules! cfg {
     ($($field:ident).+) => {
@@ -85,6 +88,16 @@ fn rd_ptr(base: u64, off: u32) -> u64 {
 fn rd_comm(base: u64, off: u32, out: &mut [u8; COMM_LEN]) {
     if base != 0 && off != OFFSET_MISSING {
         let _ = unsafe { bpf_probe_read_kernel_buf((base + off as u64) as *const u8, out) };
+    }
+}
+
+/// Submit flags: wake the reader only when enough data waits (it drains on a timer too).
+#[inline(always)]
+fn wakeup() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= cfg!(wakeup_bytes) as u64 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
     }
 }
 
@@ -235,7 +248,7 @@ fn on_generate(sig: i32, info: u64, task: u64, group: i32, result: i32) {
         i += 1;
     }
     ev.target_blocked = rd::<u64>(task, cfg!(off.task_blocked)).unwrap_or(0);
-    entry.submit(0);
+    entry.submit(wakeup());
     bump(stat::EMITTED);
 }
 
@@ -261,7 +274,7 @@ fn on_deliver(sig: i32, info: u64, ka: u64) {
     ev.sa_flags = rd::<u64>(ka, cfg!(off.k_sigaction_flags)).unwrap_or(0);
     let signal = rd_ptr(task, cfg!(off.task_signal));
     ev.group_exit_code = rd::<i32>(signal, cfg!(off.signal_group_exit_code)).unwrap_or(0);
-    entry.submit(0);
+    entry.submit(wakeup());
     bump(stat::EMITTED);
 }
 
@@ -293,7 +306,7 @@ fn on_exit(task: u64, group_dead_arg: u64) {
     fill_task(task, &mut ev.task);
     ev.exit_code = rd::<i32>(task, cfg!(off.task_exit_code)).unwrap_or(0);
     ev.group_dead = group_dead as u32;
-    entry.submit(0);
+    entry.submit(wakeup());
     bump(stat::EMITTED);
 }
 
@@ -310,7 +323,7 @@ fn on_oom(task: u64) {
     ev.header = header(kind::OOM_VICTIM);
     fill_task(task, &mut ev.victim);
     ev.invoker_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    entry.submit(0);
+    entry.submit(wakeup());
     bump(stat::EMITTED);
 }
 

@@ -172,6 +172,8 @@ pub fn kernel_config(
     config.agent_tgid = std::process::id();
     config.exit_has_group_dead = u32::from(btf.tracepoint_arity("sched_process_exit") == Some(2));
     config.emit_thread_exits = u32::from(opts.emit_thread_exits);
+    // Wake the reader when an eighth of the ring is used; the 25 ms drain timer covers the rest.
+    config.wakeup_bytes = opts.ring_bytes / 8;
     let warnings = missing
         .into_iter()
         .map(|m| format!("kernel offset unavailable, field left empty: {m}"))
@@ -393,50 +395,45 @@ pub async fn read_ring(
     let mut afd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)?;
     let mut logged_error = false;
+    // The kernel side wakes us only when the ring fills up: drain on a short timer too.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(25));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stopping = false;
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
-            guard = afd.readable_mut() => {
-                let mut guard = guard?;
-                let ring = guard.get_inner_mut();
-                let mut batch = Vec::new();
-                while let Some(item) = ring.next() {
-                    stats.read.fetch_add(1, Ordering::Relaxed);
-                    match RawRecord::try_from(&*item) {
-                        Ok(rec) => batch.push(Input::Record(Box::new(rec))),
-                        Err(e) => {
-                            stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-                            if !logged_error {
-                                tracing::warn!("undecodable kernel record ({e}); counting further ones silently");
-                                logged_error = true;
-                            }
-                        }
-                    }
-                }
-                guard.clear_ready();
-                for input in batch {
-                    if tx.send(input).await.is_err() {
-                        return Ok(());
-                    }
-                }
+            _ = stop.changed(), if !stopping => stopping = true,
+            guard = afd.readable_mut(), if !stopping => guard?.clear_ready(),
+            _ = tick.tick(), if !stopping => {}
+            else => {}
+        }
+        // Drain what is in the buffer (also once more after a stop, so it loses nothing).
+        let batch = drain(afd.get_mut(), &stats, &mut logged_error);
+        for input in batch {
+            if tx.send(input).await.is_err() {
+                return Ok(());
             }
         }
+        if stopping {
+            return Ok(());
+        }
     }
-    // Drain what is already in the buffer so a graceful stop loses nothing.
-    let ring = afd.get_mut();
+}
+
+fn drain(ring: &mut RingBuf<MapData>, stats: &ReaderStats, logged_error: &mut bool) -> Vec<Input> {
+    let mut batch = Vec::new();
     while let Some(item) = ring.next() {
         stats.read.fetch_add(1, Ordering::Relaxed);
         match RawRecord::try_from(&*item) {
-            Ok(rec) => {
-                if tx.send(Input::Record(Box::new(rec))).await.is_err() {
-                    break;
-                }
-            }
-            Err(_) => {
+            Ok(rec) => batch.push(Input::Record(Box::new(rec))),
+            Err(e) => {
                 stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                if !*logged_error {
+                    tracing::warn!("undecodable kernel record ({e}); counting further ones silently");
+                    *logged_error = true;
+                }
             }
         }
     }
-    Ok(())
+    batch
 }

@@ -75,14 +75,15 @@ impl Drop for Running {
     }
 }
 
-fn wait_for_file(path: &Path, child: &mut Child) -> Result<()> {
+fn wait_for_file(path: &Path, child: &mut Child, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if path.exists() {
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
-            bail!("tracer exited early with {status}");
+            let stderr = std::fs::read_to_string(log).unwrap_or_default();
+            bail!("tracer exited early with {status}: {stderr}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -92,17 +93,19 @@ fn wait_for_file(path: &Path, child: &mut Child) -> Result<()> {
 fn start(tracer: Tracer, bin: &Path, tmp: &Path) -> Result<Running> {
     let ready = tmp.join("ready");
     let _ = std::fs::remove_file(&ready);
+    let log = tmp.join(format!("{tracer:?}.log"));
+    let stderr = || std::fs::File::create(&log).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
     let mut child = match tracer {
         Tracer::None => return Ok(Running(None)),
         Tracer::Floor | Tracer::Sigtrace => {
             let mut c = Command::new(bin);
-            c.arg("run").arg("--ready-file").arg(&ready).arg("--no-record").arg("--log").arg("error");
+            c.arg("run").arg("--ready-file").arg(&ready).arg("--no-record").arg("--log").arg("warn");
             if tracer == Tracer::Floor {
                 c.arg("--floor");
             } else {
                 c.arg("--json");
             }
-            c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting sigtrace")?
+            c.stdout(Stdio::null()).stderr(stderr()).spawn().context("starting sigtrace")?
         }
         Tracer::Bpftrace => {
             let script = format!(
@@ -114,12 +117,12 @@ fn start(tracer: Tracer, bin: &Path, tmp: &Path) -> Result<Running> {
                 .arg("-e")
                 .arg(script)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(stderr())
                 .spawn()
                 .context("starting bpftrace")?
         }
     };
-    wait_for_file(&ready, &mut child)?;
+    wait_for_file(&ready, &mut child, &log)?;
     // Let the tracer settle (bpftrace prints, sigtrace starts its reader).
     std::thread::sleep(Duration::from_millis(300));
     Ok(Running(Some(child)))
