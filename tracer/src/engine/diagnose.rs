@@ -13,7 +13,7 @@
 //! | # | condition | diagnosis |
 //! |---|---|---|
 //! | 1 | an OOM victim event for the process during the episode (its kernel SIGKILL matched to it) | `oom_killed` |
-//! | 2 | a kernel SIGKILL (SI_KERNEL) from its dying PID-namespace init, and no handler ran | `orphan_killed` |
+//! | 2 | a kernel SIGKILL (SI_KERNEL) from its dying PID-namespace init, no handler ran, and its stop signal was not set to SIG_IGN (that is the explanation: 5a) | `orphan_killed` |
 //! | 3 | the first stop signal is SIGKILL | `force_killed` |
 //! | 4 | exited, no escalation, no kernel kill, not past a known grace, not by SIGKILL: | |
 //! | 4a | … a handler ran, or it exited with a status code (sigwait/signalfd, or on its own) | `graceful` |
@@ -24,7 +24,7 @@
 //! | 5b | ns init whose comm is a shell (sh, bash, dash, ash, busybox, zsh, ksh, mksh), that forwarded no stop signal, with children (same cgroup, or killed by its namespace teardown) that got none | `shell_not_forwarding` |
 //! | 5c | default disposition for the stop signal, a handler for another of TERM/INT/QUIT/HUP | `wrong_signal` |
 //! | 5d | result `ignored`, ns init, default disposition (the kernel drops it for a PID 1) | `ignored_by_pid1` |
-//! | 5e | a handler ran (and the process outlived the grace) | `slow_handler` |
+//! | 5e | a handler ran, or it forwarded a stop signal (it took its own with sigwait/signalfd, like tini), and the process outlived the grace | `slow_handler` |
 //! | 5f | generated but never delivered before the end (blocked mask, D state, or unknown) | `signal_blocked` |
 //!
 //! # Timing
@@ -158,7 +158,7 @@ pub(super) fn diagnose(ep: &Episode, t: &Timing) -> Diagnosis {
     if ep.oom_invoker.is_some() {
         return Diagnosis::OomKilled;
     }
-    if ep.orphan_killed && !ep.handler_ran {
+    if ep.orphan_killed && !ep.handler_ran && ep.first_disposition != Some(Disposition::Ignore) {
         return Diagnosis::OrphanKilled;
     }
     if ep.first_signal == Some(Signal::KILL) {
@@ -191,7 +191,9 @@ pub(super) fn diagnose(ep: &Episode, t: &Timing) -> Diagnosis {
     {
         return Diagnosis::IgnoredByPid1;
     }
-    if ep.handler_ran {
+    // A process that forwarded a stop signal took its own (an init such as tini blocks the
+    // signals and takes them with sigwait: no delivery is ever traced).
+    if ep.handler_ran || ep.forwarded.iter().any(|f| f.stop) {
         return Diagnosis::SlowHandler;
     }
     Diagnosis::SignalBlocked

@@ -184,3 +184,62 @@ fn ranking_prefers_the_cause_over_its_consequences() {
     ranks.dedup();
     assert_eq!(ranks.len(), Diagnosis::ALL.len());
 }
+
+/// S9 as docker runs it (`--init`): tini blocks its signals and takes SIGTERM with sigwait (no
+/// delivery is traced), forwards it to the workload, which set SIGTERM to SIG_IGN; the runtime
+/// SIGKILLs tini after the grace and the namespace teardown kills the workload. The workload
+/// ignored its stop signal (not a mere orphan), tini took and forwarded its own (not blocked).
+#[test]
+fn s9_under_tini_ignored_signal_explains_the_container() {
+    let tini = task(100, "docker-init").init();
+    let app = task(101, "victim").ppid(100);
+    let out = run_in_container(
+        7,
+        vec![
+            generate(0.0, TERM, &runc_term(), &tini)
+                .blocked()
+                .result(crate::event::SigResult::Delivered)
+                .ev(),
+            generate(0.3, TERM, &tini, &app)
+                .ignores(&[TERM])
+                .result(crate::event::SigResult::Ignored)
+                .ev(),
+            generate(1000.0, KILL, &runc_kill(), &tini).ev(),
+            exit_signal(1001.0, &tini, KILL),
+            generate(1001.2, KILL, &tini.clone().dying(), &app)
+                .kernel()
+                .ignores(&[TERM])
+                .ev(),
+            exit_signal(1001.5, &app, KILL),
+        ],
+    );
+    let c = one(&out);
+    assert_eq!(c.processes.len(), 2);
+    let by_pid = |pid| c.processes.iter().find(|p| p.pid == pid).expect("record");
+    assert_eq!(by_pid(101).diagnosis, Diagnosis::SignalIgnored);
+    assert_eq!(by_pid(100).diagnosis, Diagnosis::SlowHandler);
+    assert_eq!(by_pid(100).forwarded.len(), 1);
+    assert_eq!(c.diagnosis, Diagnosis::SignalIgnored);
+    assert!(c.killed && c.overrun);
+    // Without the forward, a signal that was generated and never delivered stays blocked; a
+    // child that got no stop signal of its own is still orphan_killed (S3, S12).
+    let out = run_in_container(
+        7,
+        vec![
+            generate(0.0, TERM, &runc_term(), &tini)
+                .blocked()
+                .result(crate::event::SigResult::Delivered)
+                .ev(),
+            generate(1000.0, KILL, &runc_kill(), &tini).ev(),
+            exit_signal(1001.0, &tini, KILL),
+            generate(1001.2, KILL, &tini.clone().dying(), &app)
+                .kernel()
+                .ev(),
+            exit_signal(1001.5, &app, KILL),
+        ],
+    );
+    let c = one(&out);
+    let by_pid = |pid| c.processes.iter().find(|p| p.pid == pid).expect("record");
+    assert_eq!(by_pid(100).diagnosis, Diagnosis::SignalBlocked);
+    assert_eq!(by_pid(101).diagnosis, Diagnosis::OrphanKilled);
+}
