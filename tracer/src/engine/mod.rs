@@ -25,7 +25,7 @@
 //! remaining processes) is attributed to it; its record holds exactly the events up to that
 //! deadline whatever the batching of the input.
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -183,10 +183,56 @@ impl Ord for Pending {
     }
 }
 
+/// The reorder window's items: those that arrived in (timestamp, arrival) order — nearly all
+/// of them — in a queue, the others in a heap; the oldest of the two fronts comes out first.
+/// Same order as one heap, without moving every event through it.
+#[derive(Default)]
+struct Buffer {
+    in_order: VecDeque<Pending>,
+    out_of_order: BinaryHeap<Pending>,
+}
+
+impl Buffer {
+    fn len(&self) -> usize {
+        self.in_order.len() + self.out_of_order.len()
+    }
+
+    fn push(&mut self, p: Pending) {
+        if self.in_order.back().is_none_or(|b| (b.ts, b.seq) < (p.ts, p.seq)) {
+            self.in_order.push_back(p);
+        } else {
+            self.out_of_order.push(p);
+        }
+    }
+
+    /// Timestamp of the oldest item.
+    fn peek_ts(&self) -> Option<u64> {
+        match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(b)) => Some(a.ts.min(b.ts)),
+            (Some(a), None) => Some(a.ts),
+            (None, b) => b.map(|b| b.ts),
+        }
+    }
+
+    /// The oldest item.
+    fn pop(&mut self) -> Option<Pending> {
+        let queue_first = match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(b)) => (a.ts, a.seq) < (b.ts, b.seq),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if queue_first {
+            self.in_order.pop_front()
+        } else {
+            self.out_of_order.pop()
+        }
+    }
+}
+
 /// The correlation engine. See the module docs.
 pub struct Engine {
     tracker: state::Tracker,
-    buffer: BinaryHeap<Pending>,
+    buffer: Buffer,
     seq: u64,
     max_seen: u64,
     /// Everything older was released: an event below it is late.
@@ -199,7 +245,7 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         Self {
             tracker: state::Tracker::new(cfg),
-            buffer: BinaryHeap::new(),
+            buffer: Buffer::default(),
             seq: 0,
             max_seen: 0,
             watermark: 0,
@@ -315,7 +361,7 @@ impl Engine {
     }
 
     fn release(&mut self, threshold: u64, out: &mut Vec<Output>) {
-        while self.buffer.peek().is_some_and(|p| p.ts < threshold) {
+        while self.buffer.peek_ts().is_some_and(|ts| ts < threshold) {
             if let Some(p) = self.buffer.pop() {
                 self.apply(p.ts, p.item, out);
             }
