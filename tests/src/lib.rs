@@ -11,6 +11,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod runc;
 pub mod runtime;
 pub mod stop;
 
