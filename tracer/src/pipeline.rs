@@ -98,10 +98,14 @@ impl<W: Write> Pipeline<W> {
             EventKind::OomVictim { victim, .. } => [Some(victim), None],
         };
         for t in tasks.into_iter().flatten() {
-            if t.cgroup_id <= 1 || !self.seen_cgroups.insert(t.cgroup_id) {
+            if t.cgroup_id <= 1 || self.seen_cgroups.contains(&t.cgroup_id) {
                 continue;
             }
+            // Only a container is remembered here: a miss (a cgroup created after the last
+            // walk of the hierarchy, seen first through a process that already exited) is
+            // retried with the next event; the resolver caches host cgroups itself.
             if let Some(info) = resolver.resolve(t.cgroup_id, Some(t.pid)) {
+                self.seen_cgroups.insert(t.cgroup_id);
                 if let Some(j) = self.journal.as_mut() {
                     j.append_container(t.cgroup_id, &info).context("writing the journal")?;
                 }
