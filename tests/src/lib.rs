@@ -15,7 +15,6 @@ pub mod runc;
 pub mod runtime;
 pub mod stop;
 
-
 /// Where the sigtrace binary is (set by `cargo xtask test`), else the debug build.
 pub fn sigtrace_bin() -> PathBuf {
     std::env::var_os("SIGTRACE_BIN")
@@ -58,7 +57,10 @@ pub fn kill(pid: u32, sig: i32) {
 pub fn pid_alive(pid: u32) -> bool {
     // A zombie still has /proc/<pid>, so look at its state.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -70,7 +72,8 @@ impl TempDir {
     pub fn new(tag: &str) -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("sigtrace-test-{tag}-{}-{n}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("sigtrace-test-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).expect("temp dir");
         Self(p)
@@ -95,17 +98,31 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(cmd: &mut Command) -> Self {
-        let child = cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
         let pid = child.id();
-        Self { child: Some(child), pid }
+        Self {
+            child: Some(child),
+            pid,
+        }
     }
 
     /// Spawns the victim helper and waits until it has installed its dispositions.
     pub fn victim(args: &[&str]) -> Self {
         let dir = TempDir::new("victim");
         let ready = dir.path().join("ready");
-        let p = Self::spawn(Command::new(victim_bin()).args(args).arg("--ready").arg(&ready));
-        assert!(wait_until(Duration::from_secs(10), || ready.exists()), "victim did not get ready");
+        let p = Self::spawn(
+            Command::new(victim_bin())
+                .args(args)
+                .arg("--ready")
+                .arg(&ready),
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || ready.exists()),
+            "victim did not get ready"
+        );
         p
     }
 
@@ -152,7 +169,12 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 /// `unshare --pid --fork --mount-proc CMD...`: CMD becomes PID 1 of a new PID namespace.
 /// Returns the unshare process and CMD's host PID.
 pub fn in_pid_namespace(cmd: &[&str]) -> (Proc, u32) {
-    let p = Proc::spawn(Command::new("unshare").args(["--pid", "--fork", "--mount-proc"]).args(cmd).stderr(Stdio::null()));
+    let p = Proc::spawn(
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc"])
+            .args(cmd)
+            .stderr(Stdio::null()),
+    );
     let mut inner = 0;
     assert!(
         wait_until(Duration::from_secs(10), || {
@@ -185,14 +207,30 @@ impl Agent {
         let out = fs::File::create(dir.path().join("out.jsonl")).expect("out file");
         let err = fs::File::create(dir.path().join("err.log")).expect("err file");
         let mut cmd = Command::new(sigtrace_bin());
-        cmd.args(args).arg("--ready-file").arg(&ready).stdout(out).stderr(err).stdin(Stdio::null());
+        cmd.args(args)
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdout(out)
+            .stderr(err)
+            .stdin(Stdio::null());
         if !args.contains(&"--data-dir") && args.first() != Some(&"replay") {
             cmd.arg("--no-record");
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {:?}: {e}", sigtrace_bin()));
-        let ok = wait_until(Duration::from_secs(30), || ready.exists() || matches!(child.try_wait(), Ok(Some(_))));
-        let agent = Self { child: Some(child), dir };
-        assert!(ok && ready.exists(), "sigtrace did not get ready: {}", agent.stderr());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {:?}: {e}", sigtrace_bin()));
+        let ok = wait_until(Duration::from_secs(30), || {
+            ready.exists() || matches!(child.try_wait(), Ok(Some(_)))
+        });
+        let agent = Self {
+            child: Some(child),
+            dir,
+        };
+        assert!(
+            ok && ready.exists(),
+            "sigtrace did not get ready: {}",
+            agent.stderr()
+        );
         agent
     }
 
@@ -237,7 +275,11 @@ impl Agent {
                 let _ = c.wait();
             }
         }
-        AgentOutput { lines: self.lines(), stderr: self.stderr(), status }
+        AgentOutput {
+            lines: self.lines(),
+            stderr: self.stderr(),
+            status,
+        }
     }
 }
 
@@ -251,7 +293,9 @@ impl Drop for Agent {
 }
 
 pub fn parse_lines(text: &str) -> Vec<Value> {
-    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// Raw events whose subject (target, receiver, exiting task) is `pid`.
@@ -313,7 +357,8 @@ impl Cgroup {
     }
 
     pub fn add(&self, pid: u32) {
-        fs::write(self.path.join("cgroup.procs"), pid.to_string()).expect("moving a process into the cgroup");
+        fs::write(self.path.join("cgroup.procs"), pid.to_string())
+            .expect("moving a process into the cgroup");
     }
 }
 
@@ -321,11 +366,16 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         for dir in self.created.iter().rev() {
             if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-                for pid in procs.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+                for pid in procs
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok())
+                {
                     kill(pid, libc::SIGKILL);
                 }
             }
-            wait_until(Duration::from_secs(5), || fs::remove_dir(dir).is_ok() || !dir.exists());
+            wait_until(Duration::from_secs(5), || {
+                fs::remove_dir(dir).is_ok() || !dir.exists()
+            });
         }
     }
 }
@@ -338,7 +388,10 @@ impl Tracefs {
         if Path::new("/sys/kernel/tracing/events").exists() {
             return Self(false);
         }
-        let ok = Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status().is_ok_and(|s| s.success());
+        let ok = Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(ok, "mounting tracefs failed");
         Self(true)
     }

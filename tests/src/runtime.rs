@@ -13,7 +13,10 @@ use std::{
 use crate::{kill, victim_bin, wait_until, Proc, TempDir};
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}): {}{}",
@@ -26,7 +29,9 @@ fn run(cmd: &mut Command) -> String {
 
 /// Lazily unmounts every mount point under `dir`, deepest first.
 fn unmount_under(dir: &Path) {
-    let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") else { return };
+    let Ok(mi) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
     let prefix = dir.to_string_lossy().to_string();
     let mut points: Vec<String> = mi
         .lines()
@@ -35,7 +40,10 @@ fn unmount_under(dir: &Path) {
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in points {
-        let _ = Command::new("umount").args(["-l", &p]).stderr(Stdio::null()).status();
+        let _ = Command::new("umount")
+            .args(["-l", &p])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -44,7 +52,9 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(rootfs.join("bin")).unwrap();
     fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static is installed");
-    run(Command::new("chroot").arg(&rootfs).args(["/bin/busybox", "--install", "-s", "/bin"]));
+    run(Command::new("chroot")
+        .arg(&rootfs)
+        .args(["/bin/busybox", "--install", "-s", "/bin"]));
     for d in ["proc", "sys", "dev", "tmp", "etc"] {
         fs::create_dir_all(rootfs.join(d)).unwrap();
     }
@@ -71,7 +81,11 @@ pub struct Containerd {
 impl Containerd {
     pub fn start() -> Self {
         let dir = TempDir::new("containerd");
-        let (root, state, socket) = (dir.path().join("root"), dir.path().join("state"), dir.path().join("containerd.sock"));
+        let (root, state, socket) = (
+            dir.path().join("root"),
+            dir.path().join("state"),
+            dir.path().join("containerd.sock"),
+        );
         let config = dir.path().join("config.toml");
         fs::write(
             &config,
@@ -84,13 +98,35 @@ impl Containerd {
         )
         .unwrap();
         let log = fs::File::create(dir.path().join("containerd.log")).unwrap();
-        let daemon = Proc::spawn(Command::new("containerd").arg("--config").arg(&config).stdout(log.try_clone().unwrap()).stderr(log));
-        let me = Self { dir, socket, state, daemon: Some(daemon) };
+        let daemon = Proc::spawn(
+            Command::new("containerd")
+                .arg("--config")
+                .arg(&config)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log),
+        );
+        let me = Self {
+            dir,
+            socket,
+            state,
+            daemon: Some(daemon),
+        };
         let ready = wait_until(Duration::from_secs(30), || {
             me.socket.exists()
-                && Command::new("ctr").arg("-a").arg(&me.socket).arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+                && Command::new("ctr")
+                    .arg("-a")
+                    .arg(&me.socket)
+                    .arg("version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
         });
-        assert!(ready, "containerd did not start: {}", fs::read_to_string(me.dir.path().join("containerd.log")).unwrap_or_default());
+        assert!(
+            ready,
+            "containerd did not start: {}",
+            fs::read_to_string(me.dir.path().join("containerd.log")).unwrap_or_default()
+        );
         me
     }
 
@@ -106,7 +142,9 @@ fn kill_shims(socket: &Path) {
     let needle = socket.to_string_lossy().to_string();
     if let Ok(procs) = fs::read_dir("/proc") {
         for p in procs.flatten() {
-            let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
             let cmdline = fs::read(p.path().join("cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             if cmdline.contains("containerd-shim") && cmdline.contains(&needle) {
@@ -169,24 +207,61 @@ impl Docker {
         let cfg_path = dir.path().join("daemon.json");
         fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let log = fs::File::create(dir.path().join("dockerd.log")).unwrap();
-        let daemon = Proc::spawn(Command::new("dockerd").arg("--config-file").arg(&cfg_path).stdout(log.try_clone().unwrap()).stderr(log));
-        let me = Self { containerd, dir, socket, cgroup_parent, data_root, daemon: Some(daemon) };
+        let daemon = Proc::spawn(
+            Command::new("dockerd")
+                .arg("--config-file")
+                .arg(&cfg_path)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log),
+        );
+        let me = Self {
+            containerd,
+            dir,
+            socket,
+            cgroup_parent,
+            data_root,
+            daemon: Some(daemon),
+        };
         let ready = wait_until(Duration::from_secs(60), || {
-            me.socket.exists() && me.docker().arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+            me.socket.exists()
+                && me
+                    .docker()
+                    .arg("info")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
         });
-        assert!(ready, "dockerd did not start: {}", fs::read_to_string(me.dir.path().join("dockerd.log")).unwrap_or_default());
+        assert!(
+            ready,
+            "dockerd did not start: {}",
+            fs::read_to_string(me.dir.path().join("dockerd.log")).unwrap_or_default()
+        );
         // Import the busybox + victim image.
         let img = TempDir::new("image");
         let rootfs = busybox_rootfs(img.path());
         let tar = img.path().join("rootfs.tar");
-        run(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg("."));
-        run(me.docker().args(["import", "-c", "CMD [\"/bin/sh\"]"]).arg(&tar).arg(IMAGE));
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
+        run(me
+            .docker()
+            .args(["import", "-c", "CMD [\"/bin/sh\"]"])
+            .arg(&tar)
+            .arg(IMAGE));
         me
     }
 
     /// The Debian docker client (matching the daemon's API version) on our socket.
     pub fn docker(&self) -> Command {
-        let bin = if Path::new("/usr/bin/docker").exists() { "/usr/bin/docker" } else { "docker" };
+        let bin = if Path::new("/usr/bin/docker").exists() {
+            "/usr/bin/docker"
+        } else {
+            "docker"
+        };
         let mut c = Command::new(bin);
         c.arg("-H").arg(format!("unix://{}", self.socket.display()));
         c
@@ -194,13 +269,21 @@ impl Docker {
 
     /// `docker run -d --network none EXTRA... IMAGE CMD...`; returns the full container id.
     pub fn run(&self, name: &str, extra: &[&str], cmd: &[&str]) -> String {
-        let out = run(self.docker().args(["run", "-d", "--network", "none", "--name", name]).args(extra).arg(IMAGE).args(cmd));
+        let out = run(self
+            .docker()
+            .args(["run", "-d", "--network", "none", "--name", name])
+            .args(extra)
+            .arg(IMAGE)
+            .args(cmd));
         out.trim().to_string()
     }
 
     /// Host PID of a container's init.
     pub fn init_pid(&self, id: &str) -> u32 {
-        run(self.docker().args(["inspect", "-f", "{{.State.Pid}}", id])).trim().parse().expect("container pid")
+        run(self.docker().args(["inspect", "-f", "{{.State.Pid}}", id]))
+            .trim()
+            .parse()
+            .expect("container pid")
     }
 
     /// The containerd state dir docker's tasks live under (for OCI bundles).
@@ -217,7 +300,12 @@ impl Drop for Docker {
     fn drop(&mut self) {
         if let Ok(out) = self.docker().args(["ps", "-aq"]).output() {
             for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = self.docker().args(["rm", "-f", id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+                let _ = self
+                    .docker()
+                    .args(["rm", "-f", id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
             }
         }
         if let Some(mut d) = self.daemon.take() {
@@ -233,7 +321,9 @@ impl Drop for Docker {
 
 /// Removes `/<rel>` in every cgroup hierarchy (v2 and the v1 controllers), deepest first.
 pub fn remove_cgroup_tree(rel: &str) {
-    let Ok(hier) = fs::read_dir("/sys/fs/cgroup") else { return };
+    let Ok(hier) = fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
     let mut roots: Vec<PathBuf> = hier.flatten().map(|e| e.path()).collect();
     roots.push(PathBuf::from("/sys/fs/cgroup"));
     for root in roots {
@@ -246,11 +336,16 @@ pub fn remove_cgroup_tree(rel: &str) {
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
             if let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) {
-                for pid in procs.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+                for pid in procs
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok())
+                {
                     kill(pid, libc::SIGKILL);
                 }
             }
-            wait_until(Duration::from_secs(5), || fs::remove_dir(&d).is_ok() || !d.exists());
+            wait_until(Duration::from_secs(5), || {
+                fs::remove_dir(&d).is_ok() || !d.exists()
+            });
         }
     }
 }

@@ -38,7 +38,12 @@ fn sigterm_to_a_process_with_a_handler() {
     assert_eq!(exit["exit"]["code"], 3);
     assert_eq!(exit["exit"]["signal"], Value::Null);
     assert_eq!(exit["group_dead"], true);
-    assert_eq!(out.status.and_then(|s| s.code()), Some(0), "graceful agent stop: {}", out.stderr);
+    assert_eq!(
+        out.status.and_then(|s| s.code()),
+        Some(0),
+        "graceful agent stop: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -55,8 +60,14 @@ fn sigterm_without_a_handler_is_not_reported_as_sigkill() {
     assert_eq!(gen["disposition"], "default");
     // No SIGKILL was generated for it; the deliver-side SIGKILL is the kernel's conversion.
     assert!(find(&evs, "signal_generate", |e| e["signal"] == "SIGKILL").is_none());
-    for d in evs.iter().filter(|e| e["event"] == "signal_deliver" && e["signal"] == "SIGKILL") {
-        assert_eq!(d["converted_from"], "SIGTERM", "deliver-side SIGKILL must name SIGTERM: {d}");
+    for d in evs
+        .iter()
+        .filter(|e| e["event"] == "signal_deliver" && e["signal"] == "SIGKILL")
+    {
+        assert_eq!(
+            d["converted_from"], "SIGTERM",
+            "deliver-side SIGKILL must name SIGTERM: {d}"
+        );
     }
     let exit = find(&evs, "exit", |_| true).expect("exit");
     assert_eq!(exit["exit"]["signal"], "SIGTERM");
@@ -72,7 +83,10 @@ fn sigterm_to_a_pid_namespace_init_without_a_handler_is_ignored() {
     std::thread::sleep(Duration::from_millis(200));
     kill(inner, libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(pid_alive(inner), "PID 1 without a handler must survive SIGTERM");
+    assert!(
+        pid_alive(inner),
+        "PID 1 without a handler must survive SIGTERM"
+    );
     kill(inner, libc::SIGKILL);
     unshare.wait_exit(T);
     exit_of(&agent, inner);
@@ -84,7 +98,8 @@ fn sigterm_to_a_pid_namespace_init_without_a_handler_is_ignored() {
     assert_eq!(gen["target"]["ns_pid"], 1);
     assert_eq!(gen["disposition"], "default");
     assert!(find(&evs, "signal_deliver", |e| e["signal"] == "SIGTERM").is_none());
-    let kill_gen = find(&evs, "signal_generate", |e| e["signal"] == "SIGKILL").expect("SIGKILL generate");
+    let kill_gen =
+        find(&evs, "signal_generate", |e| e["signal"] == "SIGKILL").expect("SIGKILL generate");
     assert_eq!(kill_gen["result"], "delivered");
     let exit = find(&evs, "exit", |_| true).expect("exit");
     assert_eq!(exit["exit"]["signal"], "SIGKILL");
@@ -94,19 +109,32 @@ fn sigterm_to_a_pid_namespace_init_without_a_handler_is_ignored() {
 fn second_quick_sigterm_is_already_pending() {
     let agent = Agent::start(&["run", "--raw"]);
     // SIGTERM stays blocked for 1 s, so both kills find it pending; then a slow handler runs.
-    let mut v = Proc::victim(&["--handle", "TERM:0:300", "--block", "TERM", "--unblock-ms", "1000"]);
+    let mut v = Proc::victim(&[
+        "--handle",
+        "TERM:0:300",
+        "--block",
+        "TERM",
+        "--unblock-ms",
+        "1000",
+    ]);
     kill(v.pid, libc::SIGTERM);
     kill(v.pid, libc::SIGTERM);
     assert_eq!(v.wait_exit(T).and_then(|s| s.code()), Some(0));
     exit_of(&agent, v.pid);
     let out = agent.stop();
     let evs = raw_events_for(&out.lines, v.pid);
-    let gens: Vec<&&Value> = evs.iter().filter(|e| e["event"] == "signal_generate" && e["signal"] == "SIGTERM").collect();
+    let gens: Vec<&&Value> = evs
+        .iter()
+        .filter(|e| e["event"] == "signal_generate" && e["signal"] == "SIGTERM")
+        .collect();
     assert_eq!(gens.len(), 2, "two generate events");
     assert_eq!(gens[0]["result"], "delivered");
     assert_eq!(gens[0]["blocked"], true);
     assert_eq!(gens[1]["result"], "already_pending");
-    let delivers = evs.iter().filter(|e| e["event"] == "signal_deliver" && e["signal"] == "SIGTERM").count();
+    let delivers = evs
+        .iter()
+        .filter(|e| e["event"] == "signal_deliver" && e["signal"] == "SIGTERM")
+        .count();
     assert_eq!(delivers, 1, "collapsed into one delivery");
 }
 
@@ -126,7 +154,9 @@ fn exit_codes_and_terminating_signals() {
         exit_of(&agent, p);
     }
     let out = agent.stop();
-    let exit = |pid| find(&raw_events_for(&out.lines, pid), "exit", |_| true).expect("exit")["exit"].clone();
+    let exit = |pid| {
+        find(&raw_events_for(&out.lines, pid), "exit", |_| true).expect("exit")["exit"].clone()
+    };
     assert_eq!(exit(zero.pid)["code"], 0);
     assert_eq!(exit(three.pid)["code"], 3);
     assert_eq!(exit(nine.pid)["signal"], "SIGKILL");
@@ -162,8 +192,14 @@ fn raw_tracepoint_fallback_reports_the_same_fields() {
     let out = agent.stop();
     let evs = raw_events_for(&out.lines, v.pid);
     let gen = find(&evs, "signal_generate", |e| e["signal"] == "SIGTERM").expect("generate");
-    assert_eq!((gen["result"].as_str(), gen["disposition"].as_str()), (Some("delivered"), Some("handler")));
-    assert_eq!(find(&evs, "exit", |_| true).expect("exit")["exit"]["code"], 7);
+    assert_eq!(
+        (gen["result"].as_str(), gen["disposition"].as_str()),
+        (Some("delivered"), Some("handler"))
+    );
+    assert_eq!(
+        find(&evs, "exit", |_| true).expect("exit")["exit"]["code"],
+        7
+    );
 }
 
 /// (sender pid, target pid, signal number) for our victims, from killsnoop's output.
@@ -172,7 +208,11 @@ fn killsnoop_triples(text: &str, targets: &[u32]) -> Vec<(u32, u32, i64)> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             // TIME PID COMM SIG TPID RESULT (COMM has no spaces for our processes)
-            let (pid, sig, tpid) = (f.get(1)?.parse().ok()?, f.get(3)?.parse().ok()?, f.get(4)?.parse().ok()?);
+            let (pid, sig, tpid) = (
+                f.get(1)?.parse().ok()?,
+                f.get(3)?.parse().ok()?,
+                f.get(4)?.parse().ok()?,
+            );
             targets.contains(&tpid).then_some((pid, tpid, sig))
         })
         .collect()
@@ -183,10 +223,19 @@ fn signal_sequence_matches_killsnoop() {
     let _tracefs = Tracefs::ensure();
     let dir = TempDir::new("killsnoop");
     let ks_out = std::fs::File::create(dir.path().join("ks.txt")).unwrap();
-    let mut ks = Proc::spawn(Command::new("stdbuf").args(["-oL", "killsnoop"]).stdout(ks_out).stderr(std::process::Stdio::null()));
+    let mut ks = Proc::spawn(
+        Command::new("stdbuf")
+            .args(["-oL", "killsnoop"])
+            .stdout(ks_out)
+            .stderr(std::process::Stdio::null()),
+    );
     let agent = Agent::start(&["run", "--raw"]);
     // killsnoop prints its header once attached.
-    assert!(wait_until(T, || std::fs::read_to_string(dir.path().join("ks.txt")).is_ok_and(|s| s.contains("TPID"))), "killsnoop not ready");
+    assert!(
+        wait_until(T, || std::fs::read_to_string(dir.path().join("ks.txt"))
+            .is_ok_and(|s| s.contains("TPID"))),
+        "killsnoop not ready"
+    );
     let mut a = Proc::victim(&[]);
     let mut b = Proc::victim(&["--handle", "USR1:0:0"]);
     let mut c = Proc::victim(&["--handle", "TERM:0:2000"]);
@@ -217,11 +266,23 @@ fn signal_sequence_matches_killsnoop() {
                 "SIGKILL" => 9,
                 _ => return None,
             };
-            (targets.contains(&t) && l["sender"]["pid"] == std::process::id()).then_some((l["sender"]["pid"].as_u64()? as u32, t, sig))
+            (targets.contains(&t) && l["sender"]["pid"] == std::process::id()).then_some((
+                l["sender"]["pid"].as_u64()? as u32,
+                t,
+                sig,
+            ))
         })
         .collect();
-    let theirs: Vec<(u32, u32, i64)> = killsnoop_triples(&ks_text, &targets).into_iter().filter(|t| t.0 == std::process::id()).collect();
-    let expected = vec![(std::process::id(), a.pid, 15), (std::process::id(), b.pid, 10), (std::process::id(), c.pid, 15), (std::process::id(), c.pid, 9)];
+    let theirs: Vec<(u32, u32, i64)> = killsnoop_triples(&ks_text, &targets)
+        .into_iter()
+        .filter(|t| t.0 == std::process::id())
+        .collect();
+    let expected = vec![
+        (std::process::id(), a.pid, 15),
+        (std::process::id(), b.pid, 10),
+        (std::process::id(), c.pid, 15),
+        (std::process::id(), c.pid, 9),
+    ];
     assert_eq!(ours, expected, "sigtrace's sequence");
     assert_eq!(theirs, ours, "killsnoop and sigtrace disagree");
 }

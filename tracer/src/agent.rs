@@ -94,7 +94,9 @@ impl<W: Write> RawSink<W> {
 impl<W: Write> Sink for RawSink<W> {
     fn input(&mut self, input: Input) -> Result<()> {
         match input {
-            Input::Record(rec) => serde_json::to_writer(&mut self.out, &rec.into_event(&self.clock))?,
+            Input::Record(rec) => {
+                serde_json::to_writer(&mut self.out, &rec.into_event(&self.clock))?
+            }
             Input::Lost { count, mono_ns } => serde_json::to_writer(
                 &mut self.out,
                 &serde_json::json!({"event": "lost", "mono_ns": mono_ns, "count": count}),
@@ -116,7 +118,11 @@ impl<W: Write> Sink for RawSink<W> {
 }
 
 /// Loads the probes and runs `sink` until SIGTERM/SIGINT (or stdout closes).
-pub async fn run_live(args: &RunArgs, mut sink: Box<dyn Sink>, ready: Option<Arc<AtomicBool>>) -> Result<()> {
+pub async fn run_live(
+    args: &RunArgs,
+    mut sink: Box<dyn Sink>,
+    ready: Option<Arc<AtomicBool>>,
+) -> Result<()> {
     let opts = source_options(args)?;
     let mut probes = Probes::load(&opts).context("starting the kernel probes")?;
     for a in &probes.attached {

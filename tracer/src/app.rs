@@ -45,7 +45,11 @@ pub fn engine_config(o: &OutputArgs) -> EngineConfig {
 }
 
 fn printer(o: &OutputArgs) -> Printer<std::io::BufWriter<std::io::Stdout>> {
-    Printer::new(std::io::BufWriter::new(std::io::stdout()), Format::detect(o.json), o.containers_only)
+    Printer::new(
+        std::io::BufWriter::new(std::io::stdout()),
+        Format::detect(o.json),
+        o.containers_only,
+    )
 }
 
 fn resolver(args: &RunArgs) -> Result<ContainerResolver> {
@@ -59,8 +63,11 @@ fn resolver(args: &RunArgs) -> Result<ContainerResolver> {
     if !args.docker_data_root.is_empty() {
         dirs.docker_data_root = args.docker_data_root.clone();
     }
-    let mut r = ContainerResolver::new(ResolverOptions { metadata_dirs: dirs, ..Default::default() })
-        .context("setting up container attribution (reading /proc/self/mountinfo)")?;
+    let mut r = ContainerResolver::new(ResolverOptions {
+        metadata_dirs: dirs,
+        ..Default::default()
+    })
+    .context("setting up container attribution (reading /proc/self/mountinfo)")?;
     if r.attribution_may_be_missing() {
         tracing::warn!("no cgroup v2 hierarchy: container attribution comes from /proc/<pid>/cgroup and may be missing for processes that exit before they are seen");
     }
@@ -72,7 +79,9 @@ fn resolver(args: &RunArgs) -> Result<ContainerResolver> {
 
 fn node_name(args: &RunArgs) -> String {
     args.node_name.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
     })
 }
 
@@ -83,15 +92,24 @@ pub fn run(args: RunArgs) -> Result<()> {
         let sink = RawSink::new(std::io::BufWriter::new(std::io::stdout().lock()), clock);
         return runtime()?.block_on(run_live(&args, Box::new(sink), None));
     }
-    let mut pipeline = Pipeline::new(Engine::new(engine_config(&args.output)), printer(&args.output), clock)
-        .with_resolver(resolver(&args)?);
+    let mut pipeline = Pipeline::new(
+        Engine::new(engine_config(&args.output)),
+        printer(&args.output),
+        clock,
+    )
+    .with_resolver(resolver(&args)?);
     if !args.no_record {
         let opts = JournalOptions {
             max_file_bytes: args.journal_file_mib.saturating_mul(1 << 20),
             max_total_bytes: args.journal_total_mib.saturating_mul(1 << 20),
         };
         let journal = JournalWriter::open(&args.data_dir, opts, SessionInfo::current(clock))
-            .with_context(|| format!("opening the journal in {} (use --data-dir DIR or --no-record)", args.data_dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "opening the journal in {} (use --data-dir DIR or --no-record)",
+                    args.data_dir.display()
+                )
+            })?;
         tracing::info!("recording to {}", journal.path().display());
         pipeline = pipeline.with_journal(journal);
     }
@@ -102,7 +120,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             drop_pod: args.metrics_no_pod_label,
             max_series: args.metrics_max_series,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
             node: node_name(&args),
         })?);
         pipeline = pipeline.with_metrics(metrics.clone());
@@ -132,11 +152,21 @@ pub fn run(args: RunArgs) -> Result<()> {
 
 /// `sigtrace replay`: the same engine over recorded journal files.
 pub fn replay(args: ReplayArgs) -> Result<()> {
-    let paths: Vec<PathBuf> = if args.paths.is_empty() { vec![PathBuf::from("/var/lib/sigtrace")] } else { args.paths.clone() };
-    let mut reader = JournalReader::new(paths.iter(), ReaderOptions { strict: args.strict });
+    let paths: Vec<PathBuf> = if args.paths.is_empty() {
+        vec![PathBuf::from("/var/lib/sigtrace")]
+    } else {
+        args.paths.clone()
+    };
+    let mut reader = JournalReader::new(
+        paths.iter(),
+        ReaderOptions {
+            strict: args.strict,
+        },
+    );
     let mut pipeline: Option<Pipeline<std::io::BufWriter<std::io::Stdout>>> = None;
     let mut errors = 0u64;
-    let in_window = |wall: i64| args.since.is_none_or(|s| wall >= s) && args.until.is_none_or(|u| wall < u);
+    let in_window =
+        |wall: i64| args.since.is_none_or(|s| wall >= s) && args.until.is_none_or(|u| wall < u);
     while let Some(item) = reader.next_ref() {
         let item = match item {
             Ok(i) => i,
@@ -151,11 +181,17 @@ pub fn replay(args: ReplayArgs) -> Result<()> {
         };
         let p = pipeline.get_or_insert_with(|| {
             let clock = item.clock.unwrap_or(Clock { offset_ns: 0 });
-            Pipeline::new(Engine::new(engine_config(&args.output)), printer(&args.output), clock)
+            Pipeline::new(
+                Engine::new(engine_config(&args.output)),
+                printer(&args.output),
+                clock,
+            )
         });
         match item.kind {
             ItemKindRef::Warning(w) => eprintln!("sigtrace: warning: {w}"),
-            ItemKindRef::Record(RecordRef::Container { cgroup_id, info }) => p.set_container(cgroup_id, Arc::new(info.clone())),
+            ItemKindRef::Record(RecordRef::Container { cgroup_id, info }) => {
+                p.set_container(cgroup_id, Arc::new(info.clone()))
+            }
             ItemKindRef::Record(RecordRef::Lost { count, mono_ns }) => p.lost(count, mono_ns)?,
             ItemKindRef::Record(RecordRef::Event(_)) => match item.event() {
                 Some(Ok(ev)) if in_window(ev.wall_ns) => p.event(ev)?,
@@ -181,7 +217,14 @@ pub fn replay(args: ReplayArgs) -> Result<()> {
         eprintln!("sigtrace: {errors} corrupt or unreadable record(s) skipped");
     }
     if pipeline.is_none() {
-        anyhow::bail!("no journal records found in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        anyhow::bail!(
+            "no journal records found in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(())
 }

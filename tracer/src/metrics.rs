@@ -29,8 +29,10 @@ pub enum MetricsError {
 }
 
 /// Duration buckets: 10 ms to 120 s.
-pub const DURATION_BUCKETS: [f64; 18] =
-    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0];
+pub const DURATION_BUCKETS: [f64; 18] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+    90.0, 120.0,
+];
 
 #[derive(Clone, Debug)]
 pub struct MetricsOptions {
@@ -97,7 +99,10 @@ pub struct Metrics {
     opts: MetricsOptions,
 }
 
-fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> Result<T, MetricsError> {
+fn reg<T: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    c: T,
+) -> Result<T, MetricsError> {
     r.register(Box::new(c.clone()))?;
     Ok(c)
 }
@@ -113,9 +118,10 @@ fn set_total(c: &IntCounter, total: u64) {
 impl Metrics {
     pub fn new(opts: MetricsOptions) -> Result<Self, MetricsError> {
         let r = Registry::new();
-        let cvec = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
-            reg(&r, IntCounterVec::new(Opts::new(name, help), labels)?)
-        };
+        let cvec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
+                reg(&r, IntCounterVec::new(Opts::new(name, help), labels)?)
+            };
         let wl = ["namespace", "pod", "container"];
         let m = Self {
             container_stops: cvec(
@@ -131,36 +137,97 @@ impl Metrics {
             duration: reg(
                 &r,
                 HistogramVec::new(
-                    HistogramOpts::new("sigtrace_stop_duration_seconds", "Time from the first stop signal to the end of the stop.")
-                        .buckets(DURATION_BUCKETS.to_vec()),
+                    HistogramOpts::new(
+                        "sigtrace_stop_duration_seconds",
+                        "Time from the first stop signal to the end of the stop.",
+                    )
+                    .buckets(DURATION_BUCKETS.to_vec()),
                     &["namespace", "kind"],
                 )?,
             )?,
-            overruns: cvec("sigtrace_grace_overruns_total", "Container stops that outlived the grace period (SIGKILL needed).", &wl)?,
+            overruns: cvec(
+                "sigtrace_grace_overruns_total",
+                "Container stops that outlived the grace period (SIGKILL needed).",
+                &wl,
+            )?,
             overrun_seconds: reg(
                 &r,
-                CounterVec::new(Opts::new("sigtrace_grace_overrun_seconds_total", "Seconds container stops ran past the grace period."), &wl)?,
+                CounterVec::new(
+                    Opts::new(
+                        "sigtrace_grace_overrun_seconds_total",
+                        "Seconds container stops ran past the grace period.",
+                    ),
+                    &wl,
+                )?,
             )?,
             signals: cvec(
                 "sigtrace_signals_total",
                 "Stop signals generated, by signal, kernel result and sender class.",
                 &["signal", "result", "sender_class"],
             )?,
-            oom_kills: cvec("sigtrace_oom_kills_total", "Processes killed by the OOM killer.", &wl)?,
-            force_kills: cvec("sigtrace_force_kills_total", "Stops that began with SIGKILL (no stop signal first).", &wl)?,
+            oom_kills: cvec(
+                "sigtrace_oom_kills_total",
+                "Processes killed by the OOM killer.",
+                &wl,
+            )?,
+            force_kills: cvec(
+                "sigtrace_force_kills_total",
+                "Stops that began with SIGKILL (no stop signal first).",
+                &wl,
+            )?,
             label_overflow: reg(
                 &r,
-                IntCounter::new("sigtrace_label_sets_overflow_total", "Observations dropped because the label-set cap was reached.")?,
+                IntCounter::new(
+                    "sigtrace_label_sets_overflow_total",
+                    "Observations dropped because the label-set cap was reached.",
+                )?,
             )?,
-            events_read: reg(&r, IntCounter::new("sigtrace_events_read_total", "Kernel records read from the ring buffer.")?)?,
-            events_lost: reg(&r, IntCounter::new("sigtrace_events_lost_total", "Kernel records lost (ring buffer full).")?)?,
-            decode_errors: reg(&r, IntCounter::new("sigtrace_decode_errors_total", "Kernel records that could not be decoded.")?)?,
-            tracked_processes: reg(&r, IntGauge::new("sigtrace_tracked_processes", "Processes the engine holds state for.")?)?,
-            tracked_containers: reg(&r, IntGauge::new("sigtrace_tracked_containers", "Containers the engine holds state for.")?)?,
-            evictions: cvec("sigtrace_evictions_total", "State evicted by the memory bounds, by what.", &["what"])?,
+            events_read: reg(
+                &r,
+                IntCounter::new(
+                    "sigtrace_events_read_total",
+                    "Kernel records read from the ring buffer.",
+                )?,
+            )?,
+            events_lost: reg(
+                &r,
+                IntCounter::new(
+                    "sigtrace_events_lost_total",
+                    "Kernel records lost (ring buffer full).",
+                )?,
+            )?,
+            decode_errors: reg(
+                &r,
+                IntCounter::new(
+                    "sigtrace_decode_errors_total",
+                    "Kernel records that could not be decoded.",
+                )?,
+            )?,
+            tracked_processes: reg(
+                &r,
+                IntGauge::new(
+                    "sigtrace_tracked_processes",
+                    "Processes the engine holds state for.",
+                )?,
+            )?,
+            tracked_containers: reg(
+                &r,
+                IntGauge::new(
+                    "sigtrace_tracked_containers",
+                    "Containers the engine holds state for.",
+                )?,
+            )?,
+            evictions: cvec(
+                "sigtrace_evictions_total",
+                "State evicted by the memory bounds, by what.",
+                &["what"],
+            )?,
             metadata_misses: reg(
                 &r,
-                IntCounter::new("sigtrace_metadata_misses_total", "Container metadata lookups that found nothing usable.")?,
+                IntCounter::new(
+                    "sigtrace_metadata_misses_total",
+                    "Container metadata lookups that found nothing usable.",
+                )?,
             )?,
             counted_only: cvec(
                 "sigtrace_signals_counted_only_total",
@@ -171,9 +238,21 @@ impl Metrics {
             registry: r,
             opts,
         };
-        let build = IntGaugeVec::new(Opts::new("sigtrace_build_info", "sigtrace version and kernel; always 1."), &["version", "kernel", "node"])?;
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "sigtrace_build_info",
+                "sigtrace version and kernel; always 1.",
+            ),
+            &["version", "kernel", "node"],
+        )?;
         m.registry.register(Box::new(build.clone()))?;
-        build.with_label_values(&[m.opts.version.as_str(), m.opts.kernel.as_str(), m.opts.node.as_str()]).set(1);
+        build
+            .with_label_values(&[
+                m.opts.version.as_str(),
+                m.opts.kernel.as_str(),
+                m.opts.node.as_str(),
+            ])
+            .set(1);
         Ok(m)
     }
 
@@ -194,9 +273,13 @@ impl Metrics {
 
     /// Records one finished stop.
     pub fn stop(&self, f: &StopFacts<'_>) {
-        self.duration.with_label_values(&[f.namespace, f.kind]).observe(f.duration_s);
+        self.duration
+            .with_label_values(&[f.namespace, f.kind])
+            .observe(f.duration_s);
         if f.kind == "process" {
-            self.process_stops.with_label_values(&[f.namespace, f.diagnosis, f.outcome]).inc();
+            self.process_stops
+                .with_label_values(&[f.namespace, f.diagnosis, f.outcome])
+                .inc();
             if f.diagnosis == "oom_killed" {
                 if let Some(w) = self.workload(f.namespace, f.pod, f.container) {
                     self.oom_kills.with_label_values(&w).inc();
@@ -204,11 +287,17 @@ impl Metrics {
             }
             return;
         }
-        let Some(w) = self.workload(f.namespace, f.pod, f.container) else { return };
-        self.container_stops.with_label_values(&[w[0], w[1], w[2], f.diagnosis, f.outcome]).inc();
+        let Some(w) = self.workload(f.namespace, f.pod, f.container) else {
+            return;
+        };
+        self.container_stops
+            .with_label_values(&[w[0], w[1], w[2], f.diagnosis, f.outcome])
+            .inc();
         if f.overrun {
             self.overruns.with_label_values(&w).inc();
-            self.overrun_seconds.with_label_values(&w).inc_by(f.overrun_s.max(0.0));
+            self.overrun_seconds
+                .with_label_values(&w)
+                .inc_by(f.overrun_s.max(0.0));
         }
         if f.diagnosis == "force_killed" {
             self.force_kills.with_label_values(&w).inc();
@@ -217,7 +306,9 @@ impl Metrics {
 
     /// Records one generated stop signal.
     pub fn signal(&self, signal: &str, result: &str, sender_class: &str) {
-        self.signals.with_label_values(&[signal, result, sender_class]).inc();
+        self.signals
+            .with_label_values(&[signal, result, sender_class])
+            .inc();
     }
 
     /// Updates the agent-health metrics from current totals.
@@ -232,7 +323,10 @@ impl Metrics {
         }
         set_total(&self.metadata_misses, h.metadata_misses);
         for (sig, total) in &h.counted_only {
-            set_total(&self.counted_only.with_label_values(&[sig.as_str()]), *total);
+            set_total(
+                &self.counted_only.with_label_values(&[sig.as_str()]),
+                *total,
+            );
         }
     }
 
@@ -255,14 +349,21 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, MetricsError> {
     use axum::{http::StatusCode, routing::get, Router};
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| MetricsError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
     let m = metrics.clone();
     let app = Router::new()
         .route(
             "/metrics",
             get(move || {
                 let m = m.clone();
-                async move { ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], m.encode()) }
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        m.encode(),
+                    )
+                }
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
@@ -280,7 +381,10 @@ pub async fn serve(
             }),
         );
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::warn!("metrics server: {e}");
         }
     }))
@@ -291,7 +395,14 @@ mod tests {
     use super::*;
 
     fn metrics(max_series: usize) -> Metrics {
-        Metrics::new(MetricsOptions { drop_pod: false, max_series, version: "t".into(), kernel: "k".into(), node: "n".into() }).unwrap()
+        Metrics::new(MetricsOptions {
+            drop_pod: false,
+            max_series,
+            version: "t".into(),
+            kernel: "k".into(),
+            node: "n".into(),
+        })
+        .unwrap()
     }
 
     #[test]
@@ -309,20 +420,34 @@ mod tests {
             overrun_s: 0.1,
         };
         m.stop(&f);
-        m.stop(&StopFacts { container: "other", ..f.clone() });
+        m.stop(&StopFacts {
+            container: "other",
+            ..f.clone()
+        });
         let text = m.encode();
         assert!(text.contains(r#"sigtrace_container_stops_total{container="c",diagnosis="slow_handler",namespace="ns",outcome="killed",pod="p"} 1"#), "{text}");
-        assert!(text.contains(r#"sigtrace_grace_overruns_total{container="c",namespace="ns",pod="p"} 1"#));
+        assert!(text
+            .contains(r#"sigtrace_grace_overruns_total{container="c",namespace="ns",pod="p"} 1"#));
         assert!(!text.contains(r#"container="other""#));
         assert!(text.contains("sigtrace_label_sets_overflow_total 1"));
-        assert!(text.contains(r#"sigtrace_stop_duration_seconds_bucket{kind="container",namespace="ns",le="2.5"} 2"#));
+        assert!(text.contains(
+            r#"sigtrace_stop_duration_seconds_bucket{kind="container",namespace="ns",le="2.5"} 2"#
+        ));
     }
 
     #[test]
     fn health_totals_only_go_up() {
         let m = metrics(10);
-        m.health(&Health { events_read: 10, events_lost: 2, ..Default::default() });
-        m.health(&Health { events_read: 7, events_lost: 5, ..Default::default() });
+        m.health(&Health {
+            events_read: 10,
+            events_lost: 2,
+            ..Default::default()
+        });
+        m.health(&Health {
+            events_read: 7,
+            events_lost: 5,
+            ..Default::default()
+        });
         let text = m.encode();
         assert!(text.contains("sigtrace_events_read_total 10"));
         assert!(text.contains("sigtrace_events_lost_total 5"));

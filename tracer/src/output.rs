@@ -22,7 +22,9 @@ impl Format {
             return Format::Json;
         }
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Format::Terminal { color: !no_color && std::io::stdout().is_terminal() }
+        Format::Terminal {
+            color: !no_color && std::io::stdout().is_terminal(),
+        }
     }
 }
 
@@ -38,10 +40,10 @@ const BOLD: &str = "\x1b[1m";
 
 fn diagnosis_color(d: Diagnosis) -> &'static str {
     match d {
-        Diagnosis::Graceful => "\x1b[32m",                                                // green
-        Diagnosis::DefaultAction | Diagnosis::ForceKilled => "\x1b[33m",                  // yellow
-        Diagnosis::OomKilled | Diagnosis::OrphanKilled => "\x1b[35m",                     // magenta
-        _ => "\x1b[31m",                                                                  // red
+        Diagnosis::Graceful => "\x1b[32m", // green
+        Diagnosis::DefaultAction | Diagnosis::ForceKilled => "\x1b[33m", // yellow
+        Diagnosis::OomKilled | Diagnosis::OrphanKilled => "\x1b[35m", // magenta
+        _ => "\x1b[31m",                   // red
     }
 }
 
@@ -70,7 +72,11 @@ fn exit_text(exit: Option<&crate::engine::ExitEntry>) -> String {
         None => "still running".to_string(),
         Some(e) => match (e.code, e.signal) {
             (Some(c), _) => format!("exited {c}"),
-            (None, Some(s)) => format!("killed by {s} ({}{})", 128 + s.0, if e.core_dumped { ", core dumped" } else { "" }),
+            (None, Some(s)) => format!(
+                "killed by {s} ({}{})",
+                128 + s.0,
+                if e.core_dumped { ", core dumped" } else { "" }
+            ),
             (None, None) => "exited".to_string(),
         },
     }
@@ -78,7 +84,11 @@ fn exit_text(exit: Option<&crate::engine::ExitEntry>) -> String {
 
 impl<W: Write> Printer<W> {
     pub fn new(out: W, format: Format, containers_only: bool) -> Self {
-        Self { out, format, containers_only }
+        Self {
+            out,
+            format,
+            containers_only,
+        }
     }
 
     fn paint(&self, color: &str, text: &str) -> String {
@@ -102,8 +112,23 @@ impl<W: Write> Printer<W> {
         }
         let who = format!("{}({})", t.comm, t.pid);
         let what = match &t.what {
-            TimelineWhat::Generate { signal, sender, result, disposition, forwarded, escalation, .. } => {
-                let mut s = format!("{:<8} {}({}) → {who}  {}, {}", signal.name(), sender.comm, sender.pid, result.as_str(), disposition.as_str());
+            TimelineWhat::Generate {
+                signal,
+                sender,
+                result,
+                disposition,
+                forwarded,
+                escalation,
+                ..
+            } => {
+                let mut s = format!(
+                    "{:<8} {}({}) → {who}  {}, {}",
+                    signal.name(),
+                    sender.comm,
+                    sender.pid,
+                    result.as_str(),
+                    disposition.as_str()
+                );
                 if *forwarded {
                     s.push_str("  [forwarded]");
                 }
@@ -112,14 +137,34 @@ impl<W: Write> Printer<W> {
                 }
                 s
             }
-            TimelineWhat::Deliver { signal, tid, disposition, converted_from } => match converted_from {
+            TimelineWhat::Deliver {
+                signal,
+                tid,
+                disposition,
+                converted_from,
+            } => match converted_from {
                 Some(orig) => format!("{:<8} {who} dies of {orig} (default action)", orig.name()),
-                None => format!("{:<8} delivered to {who} tid {tid} → {}", signal.name(), disposition.as_str()),
+                None => format!(
+                    "{:<8} delivered to {who} tid {tid} → {}",
+                    signal.name(),
+                    disposition.as_str()
+                ),
             },
-            TimelineWhat::Exit { exit, after_s } => format!("{:<8} {who} {} after {after_s:.3}s", "exit", exit_text(Some(exit))),
-            TimelineWhat::OomVictim { invoker_pid } => format!("{:<8} {who} chosen by the OOM killer (allocation by pid {invoker_pid})", "OOM"),
+            TimelineWhat::Exit { exit, after_s } => format!(
+                "{:<8} {who} {} after {after_s:.3}s",
+                "exit",
+                exit_text(Some(exit))
+            ),
+            TimelineWhat::OomVictim { invoker_pid } => format!(
+                "{:<8} {who} chosen by the OOM killer (allocation by pid {invoker_pid})",
+                "OOM"
+            ),
         };
-        let line = format!("{}  {:<28} {what}", clock_time(&t.time), place(t.container.as_deref()));
+        let line = format!(
+            "{}  {:<28} {what}",
+            clock_time(&t.time),
+            place(t.container.as_deref())
+        );
         writeln!(self.out, "{}", self.paint(DIM, &line))
     }
 
@@ -153,7 +198,10 @@ impl<W: Write> Printer<W> {
             line.push_str(&format!(" — {h}"));
         }
         if !p.complete {
-            line.push_str(&format!(" (incomplete: {})", p.incomplete_reason.as_deref().unwrap_or("events lost")));
+            line.push_str(&format!(
+                " (incomplete: {})",
+                p.incomplete_reason.as_deref().unwrap_or("events lost")
+            ));
         }
         writeln!(self.out, "{line}")
     }

@@ -90,7 +90,9 @@ impl<W: Write> Pipeline<W> {
 
     /// Resolves the cgroups an event mentions, the first time each is seen.
     fn attribute(&mut self, ev: &Event) -> Result<()> {
-        let Some(resolver) = self.resolver.as_mut() else { return Ok(()) };
+        let Some(resolver) = self.resolver.as_mut() else {
+            return Ok(());
+        };
         let tasks: [Option<&crate::event::Task>; 2] = match &ev.kind {
             EventKind::SignalGenerate { sender, target, .. } => [Some(target), Some(sender)],
             EventKind::SignalDeliver { receiver, .. } => [Some(receiver), None],
@@ -107,7 +109,8 @@ impl<W: Write> Pipeline<W> {
             if let Some(info) = resolver.resolve(t.cgroup_id, Some(t.pid)) {
                 self.seen_cgroups.insert(t.cgroup_id);
                 if let Some(j) = self.journal.as_mut() {
-                    j.append_container(t.cgroup_id, &info).context("writing the journal")?;
+                    j.append_container(t.cgroup_id, &info)
+                        .context("writing the journal")?;
                 }
                 self.engine.set_container(t.cgroup_id, info);
             }
@@ -120,14 +123,17 @@ impl<W: Write> Pipeline<W> {
         let ev = rec.into_event(&self.clock);
         self.attribute(&ev)?;
         if let Some(j) = self.journal.as_mut() {
-            j.append_event(&encode(rec)).context("writing the journal")?;
+            j.append_event(&encode(rec))
+                .context("writing the journal")?;
         }
         self.event(ev)
     }
 
     /// Feeds one decoded event (replay, or after [`Self::record`]).
     pub fn event(&mut self, ev: Event) -> Result<()> {
-        if let (Some(m), EventKind::SignalGenerate { signal, result, .. }) = (&self.metrics, &ev.kind) {
+        if let (Some(m), EventKind::SignalGenerate { signal, result, .. }) =
+            (&self.metrics, &ev.kind)
+        {
             if signal.is_stop_signal() {
                 let class = self.engine.sender_class(&ev);
                 m.signal(&signal.name(), result.as_str(), class.as_str());
@@ -139,7 +145,8 @@ impl<W: Write> Pipeline<W> {
 
     pub fn lost(&mut self, count: u64, mono_ns: u64) -> Result<()> {
         if let Some(j) = self.journal.as_mut() {
-            j.append_lost(count, mono_ns).context("writing the journal")?;
+            j.append_lost(count, mono_ns)
+                .context("writing the journal")?;
         }
         self.engine.lost(count, mono_ns);
         Ok(())
@@ -227,8 +234,16 @@ impl<W: Write> Sink for Pipeline<W> {
         self.advance(now_mono_ns)?;
         if let Some(m) = &self.metrics {
             let e = self.engine.stats();
-            let r = self.resolver.as_ref().map(|r| r.stats()).unwrap_or_default();
-            let mut evictions: Vec<(String, u64)> = e.evictions_by_reason().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let r = self
+                .resolver
+                .as_ref()
+                .map(|r| r.stats())
+                .unwrap_or_default();
+            let mut evictions: Vec<(String, u64)> = e
+                .evictions_by_reason()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
             evictions.push(("container_metadata".to_string(), r.evictions));
             m.health(&Health {
                 events_read: stats.records_read,
@@ -238,7 +253,12 @@ impl<W: Write> Sink for Pipeline<W> {
                 tracked_containers: e.tracked_containers as u64,
                 evictions,
                 metadata_misses: r.metadata_misses,
-                counted_only: stats.kernel.counted_signals.iter().map(|(s, n)| (Signal(*s).name(), *n)).collect(),
+                counted_only: stats
+                    .kernel
+                    .counted_signals
+                    .iter()
+                    .map(|(s, n)| (Signal(*s).name(), *n))
+                    .collect(),
             });
         }
         Ok(())

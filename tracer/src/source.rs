@@ -376,10 +376,7 @@ pub enum Input {
     /// bytes as they are).
     Record(Box<RawRecord>),
     /// `count` events were lost in the ring buffer since the previous report.
-    Lost {
-        count: u64,
-        mono_ns: u64,
-    },
+    Lost { count: u64, mono_ns: u64 },
 }
 
 /// Reads the ring buffer until `tx` is closed or `stop` fires; checks every record. Decode
@@ -429,7 +426,9 @@ fn drain(ring: &mut RingBuf<MapData>, stats: &ReaderStats, logged_error: &mut bo
             Err(e) => {
                 stats.decode_errors.fetch_add(1, Ordering::Relaxed);
                 if !*logged_error {
-                    tracing::warn!("undecodable kernel record ({e}); counting further ones silently");
+                    tracing::warn!(
+                        "undecodable kernel record ({e}); counting further ones silently"
+                    );
                     *logged_error = true;
                 }
             }

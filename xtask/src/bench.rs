@@ -94,18 +94,30 @@ fn start(tracer: Tracer, bin: &Path, tmp: &Path) -> Result<Running> {
     let ready = tmp.join("ready");
     let _ = std::fs::remove_file(&ready);
     let log = tmp.join(format!("{tracer:?}.log"));
-    let stderr = || std::fs::File::create(&log).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+    let stderr = || {
+        std::fs::File::create(&log)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    };
     let mut child = match tracer {
         Tracer::None => return Ok(Running(None)),
         Tracer::Floor | Tracer::Sigtrace => {
             let mut c = Command::new(bin);
-            c.arg("run").arg("--ready-file").arg(&ready).arg("--no-record").arg("--log").arg("warn");
+            c.arg("run")
+                .arg("--ready-file")
+                .arg(&ready)
+                .arg("--no-record")
+                .arg("--log")
+                .arg("warn");
             if tracer == Tracer::Floor {
                 c.arg("--floor");
             } else {
                 c.arg("--json");
             }
-            c.stdout(Stdio::null()).stderr(stderr()).spawn().context("starting sigtrace")?
+            c.stdout(Stdio::null())
+                .stderr(stderr())
+                .spawn()
+                .context("starting sigtrace")?
         }
         Tracer::Bpftrace => {
             let script = format!(
@@ -165,8 +177,16 @@ fn overhead() -> Result<()> {
     // SAFETY: installing SIG_IGN for SIGUSR1 in this process.
     unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
 
-    let tracers = [Tracer::None, Tracer::Floor, Tracer::Sigtrace, Tracer::Bpftrace];
-    let signals = [("SIGURG (counted only)", libc::SIGURG), ("SIGUSR1 (emitted)", libc::SIGUSR1)];
+    let tracers = [
+        Tracer::None,
+        Tracer::Floor,
+        Tracer::Sigtrace,
+        Tracer::Bpftrace,
+    ];
+    let signals = [
+        ("SIGURG (counted only)", libc::SIGURG),
+        ("SIGUSR1 (emitted)", libc::SIGUSR1),
+    ];
     let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); signals.len()]; tracers.len()];
     // Warm-up.
     kill_loop(libc::SIGURG);
@@ -182,27 +202,48 @@ fn overhead() -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&tmp);
 
-    let med: Vec<Vec<f64>> = samples.iter_mut().map(|per| per.iter_mut().map(|v| median(v)).collect()).collect();
+    let med: Vec<Vec<f64>> = samples
+        .iter_mut()
+        .map(|per| per.iter_mut().map(|v| median(v)).collect())
+        .collect();
     let mut report = String::new();
     report.push_str(&format!(
         "kill() to self, {KILLS} calls per run, {ROUNDS} interleaved rounds, median ns per call\n\n| tracer | {} | {} |\n|---|---|---|\n",
         signals[0].0, signals[1].0
     ));
     for (t, tracer) in tracers.iter().enumerate() {
-        report.push_str(&format!("| {} | {:.0} | {:.0} |\n", tracer.name(), med[t][0], med[t][1]));
+        report.push_str(&format!(
+            "| {} | {:.0} | {:.0} |\n",
+            tracer.name(),
+            med[t][0],
+            med[t][1]
+        ));
     }
     let added = |t: usize, s: usize| med[t][s] - med[0][s];
     report.push_str("\nadded cost over no tracer (ns per call):\n\n| tracer | counted only | emitted |\n|---|---|---|\n");
     for (t, tracer) in tracers.iter().enumerate().skip(1) {
-        report.push_str(&format!("| {} | {:.0} | {:.0} |\n", tracer.name(), added(t, 0), added(t, 1)));
+        report.push_str(&format!(
+            "| {} | {:.0} | {:.0} |\n",
+            tracer.name(),
+            added(t, 0),
+            added(t, 1)
+        ));
     }
     let counted_ratio = added(2, 0) / added(1, 0).max(1.0);
     let emitted_ratio = added(2, 1) / added(3, 1).max(1.0);
     report.push_str(&format!(
         "\ncounted-only: sigtrace added / floor added = {counted_ratio:.2} (target <= 1.5: {})\n\
          emitted: sigtrace added / bpftrace added = {emitted_ratio:.2} (target < 1: {})\n",
-        if counted_ratio <= 1.5 { "met" } else { "NOT met" },
-        if emitted_ratio < 1.0 { "met" } else { "NOT met" },
+        if counted_ratio <= 1.5 {
+            "met"
+        } else {
+            "NOT met"
+        },
+        if emitted_ratio < 1.0 {
+            "met"
+        } else {
+            "NOT met"
+        },
     ));
     print!("{report}");
     let out: PathBuf = workspace_root().join("target").join("bench-overhead.md");

@@ -40,11 +40,18 @@ fn is_debian() -> bool {
 
 /// Looks a program up on PATH (and in ~/.cargo/bin, where cargo installs go).
 pub fn which(program: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
-    if let Some(home) = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    {
         dirs.push(home.join("bin"));
     }
-    dirs.into_iter().map(|d| d.join(program)).find(|p| p.is_file())
+    dirs.into_iter()
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -58,17 +65,24 @@ fn run(cmd: &mut Command) -> Result<()> {
 
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn dpkg_installed(pkg: &str) -> bool {
-    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg])).is_some_and(|s| s.contains("install ok installed"))
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+        .is_some_and(|s| s.contains("install ok installed"))
 }
 
 static APT_UPDATED: std::sync::Once = std::sync::Once::new();
 
 fn apt_install(pkgs: &[&str], why: &str) -> Result<()> {
-    let missing: Vec<&str> = pkgs.iter().copied().filter(|p| !dpkg_installed(p)).collect();
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -82,7 +96,9 @@ fn apt_install(pkgs: &[&str], why: &str) -> Result<()> {
     say(&format!("installing {} ({why})", missing.join(" ")));
     let mut result = Ok(());
     APT_UPDATED.call_once(|| {
-        result = run(Command::new("apt-get").args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive"));
+        result = run(Command::new("apt-get")
+            .args(["update", "-qq"])
+            .env("DEBIAN_FRONTEND", "noninteractive"));
     });
     result?;
     run(Command::new("apt-get")
@@ -92,12 +108,19 @@ fn apt_install(pkgs: &[&str], why: &str) -> Result<()> {
 }
 
 fn rustup_has_nightly() -> bool {
-    output(Command::new("rustup").args(["toolchain", "list"])).is_some_and(|s| s.lines().any(|l| l.starts_with("nightly")))
+    output(Command::new("rustup").args(["toolchain", "list"]))
+        .is_some_and(|s| s.lines().any(|l| l.starts_with("nightly")))
 }
 
 fn nightly_has_rust_src() -> bool {
-    output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
-        .is_some_and(|s| s.lines().any(|l| l.starts_with("rust-src")))
+    output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .is_some_and(|s| s.lines().any(|l| l.starts_with("rust-src")))
 }
 
 fn bpf_linker_ok() -> bool {
@@ -114,16 +137,39 @@ pub fn toolchain() -> Result<()> {
     }
     if !rustup_has_nightly() {
         say("installing the nightly toolchain (the eBPF target needs -Z build-std)");
-        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
     }
     if !nightly_has_rust_src() {
         say("adding rust-src to nightly (needed by -Z build-std=core)");
-        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
     if !bpf_linker_ok() {
-        say(&format!("installing bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)"));
+        say(&format!(
+            "installing bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)"
+        ));
         run(Command::new("cargo")
-            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION, "--no-default-features", "--features", "llvm-22"])
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
             .env("LLVM_PREFIX", "/usr/lib/llvm-22"))?;
     }
     Ok(())
@@ -141,5 +187,12 @@ pub fn pip_tool(command: &str, package: &str) -> Result<()> {
         return Ok(());
     }
     say(&format!("installing {package} from PyPI"));
-    run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", package]))
+    run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        package,
+    ]))
 }

@@ -48,7 +48,10 @@ enum Cmd {
 }
 
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 fn cargo() -> Command {
@@ -73,7 +76,10 @@ pub fn build_sigtrace(release: bool) -> Result<PathBuf> {
         c.arg("--release");
     }
     run_checked(&mut c)?;
-    Ok(workspace_root().join("target").join(if release { "release" } else { "debug" }).join("sigtrace"))
+    Ok(workspace_root()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("sigtrace"))
 }
 
 fn main() -> Result<()> {
@@ -93,16 +99,29 @@ fn main() -> Result<()> {
             bootstrap::toolchain()?;
             let bin = build_sigtrace(true)?;
             if !bootstrap::is_root() {
-                eprintln!("xtask: sigtrace needs root (or CAP_BPF+CAP_PERFMON); running it through sudo");
+                eprintln!(
+                    "xtask: sigtrace needs root (or CAP_BPF+CAP_PERFMON); running it through sudo"
+                );
                 run_checked(Command::new("sudo").arg("-E").arg(&bin).args(&args))?;
             } else {
-                let status = Command::new(&bin).args(&args).status().context("starting sigtrace")?;
+                let status = Command::new(&bin)
+                    .args(&args)
+                    .status()
+                    .context("starting sigtrace")?;
                 std::process::exit(status.code().unwrap_or(1));
             }
         }
         Cmd::Test { unit, filter } => {
             bootstrap::toolchain()?;
-            run_checked(cargo().args(["test", "-p", "tracer", "-p", "tracer-common", "-p", "xtask"]))?;
+            run_checked(cargo().args([
+                "test",
+                "-p",
+                "tracer",
+                "-p",
+                "tracer-common",
+                "-p",
+                "xtask",
+            ]))?;
             if unit {
                 return Ok(());
             }

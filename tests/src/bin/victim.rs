@@ -27,7 +27,9 @@ fn parse_sig(s: &str) -> i32 {
         "TERM" => libc::SIGTERM,
         "USR1" => libc::SIGUSR1,
         "USR2" => libc::SIGUSR2,
-        n => n.parse().unwrap_or_else(|_| panic!("victim: unknown signal {s}")),
+        n => n
+            .parse()
+            .unwrap_or_else(|_| panic!("victim: unknown signal {s}")),
     }
 }
 
@@ -54,7 +56,11 @@ fn main() {
     let mut ready: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().unwrap_or_else(|| panic!("victim: {a} needs a value"));
+        let mut val = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| panic!("victim: {a} needs a value"))
+        };
         match a.as_str() {
             "--handle" => {
                 let v = val();

@@ -97,7 +97,13 @@ impl Tracker {
             blocked,
         } = g;
         let is_kill = signal == Signal::KILL;
-        let sender_class = super::classify(&sender, &target, si_code, &self.containers, &self.cfg.runtime_comms);
+        let sender_class = super::classify(
+            &sender,
+            &target,
+            si_code,
+            &self.containers,
+            &self.cfg.runtime_comms,
+        );
         if is_kill && si_code == SI_KERNEL && sender.pid == target.pid {
             // Group-exit fan-out inside the thread group: internal. Kept briefly in case an
             // OOM victim event says the OOM killer sent it (victim allocating itself).

@@ -46,12 +46,22 @@ impl SenderClass {
 }
 
 /// Process names of container runtimes (comm is at most 15 characters).
-pub const RUNTIME_COMMS: [&str; 7] = ["runc", "crun", "runsc", "youki", "conmon", "containerd-shim", "docker-runc"];
+pub const RUNTIME_COMMS: [&str; 7] = [
+    "runc",
+    "crun",
+    "runsc",
+    "youki",
+    "conmon",
+    "containerd-shim",
+    "docker-runc",
+];
 
 const SI_KERNEL: i32 = 0x80;
 
 fn is_runtime_comm(comm: &str, extra: &[String]) -> bool {
-    RUNTIME_COMMS.iter().any(|r| comm == *r || comm.starts_with("containerd-shim") || comm.starts_with("runc:["))
+    RUNTIME_COMMS
+        .iter()
+        .any(|r| comm == *r || comm.starts_with("containerd-shim") || comm.starts_with("runc:["))
         || extra.iter().any(|e| e == comm)
 }
 
@@ -98,13 +108,33 @@ mod tests {
     use super::*;
 
     fn task(pid: u32, comm: &str, parent: &str, cgroup: u64) -> Task {
-        Task { pid, tid: pid, comm: comm.into(), parent_comm: parent.into(), cgroup_id: cgroup, ns_pid: pid, ..Default::default() }
+        Task {
+            pid,
+            tid: pid,
+            comm: comm.into(),
+            parent_comm: parent.into(),
+            cgroup_id: cgroup,
+            ns_pid: pid,
+            ..Default::default()
+        }
     }
 
     fn containers() -> HashMap<u64, Arc<ContainerInfo>> {
         let mut m = HashMap::new();
-        m.insert(100, Arc::new(ContainerInfo { id: "a".repeat(64), ..Default::default() }));
-        m.insert(200, Arc::new(ContainerInfo { id: "b".repeat(64), ..Default::default() }));
+        m.insert(
+            100,
+            Arc::new(ContainerInfo {
+                id: "a".repeat(64),
+                ..Default::default()
+            }),
+        );
+        m.insert(
+            200,
+            Arc::new(ContainerInfo {
+                id: "b".repeat(64),
+                ..Default::default()
+            }),
+        );
         m
     }
 
@@ -116,17 +146,35 @@ mod tests {
         assert_eq!(classify(&runc, &target, 0, &c, &[]), SenderClass::Runtime);
         let mut init = task(40, "tini", "containerd-shim", 100);
         init.ns_pid = 1;
-        assert_eq!(classify(&init, &target, 0, &c, &[]), SenderClass::ContainerInit);
+        assert_eq!(
+            classify(&init, &target, 0, &c, &[]),
+            SenderClass::ContainerInit
+        );
         let sibling = task(41, "worker", "tini", 100);
-        assert_eq!(classify(&sibling, &target, 0, &c, &[]), SenderClass::SameContainer);
+        assert_eq!(
+            classify(&sibling, &target, 0, &c, &[]),
+            SenderClass::SameContainer
+        );
         let other = task(60, "ctl", "tini", 200);
-        assert_eq!(classify(&other, &target, 0, &c, &[]), SenderClass::OtherContainer);
-        assert_eq!(classify(&other, &target, 0x80, &c, &[]), SenderClass::Kernel);
+        assert_eq!(
+            classify(&other, &target, 0, &c, &[]),
+            SenderClass::OtherContainer
+        );
+        assert_eq!(
+            classify(&other, &target, 0x80, &c, &[]),
+            SenderClass::Kernel
+        );
         let user = task(70, "bash", "sshd", 1);
         assert_eq!(classify(&user, &target, 0, &c, &[]), SenderClass::Host);
         let custom = task(71, "my-runtime", "systemd", 1);
-        assert_eq!(classify(&custom, &target, 0, &c, &["my-runtime".into()]), SenderClass::Runtime);
+        assert_eq!(
+            classify(&custom, &target, 0, &c, &["my-runtime".into()]),
+            SenderClass::Runtime
+        );
         // A container's init (child of a shim) signalling into its own container is not the runtime.
-        assert_eq!(classify(&init, &task(51, "x", "tini", 100), -6, &c, &[]), SenderClass::ContainerInit);
+        assert_eq!(
+            classify(&init, &task(51, "x", "tini", 100), -6, &c, &[]),
+            SenderClass::ContainerInit
+        );
     }
 }

@@ -38,7 +38,11 @@ pub struct ContainerStop {
     /// RFC 3339 time the last of its processes was gone (`null` if none was seen exiting).
     pub ended: Option<String>,
     /// The stop signal (the first signal from outside the container) and who sent it.
-    #[serde(serialize_with = "super::record::ser_opt_signal", deserialize_with = "super::record::de_opt_signal", default)]
+    #[serde(
+        serialize_with = "super::record::ser_opt_signal",
+        deserialize_with = "super::record::de_opt_signal",
+        default
+    )]
     pub stop_signal: Option<Signal>,
     pub sender: Option<Peer>,
     pub sender_class: Option<SenderClass>,
@@ -254,9 +258,22 @@ impl Containers {
             .records
             .iter()
             .flat_map(|(s, _)| s.signals.iter())
-            .filter(|e| !matches!(e.sender_class, Some(SenderClass::SameContainer | SenderClass::ContainerInit | SenderClass::Kernel)))
+            .filter(|e| {
+                !matches!(
+                    e.sender_class,
+                    Some(
+                        SenderClass::SameContainer
+                            | SenderClass::ContainerInit
+                            | SenderClass::Kernel
+                    )
+                )
+            })
             .min_by(|a, b| a.at.cmp(&b.at));
-        let ended = g.records.iter().filter_map(|(s, _)| s.exit.as_ref().map(|e| e.at.clone())).max();
+        let ended = g
+            .records
+            .iter()
+            .filter_map(|(s, _)| s.exit.as_ref().map(|e| e.at.clone()))
+            .max();
         let stop = ContainerStop {
             started: outside.map_or_else(|| crate::event::rfc3339(g.first.1), |e| e.at.clone()),
             ended,

@@ -198,7 +198,11 @@ impl Buffer {
     }
 
     fn push(&mut self, p: Pending) {
-        if self.in_order.back().is_none_or(|b| (b.ts, b.seq) < (p.ts, p.seq)) {
+        if self
+            .in_order
+            .back()
+            .is_none_or(|b| (b.ts, b.seq) < (p.ts, p.seq))
+        {
             self.in_order.push_back(p);
         } else {
             self.out_of_order.push(p);
@@ -257,7 +261,12 @@ impl Engine {
     /// The sender class of a generated signal, with the attribution known now.
     pub fn sender_class(&self, ev: &crate::event::Event) -> SenderClass {
         match &ev.kind {
-            crate::event::EventKind::SignalGenerate { sender, target, si_code, .. } => classify(
+            crate::event::EventKind::SignalGenerate {
+                sender,
+                target,
+                si_code,
+                ..
+            } => classify(
                 sender,
                 target,
                 *si_code,
