@@ -365,19 +365,24 @@ impl Cgroup {
 impl Drop for Cgroup {
     fn drop(&mut self) {
         for dir in self.created.iter().rev() {
-            if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-                for pid in procs
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok())
-                {
-                    kill(pid, libc::SIGKILL);
-                }
-            }
-            wait_until(Duration::from_secs(5), || {
-                fs::remove_dir(dir).is_ok() || !dir.exists()
-            });
+            remove_cgroup_dir(dir);
         }
     }
+}
+
+/// Kills whatever is still in the cgroup directory `dir`, then removes it (bounded wait).
+pub fn remove_cgroup_dir(dir: &Path) {
+    if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in procs
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            kill(pid, libc::SIGKILL);
+        }
+    }
+    wait_until(Duration::from_secs(5), || {
+        fs::remove_dir(dir).is_ok() || !dir.exists()
+    });
 }
 
 /// Mounts tracefs for a peer tracer that needs it; unmounts on drop if it mounted it.

@@ -12,10 +12,9 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::Duration,
 };
 
-use crate::{kill, runtime::busybox_rootfs, wait_until, TempDir};
+use crate::{runtime::busybox_rootfs, TempDir};
 
 /// A running runc container.
 pub struct RuncContainer {
@@ -179,17 +178,7 @@ impl Drop for RuncContainer {
             self.delete();
         }
         for d in self.created_cgroups.iter().rev() {
-            if let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) {
-                for pid in procs
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok())
-                {
-                    kill(pid, libc::SIGKILL);
-                }
-            }
-            wait_until(Duration::from_secs(5), || {
-                fs::remove_dir(d).is_ok() || !d.exists()
-            });
+            crate::remove_cgroup_dir(d);
         }
     }
 }

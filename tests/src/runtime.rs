@@ -335,17 +335,7 @@ pub fn remove_cgroup_tree(rel: &str) {
         collect_dirs(&top, &mut dirs);
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
-            if let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) {
-                for pid in procs
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok())
-                {
-                    kill(pid, libc::SIGKILL);
-                }
-            }
-            wait_until(Duration::from_secs(5), || {
-                fs::remove_dir(&d).is_ok() || !d.exists()
-            });
+            crate::remove_cgroup_dir(&d);
         }
     }
 }

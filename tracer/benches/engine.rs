@@ -407,10 +407,14 @@ struct ReplayCounts {
     peak_buffered: usize,
 }
 
-/// `sigtrace replay`'s loop, without printing.
-fn replay(dir: &Path) -> ReplayCounts {
+/// `sigtrace replay`'s loop, without printing; `timeline` as for the terminal format (JSON
+/// output runs the engine without timeline lines).
+fn replay(dir: &Path, timeline: bool) -> ReplayCounts {
     let mut reader = JournalReader::new([dir], ReaderOptions { strict: true });
-    let mut engine = Engine::new(EngineConfig::default());
+    let mut engine = Engine::new(EngineConfig {
+        timeline,
+        ..EngineConfig::default()
+    });
     let mut out: Vec<Output> = Vec::with_capacity(64);
     let mut c = ReplayCounts::default();
     let count = |out: &mut Vec<Output>, c: &mut ReplayCounts| {
@@ -642,7 +646,7 @@ fn main() {
         let base = heap_now();
         reset_peak();
         let t = Instant::now();
-        let c = replay(&dir.0);
+        let c = replay(&dir.0, true);
         let s = t.elapsed().as_secs_f64();
         replay_peak = replay_peak.max(heap_peak().saturating_sub(base));
         assert_eq!(c.events, mix.events);
@@ -653,6 +657,22 @@ fn main() {
         );
         last = c;
     }
+    let mut json_rates = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let c = replay(&dir.0, false);
+        let s = t.elapsed().as_secs_f64();
+        assert_eq!(c.timeline, 0);
+        assert_eq!(
+            (c.process_stops, c.container_stops),
+            (last.process_stops, last.container_stops)
+        );
+        json_rates.push(c.events as f64 / s);
+        eprintln!(
+            "read+decode+engine, no timeline (--json): {:.2} M events/s",
+            c.events as f64 / s / 1e6
+        );
+    }
     drop(dir);
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
@@ -661,6 +681,7 @@ fn main() {
     let decode_med = median(&mut decode_rates);
     let replay_med = median(&mut replay_rates);
     let replay_best = *replay_rates.last().unwrap_or(&0.0);
+    let json_med = median(&mut json_rates);
 
     let n = 100_000;
     let tracked = measure(n, Signal::USR1, true);
@@ -688,6 +709,10 @@ fn main() {
         "| read + decode + engine (replay loop: `Engine::push`, `finish`) | **{:.2} M events/s** ({:.2} best) |",
         replay_med / 1e6,
         replay_best / 1e6
+    );
+    println!(
+        "| read + decode + engine without timeline lines (`replay --json`) | **{:.2} M events/s** |",
+        json_med / 1e6
     );
     println!(
         "| records out per replay | {} process stops, {} container stops, {} timeline lines |",

@@ -40,6 +40,8 @@ pub fn engine_config(o: &OutputArgs) -> EngineConfig {
         max_episodes: o.max_episodes,
         episode_timeout_ns: o.episode_timeout.saturating_mul(1_000_000_000),
         runtime_comms: o.runtime_comms.clone(),
+        // Only the terminal format prints timeline lines.
+        timeline: !o.json,
         ..EngineConfig::default()
     }
 }

@@ -330,13 +330,8 @@ impl Event {
     }
 }
 
-/// Formats wall-clock nanoseconds since the epoch as RFC 3339 UTC with microseconds.
-pub fn rfc3339(wall_ns: i64) -> String {
-    let secs = wall_ns.div_euclid(1_000_000_000);
-    let micros = wall_ns.rem_euclid(1_000_000_000) / 1000;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
+/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -345,7 +340,16 @@ pub fn rfc3339(wall_ns: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Formats wall-clock nanoseconds since the epoch as RFC 3339 UTC with microseconds.
+pub fn rfc3339(wall_ns: i64) -> String {
+    let secs = wall_ns.div_euclid(1_000_000_000);
+    let micros = wall_ns.rem_euclid(1_000_000_000) / 1000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
     if (0..=9999).contains(&y) {
         // The common case without the formatting machinery (on the replay hot path).
         let mut b = *b"0000-00-00T00:00:00.000000Z";
@@ -406,15 +410,7 @@ mod tests {
             let secs = wall_ns.div_euclid(1_000_000_000);
             let micros = wall_ns.rem_euclid(1_000_000_000) / 1000;
             let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-            let z = days + 719_468;
-            let era = z.div_euclid(146_097);
-            let doe = z - era * 146_097;
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let d = doy - (153 * mp + 2) / 5 + 1;
-            let m = if mp < 10 { mp + 3 } else { mp - 9 };
-            let y = yoe + era * 400 + i64::from(m <= 2);
+            let (y, m, d) = civil_from_days(days);
             format!(
                 "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
                 sod / 3600,

@@ -230,7 +230,7 @@ impl Tracker {
                 });
             }
         }
-        if (stop && episode.is_some()) || forwarded {
+        if self.cfg.timeline && ((stop && episode.is_some()) || forwarded) {
             let what = TimelineWhat::Generate {
                 signal,
                 sender: peer(&sender),
@@ -340,7 +340,7 @@ impl Tracker {
         if stop && !converted && disposition == Disposition::Handler {
             ep.handler_ran = true;
         }
-        if matched && stop {
+        if matched && stop && self.cfg.timeline {
             let what = TimelineWhat::Deliver {
                 signal,
                 tid: receiver.tid,
@@ -380,11 +380,13 @@ impl Tracker {
                 let first = ep.first_mono;
                 self.open.remove(&(first, id));
                 self.settling.insert((mono.saturating_add(settle), id));
-                let what = TimelineWhat::Exit {
-                    exit: diagnose::exit_entry(wall, &status),
-                    after_s,
-                };
-                out.push(self.timeline(mono, wall, &task, what));
+                if self.cfg.timeline {
+                    let what = TimelineWhat::Exit {
+                        exit: diagnose::exit_entry(wall, &status),
+                        after_s,
+                    };
+                    out.push(self.timeline(mono, wall, &task, what));
+                }
             }
             None if p.episode.is_none() => {
                 self.procs.remove(&task.pid);
@@ -429,14 +431,16 @@ impl Tracker {
             ep.oom_invoker = Some(invoker);
             ep.last_mono = mono;
         }
-        out.push(self.timeline(
-            mono,
-            wall,
-            &victim,
-            TimelineWhat::OomVictim {
-                invoker_pid: invoker,
-            },
-        ));
+        if self.cfg.timeline {
+            out.push(self.timeline(
+                mono,
+                wall,
+                &victim,
+                TimelineWhat::OomVictim {
+                    invoker_pid: invoker,
+                },
+            ));
+        }
     }
 }
 

@@ -78,6 +78,9 @@ pub struct EngineConfig {
     pub container_quiet_ns: u64,
     /// Extra process names that count as the container runtime when they send a signal.
     pub runtime_comms: Vec<String>,
+    /// Emit [`Output::Timeline`] lines (a terminal shows them; JSON output and metrics do
+    /// not need them, and building them is most of the engine's per-event cost).
+    pub timeline: bool,
 }
 
 impl Default for EngineConfig {
@@ -93,6 +96,7 @@ impl Default for EngineConfig {
             process_idle_ns: 600_000_000_000,
             container_quiet_ns: 5_000_000_000,
             runtime_comms: Vec::new(),
+            timeline: true,
         }
     }
 }

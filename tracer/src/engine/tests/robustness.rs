@@ -644,3 +644,30 @@ fn non_stop_signals_to_ordinary_processes_keep_no_state() {
     assert_eq!(engine.stats().tracked_processes, 0);
     assert!(out.is_empty());
 }
+
+#[test]
+fn records_do_not_depend_on_the_timeline() {
+    let events = busy_stream();
+    let run = |timeline: bool| {
+        let mut engine = Engine::new(EngineConfig {
+            timeline,
+            ..EngineConfig::default()
+        });
+        let mut out = Vec::new();
+        for ev in events.clone() {
+            engine.push(ev, &mut out);
+        }
+        engine.finish(&mut out);
+        out
+    };
+    let with = run(true);
+    let without = run(false);
+    assert!(with.iter().any(|o| matches!(o, Output::Timeline(_))));
+    assert!(!without.iter().any(|o| matches!(o, Output::Timeline(_))));
+    let records: Vec<&Output> = with
+        .iter()
+        .filter(|o| !matches!(o, Output::Timeline(_)))
+        .collect();
+    assert!(!records.is_empty());
+    assert_eq!(records, without.iter().collect::<Vec<_>>());
+}
