@@ -89,6 +89,7 @@ pub struct TaskInfo {
     /// cgroup v2 id (`cgroups->dfl_cgrp->kn->id`), the cgroup directory's inode number.
     pub cgroup_id: u64,
     pub comm: [u8; COMM_LEN],
+    /// Filled for the current task (sender, receiver); empty for targets and exiting tasks.
     pub parent_comm: [u8; COMM_LEN],
     /// [`task_flags`] bits.
     pub flags: u32,

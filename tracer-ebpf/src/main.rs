@@ -14,7 +14,8 @@ use core::ptr::{addr_of, read_volatile};
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
     },
     macros::{btf_tracepoint, map, raw_tracepoint},
@@ -113,32 +114,68 @@ fn header(kind: u32) -> Header {
 /// Fills `out` from a `task_struct` pointer.
 #[inline(always)]
 fn fill_task(task: u64, out: &mut TaskInfo) {
-    out.tgid = rd::<u32>(task, cfg!(off.task_tgid)).unwrap_or(0);
-    out.tid = rd::<u32>(task, cfg!(off.task_pid)).unwrap_or(0);
-    rd_comm(task, cfg!(off.task_comm), &mut out.comm);
-
-    let parent = rd_ptr(task, cfg!(off.task_real_parent));
-    out.ppid = rd::<u32>(parent, cfg!(off.task_tgid)).unwrap_or(0);
-    rd_comm(parent, cfg!(off.task_comm), &mut out.parent_comm);
-
-    // PID of the group leader inside its innermost namespace: numbers[level].nr.
-    let leader = rd_ptr(task, cfg!(off.task_group_leader));
-    out.start_ns = rd::<u64>(leader, cfg!(off.task_start_time)).unwrap_or(0);
-    let pid = rd_ptr(leader, cfg!(off.task_thread_pid));
-    if let Some(level) = rd::<u32>(pid, cfg!(off.pid_level)) {
-        let upid_size = cfg!(off.upid_size);
-        let numbers = cfg!(off.pid_numbers);
-        if numbers != OFFSET_MISSING && upid_size != OFFSET_MISSING && level < 64 {
-            let off = numbers + (level & 63) * upid_size + cfg!(off.upid_nr);
-            out.ns_pid = rd::<u32>(pid, off).unwrap_or(0);
-        }
+    // pid and tgid are adjacent in every kernel's task_struct: one read for both.
+    let pid_off = cfg!(off.task_pid);
+    if cfg!(off.task_tgid) == pid_off.wrapping_add(4) {
+        let ids = rd::<u64>(task, pid_off).unwrap_or(0);
+        out.tid = ids as u32;
+        out.tgid = (ids >> 32) as u32;
+    } else {
+        out.tgid = rd::<u32>(task, cfg!(off.task_tgid)).unwrap_or(0);
+        out.tid = rd::<u32>(task, pid_off).unwrap_or(0);
     }
-
+    rd_comm(task, cfg!(off.task_comm), &mut out.comm);
     // cgroup v2 id: cgroups->dfl_cgrp->kn->id.
     let css_set = rd_ptr(task, cfg!(off.task_cgroups));
     let cgrp = rd_ptr(css_set, cfg!(off.css_set_dfl_cgrp));
     let kn = rd_ptr(cgrp, cfg!(off.cgroup_kn));
     out.cgroup_id = rd::<u64>(kn, cfg!(off.kernfs_node_id)).unwrap_or(0);
+    fill_family(task, out, false);
+}
+
+/// Fills `out` for the current task (a sender, receiver or exiting task), taking its ids,
+/// name and cgroup from helpers rather than memory reads; with its parent's name, which
+/// tells a runtime's short-lived children apart.
+#[inline(always)]
+fn fill_current(out: &mut TaskInfo) -> u64 {
+    let ids = bpf_get_current_pid_tgid();
+    out.tid = ids as u32;
+    out.tgid = (ids >> 32) as u32;
+    if let Ok(comm) = bpf_get_current_comm() {
+        out.comm = comm;
+    }
+    out.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let task = unsafe { bpf_get_current_task() };
+    fill_family(task, out, true);
+    task
+}
+
+/// Parent, start time, namespace PID and flags of a task.
+#[inline(always)]
+fn fill_family(task: u64, out: &mut TaskInfo, parent_comm: bool) {
+    let parent = rd_ptr(task, cfg!(off.task_real_parent));
+    out.ppid = rd::<u32>(parent, cfg!(off.task_tgid)).unwrap_or(0);
+    if parent_comm {
+        rd_comm(parent, cfg!(off.task_comm), &mut out.parent_comm);
+    }
+
+    // PID of the group leader inside its innermost namespace: numbers[level].nr.
+    let leader = rd_ptr(task, cfg!(off.task_group_leader));
+    out.start_ns = rd::<u64>(leader, cfg!(off.task_start_time)).unwrap_or(0);
+    let pid = rd_ptr(leader, cfg!(off.task_thread_pid));
+    match rd::<u32>(pid, cfg!(off.pid_level)) {
+        // The initial namespace: the namespace PID is the host one.
+        Some(0) => out.ns_pid = out.tgid,
+        Some(level) => {
+            let upid_size = cfg!(off.upid_size);
+            let numbers = cfg!(off.pid_numbers);
+            if numbers != OFFSET_MISSING && upid_size != OFFSET_MISSING && level < 64 {
+                let off = numbers + (level & 63) * upid_size + cfg!(off.upid_nr);
+                out.ns_pid = rd::<u32>(pid, off).unwrap_or(0);
+            }
+        }
+        None => {}
+    }
 
     let mut flags = 0;
     let signal = rd_ptr(task, cfg!(off.task_signal));
@@ -237,7 +274,7 @@ fn on_generate(sig: i32, info: u64, task: u64, group: i32, result: i32) {
     ev.code = si_code(info);
     ev.group = group;
     ev.result = result;
-    fill_task(unsafe { bpf_get_current_task() }, &mut ev.sender);
+    fill_current(&mut ev.sender);
     fill_task(task, &mut ev.target);
 
     let sighand = rd_ptr(task, cfg!(off.task_sighand));
@@ -268,8 +305,7 @@ fn on_deliver(sig: i32, info: u64, ka: u64) {
     ev.header = header(kind::SIGNAL_DELIVER);
     ev.sig = sig;
     ev.code = si_code(info);
-    let task = unsafe { bpf_get_current_task() };
-    fill_task(task, &mut ev.receiver);
+    let task = fill_current(&mut ev.receiver);
     ev.sa_handler = rd::<u64>(ka, cfg!(off.k_sigaction_handler)).unwrap_or(0);
     ev.sa_flags = rd::<u64>(ka, cfg!(off.k_sigaction_flags)).unwrap_or(0);
     let signal = rd_ptr(task, cfg!(off.task_signal));
