@@ -166,6 +166,29 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
+/// The command name of a process ("" once it is gone).
+pub fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Waits (bounded, 10 s) for a child of `parent` named `name`; returns its host PID.
+pub fn child_named(parent: u32, name: &str) -> u32 {
+    let mut found = 0;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            found = children_of(parent)
+                .into_iter()
+                .find(|&c| comm(c) == name)
+                .unwrap_or(0);
+            found != 0
+        }),
+        "no child {name:?} of {parent}"
+    );
+    found
+}
+
 /// `unshare --pid --fork --mount-proc CMD...`: CMD becomes PID 1 of a new PID namespace.
 /// Returns the unshare process and CMD's host PID.
 pub fn in_pid_namespace(cmd: &[&str]) -> (Proc, u32) {

@@ -40,27 +40,6 @@ fn journal_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn comm(pid: u32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn child_named(parent: u32, name: &str) -> u32 {
-    let mut found = 0;
-    assert!(
-        wait_until(T, || {
-            found = children_of(parent)
-                .into_iter()
-                .find(|&c| comm(c) == name)
-                .unwrap_or(0);
-            found != 0
-        }),
-        "no child {name:?} of {parent}"
-    );
-    found
-}
-
 fn wait_record(agent: &Agent, pid: u32) {
     agent
         .wait_for(T, |l| l["type"] == "process_stop" && l["pid"] == pid)

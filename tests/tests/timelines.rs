@@ -33,12 +33,6 @@ fn record(agent: &Agent, pid: u32) -> Value {
         })
 }
 
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// Waits (bounded) until `pid` runs the program named `name` (after its exec).
 fn wait_comm(pid: u32, name: &str) {
     assert!(
@@ -46,22 +40,6 @@ fn wait_comm(pid: u32, name: &str) {
         "pid {pid} never became {name:?} (is {:?})",
         comm(pid)
     );
-}
-
-/// Waits (bounded) for a child of `parent` named `name`; returns its host PID.
-fn child_named(parent: u32, name: &str) -> u32 {
-    let mut found = 0;
-    assert!(
-        wait_until(T, || {
-            found = children_of(parent)
-                .into_iter()
-                .find(|&c| comm(c) == name)
-                .unwrap_or(0);
-            found != 0
-        }),
-        "no child {name:?} of {parent}"
-    );
-    found
 }
 
 /// `victim ARGS` as PID 1 of a new PID namespace, set up (ready) before this returns.
