@@ -157,12 +157,29 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn ensure_tracefs() -> Result<()> {
-    if Path::new("/sys/kernel/tracing/events").exists() {
-        return Ok(());
+/// Mounts tracefs if it is not (bpftrace's tracepoints need it); unmounts it on drop if it
+/// mounted it.
+struct Tracefs(bool);
+
+impl Tracefs {
+    fn ensure() -> Result<Self> {
+        if Path::new("/sys/kernel/tracing/events").exists() {
+            return Ok(Self(false));
+        }
+        eprintln!(
+            "xtask: mounting tracefs at /sys/kernel/tracing (bpftrace's tracepoints need it)"
+        );
+        run_checked(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]))?;
+        Ok(Self(true))
     }
-    eprintln!("xtask: mounting tracefs at /sys/kernel/tracing (bpftrace's tracepoints need it)");
-    run_checked(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]))
+}
+
+impl Drop for Tracefs {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = Command::new("umount").arg("/sys/kernel/tracing").status();
+        }
+    }
 }
 
 fn overhead() -> Result<()> {
@@ -170,7 +187,7 @@ fn overhead() -> Result<()> {
         bail!("the overhead benchmark attaches eBPF programs: run it as root");
     }
     bootstrap::test_deps()?;
-    ensure_tracefs()?;
+    let _tracefs = Tracefs::ensure()?;
     let bin = build_sigtrace(true)?;
     let tmp = std::env::temp_dir().join(format!("sigtrace-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
