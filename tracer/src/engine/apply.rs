@@ -10,6 +10,7 @@ use super::state::{
     peer, same_start, ExitRec, Fwd, InternalKill, SenderId, SigKind, SigRec, Tracker,
     INTERNAL_KILL_STASH, MAX_FORWARDED, OOM_MATCH_NS, SI_KERNEL,
 };
+use super::{classify, SenderClass};
 use crate::event::{
     Disposition, Event, EventKind, ExitStatus, SigResult, Signal, StopDispositions, Task,
 };
@@ -97,13 +98,6 @@ impl Tracker {
             blocked,
         } = g;
         let is_kill = signal == Signal::KILL;
-        let sender_class = super::classify(
-            &sender,
-            &target,
-            si_code,
-            &self.containers,
-            &self.cfg.runtime_comms,
-        );
         if is_kill && si_code == SI_KERNEL && sender.pid == target.pid {
             // Group-exit fan-out inside the thread group: internal. Kept briefly in case an
             // OOM victim event says the OOM killer sent it (victim allocating itself).
@@ -128,7 +122,7 @@ impl Tracker {
                     si_code,
                     kind: SigKind::Kernel,
                     delivered_wall: None,
-                    sender_class: Some(sender_class),
+                    sender_class: Some(SenderClass::Kernel),
                 },
             });
             return;
@@ -226,7 +220,14 @@ impl Tracker {
                     si_code,
                     kind,
                     delivered_wall: None,
-                    sender_class: Some(sender_class),
+                    // Classified only for signals kept in a record (not per event).
+                    sender_class: Some(classify(
+                        &sender,
+                        &target,
+                        si_code,
+                        &self.containers,
+                        &self.cfg.runtime_comms,
+                    )),
                 });
             }
         }
@@ -239,7 +240,13 @@ impl Tracker {
                 disposition,
                 si_code,
                 origin: kind.origin(),
-                sender_class,
+                sender_class: classify(
+                    &sender,
+                    &target,
+                    si_code,
+                    &self.containers,
+                    &self.cfg.runtime_comms,
+                ),
                 forwarded,
                 escalation,
             };
