@@ -230,6 +230,116 @@ impl Offsets {
     };
 }
 
+/// Ids of the kernel fields the BTF-tracepoint programs load directly.
+///
+/// Those programs read kernel memory with plain loads, whose offsets must be constants in the
+/// instructions; they are compiled with `FIELD_MARKER + id` as the offset, and userspace
+/// rewrites every such load before loading the object, with the offset
+/// [`Offsets::field`] resolves from the running kernel's BTF (or turns it into `dst = 0`
+/// when this kernel lacks the field). The raw-tracepoint programs use the same ids with
+/// `bpf_probe_read_kernel` and the offsets in `CONFIG`.
+pub mod field {
+    pub const TASK_PID: u8 = 0;
+    pub const TASK_TGID: u8 = 1;
+    pub const TASK_COMM: u8 = 2;
+    /// The second half of `comm` (bytes 8..16).
+    pub const TASK_COMM_HI: u8 = 3;
+    pub const TASK_REAL_PARENT: u8 = 4;
+    pub const TASK_GROUP_LEADER: u8 = 5;
+    pub const TASK_SIGNAL: u8 = 6;
+    pub const TASK_SIGHAND: u8 = 7;
+    pub const TASK_CGROUPS: u8 = 8;
+    pub const TASK_THREAD_PID: u8 = 9;
+    pub const TASK_EXIT_CODE: u8 = 10;
+    pub const TASK_BLOCKED: u8 = 11;
+    pub const TASK_FLAGS: u8 = 12;
+    pub const TASK_START_TIME: u8 = 13;
+    pub const SIGNAL_FLAGS: u8 = 14;
+    pub const SIGNAL_LIVE: u8 = 15;
+    pub const SIGNAL_GROUP_EXIT_CODE: u8 = 16;
+    /// `k_sigaction.sa.sa_handler`.
+    pub const KA_HANDLER: u8 = 17;
+    /// `k_sigaction.sa.sa_flags`.
+    pub const KA_FLAGS: u8 = 18;
+    pub const CSS_SET_DFL_CGRP: u8 = 19;
+    pub const CGROUP_KN: u8 = 20;
+    pub const KERNFS_NODE_ID: u8 = 21;
+    pub const PID_LEVEL: u8 = 22;
+    pub const SIGINFO_CODE: u8 = 23;
+    /// `sighand_struct.action[n - 1].sa.sa_handler` for signal `n` is `SIGHAND_HANDLER + n - 1`.
+    pub const SIGHAND_HANDLER: u8 = 64;
+    /// `pid.numbers[level].nr` is `PID_NR + level` (levels 0..32).
+    pub const PID_NR: u8 = 128;
+    /// Number of ids.
+    pub const COUNT: u8 = 160;
+}
+
+/// Load offsets `FIELD_MARKER + id` stand for field `id` (see [`field`]). Far above any real
+/// offset the programs use (stack, context and map offsets are small).
+pub const FIELD_MARKER: i16 = 0x7e00;
+
+impl Offsets {
+    /// Byte offset of field `id` ([`field`]) from the pointer it is loaded through, or
+    /// [`OFFSET_MISSING`] when this kernel lacks it or `id` is not a field.
+    pub const fn field(&self, id: u8) -> u32 {
+        const fn add(a: u32, b: u32) -> u32 {
+            if a == OFFSET_MISSING || b == OFFSET_MISSING {
+                OFFSET_MISSING
+            } else {
+                a.wrapping_add(b)
+            }
+        }
+        const fn mul(a: u32, n: u32) -> u32 {
+            if a == OFFSET_MISSING {
+                OFFSET_MISSING
+            } else {
+                a.wrapping_mul(n)
+            }
+        }
+        match id {
+            field::TASK_PID => self.task_pid,
+            field::TASK_TGID => self.task_tgid,
+            field::TASK_COMM => self.task_comm,
+            field::TASK_COMM_HI => add(self.task_comm, 8),
+            field::TASK_REAL_PARENT => self.task_real_parent,
+            field::TASK_GROUP_LEADER => self.task_group_leader,
+            field::TASK_SIGNAL => self.task_signal,
+            field::TASK_SIGHAND => self.task_sighand,
+            field::TASK_CGROUPS => self.task_cgroups,
+            field::TASK_THREAD_PID => self.task_thread_pid,
+            field::TASK_EXIT_CODE => self.task_exit_code,
+            field::TASK_BLOCKED => self.task_blocked,
+            field::TASK_FLAGS => self.task_flags,
+            field::TASK_START_TIME => self.task_start_time,
+            field::SIGNAL_FLAGS => self.signal_flags,
+            field::SIGNAL_LIVE => self.signal_live,
+            field::SIGNAL_GROUP_EXIT_CODE => self.signal_group_exit_code,
+            field::KA_HANDLER => self.k_sigaction_handler,
+            field::KA_FLAGS => self.k_sigaction_flags,
+            field::CSS_SET_DFL_CGRP => self.css_set_dfl_cgrp,
+            field::CGROUP_KN => self.cgroup_kn,
+            field::KERNFS_NODE_ID => self.kernfs_node_id,
+            field::PID_LEVEL => self.pid_level,
+            field::SIGINFO_CODE => self.siginfo_code,
+            64..=127 => add(
+                add(
+                    self.sighand_action,
+                    mul(self.k_sigaction_size, (id - field::SIGHAND_HANDLER) as u32),
+                ),
+                self.k_sigaction_handler,
+            ),
+            128..=159 => add(
+                add(
+                    self.pid_numbers,
+                    mul(self.upid_size, (id - field::PID_NR) as u32),
+                ),
+                self.upid_nr,
+            ),
+            _ => OFFSET_MISSING,
+        }
+    }
+}
+
 /// Everything the programs are configured with, set once at load time.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,28 +3,32 @@
 //!
 //! They only copy what the kernel knows at the instant of each event into the `EVENTS` ring
 //! buffer (layouts in `tracer-common`); all interpretation happens in userspace. Struct offsets
-//! come from the `CONFIG` global, which userspace fills from the running kernel's BTF, so the
-//! same object works across kernel versions without CO-RE. Every program exists as a BTF
-//! tracepoint (`tp_btf`, preferred) and as a raw tracepoint (`raw_tp`, the fallback); the
-//! `floor_*` programs are empty and only serve the overhead benchmark.
+//! come from the running kernel's BTF, resolved by userspace at start-up, so the same object
+//! works across kernel versions: patched into the loads of the BTF tracepoint programs
+//! (`tp_btf`, preferred) and passed in the `CONFIG` global to the raw tracepoint programs
+//! (`raw_tp`, the fallback); see `mem.rs`. The `floor_*` programs are empty and only serve the
+//! overhead benchmark.
 #![no_std]
 #![no_main]
+#![feature(asm_experimental_arch)]
+
+mod mem;
 
 use core::ptr::{addr_of, read_volatile};
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
-        bpf_probe_read_kernel_buf,
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_ns,
     },
     macros::{btf_tracepoint, map, raw_tracepoint},
     maps::{PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, RawTracePointContext},
 };
+use mem::{has, Direct, Mem, Probe};
 use tracer_common::{
-    disp, kind, stat, task_flags, Config, Header, OomVictim, ProcessExit, SignalDeliver,
-    SignalGenerate, TaskInfo, COMM_LEN, DISP_SIGNALS, NSIG, OFFSET_MISSING,
+    disp, field, kind, stat, task_flags, Config, Header, OomVictim, ProcessExit, SignalDeliver,
+    SignalGenerate, TaskInfo, DISP_SIGNALS, NSIG,
 };
 
 /// Filled by userspace before load.
@@ -71,27 +75,6 @@ fn lost(kind: u32) {
     bump(stat::LOST_BY_KIND + kind);
 }
 
-/// Reads a `T` at `base + off`, or `None` when the offset is unknown or the read faults.
-#[inline(always)]
-fn rd<T>(base: u64, off: u32) -> Option<T> {
-    if base == 0 || off == OFFSET_MISSING {
-        return None;
-    }
-    unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).ok() }
-}
-
-#[inline(always)]
-fn rd_ptr(base: u64, off: u32) -> u64 {
-    rd::<u64>(base, off).unwrap_or(0)
-}
-
-#[inline(always)]
-fn rd_comm(base: u64, off: u32, out: &mut [u8; COMM_LEN]) {
-    if base != 0 && off != OFFSET_MISSING {
-        let _ = unsafe { bpf_probe_read_kernel_buf((base + off as u64) as *const u8, out) };
-    }
-}
-
 /// Submit flags: wake the reader only when enough data waits (it drains on a timer too).
 #[inline(always)]
 fn wakeup() -> u64 {
@@ -113,80 +96,64 @@ fn header(kind: u32) -> Header {
 
 /// Fills `out` from a `task_struct` pointer.
 #[inline(always)]
-fn fill_task(task: u64, out: &mut TaskInfo) {
-    // pid and tgid are adjacent in every kernel's task_struct: one read for both.
-    let pid_off = cfg!(off.task_pid);
-    if cfg!(off.task_tgid) == pid_off.wrapping_add(4) {
-        let ids = rd::<u64>(task, pid_off).unwrap_or(0);
-        out.tid = ids as u32;
-        out.tgid = (ids >> 32) as u32;
-    } else {
-        out.tgid = rd::<u32>(task, cfg!(off.task_tgid)).unwrap_or(0);
-        out.tid = rd::<u32>(task, pid_off).unwrap_or(0);
-    }
-    rd_comm(task, cfg!(off.task_comm), &mut out.comm);
+fn fill_task<M: Mem>(task: u64, out: &mut TaskInfo) {
+    out.tid = M::ld32::<{ field::TASK_PID }>(task);
+    out.tgid = M::ld32::<{ field::TASK_TGID }>(task);
+    M::comm(task, &mut out.comm);
     // cgroup v2 id: cgroups->dfl_cgrp->kn->id.
-    let css_set = rd_ptr(task, cfg!(off.task_cgroups));
-    let cgrp = rd_ptr(css_set, cfg!(off.css_set_dfl_cgrp));
-    let kn = rd_ptr(cgrp, cfg!(off.cgroup_kn));
-    out.cgroup_id = rd::<u64>(kn, cfg!(off.kernfs_node_id)).unwrap_or(0);
-    fill_family(task, out, false);
+    let css_set = M::ld64::<{ field::TASK_CGROUPS }>(task);
+    let cgrp = M::ld64::<{ field::CSS_SET_DFL_CGRP }>(css_set);
+    let kn = M::ld64::<{ field::CGROUP_KN }>(cgrp);
+    out.cgroup_id = M::ld64::<{ field::KERNFS_NODE_ID }>(kn);
+    fill_family::<M>(task, out, false);
 }
 
-/// Fills `out` for the current task (a sender, receiver or exiting task), taking its ids,
-/// name and cgroup from helpers rather than memory reads; with its parent's name, which
-/// tells a runtime's short-lived children apart.
+/// Fills `out` for the current task (a sender, receiver or exiting task), taking its ids and
+/// cgroup from helpers; with its parent's name, which tells a runtime's short-lived children
+/// apart.
 #[inline(always)]
-fn fill_current(out: &mut TaskInfo) -> u64 {
+fn fill_current<M: Mem>(out: &mut TaskInfo) -> u64 {
     let ids = bpf_get_current_pid_tgid();
     out.tid = ids as u32;
     out.tgid = (ids >> 32) as u32;
-    if let Ok(comm) = bpf_get_current_comm() {
-        out.comm = comm;
-    }
     out.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    let task = unsafe { bpf_get_current_task() };
-    fill_family(task, out, true);
+    let task = M::current_task();
+    M::comm(task, &mut out.comm);
+    fill_family::<M>(task, out, true);
     task
 }
 
 /// Parent, start time, namespace PID and flags of a task.
 #[inline(always)]
-fn fill_family(task: u64, out: &mut TaskInfo, parent_comm: bool) {
-    let parent = rd_ptr(task, cfg!(off.task_real_parent));
-    out.ppid = rd::<u32>(parent, cfg!(off.task_tgid)).unwrap_or(0);
+fn fill_family<M: Mem>(task: u64, out: &mut TaskInfo, parent_comm: bool) {
+    let parent = M::ld64::<{ field::TASK_REAL_PARENT }>(task);
+    out.ppid = M::ld32::<{ field::TASK_TGID }>(parent);
     if parent_comm {
-        rd_comm(parent, cfg!(off.task_comm), &mut out.parent_comm);
+        M::comm(parent, &mut out.parent_comm);
     }
 
     // PID of the group leader inside its innermost namespace: numbers[level].nr.
-    let leader = rd_ptr(task, cfg!(off.task_group_leader));
-    out.start_ns = rd::<u64>(leader, cfg!(off.task_start_time)).unwrap_or(0);
-    let pid = rd_ptr(leader, cfg!(off.task_thread_pid));
-    match rd::<u32>(pid, cfg!(off.pid_level)) {
-        // The initial namespace: the namespace PID is the host one.
-        Some(0) => out.ns_pid = out.tgid,
-        Some(level) => {
-            let upid_size = cfg!(off.upid_size);
-            let numbers = cfg!(off.pid_numbers);
-            if numbers != OFFSET_MISSING && upid_size != OFFSET_MISSING && level < 64 {
-                let off = numbers + (level & 63) * upid_size + cfg!(off.upid_nr);
-                out.ns_pid = rd::<u32>(pid, off).unwrap_or(0);
-            }
+    let leader = M::ld64::<{ field::TASK_GROUP_LEADER }>(task);
+    out.start_ns = M::ld64::<{ field::TASK_START_TIME }>(leader);
+    let pid = M::ld64::<{ field::TASK_THREAD_PID }>(leader);
+    if pid != 0 && has(field::PID_LEVEL) {
+        match M::ld32::<{ field::PID_LEVEL }>(pid) {
+            // The initial namespace: the namespace PID is the host one.
+            0 => out.ns_pid = out.tgid,
+            level => out.ns_pid = M::ns_nr(pid, level),
         }
-        None => {}
     }
 
     let mut flags = 0;
-    let signal = rd_ptr(task, cfg!(off.task_signal));
-    let sflags = rd::<u32>(signal, cfg!(off.signal_flags)).unwrap_or(0);
+    let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
+    let sflags = M::ld32::<{ field::SIGNAL_FLAGS }>(signal);
     if sflags & SIGNAL_UNKILLABLE != 0 {
         flags |= task_flags::NS_INIT;
     }
     if sflags & SIGNAL_GROUP_EXIT != 0 {
         flags |= task_flags::GROUP_EXITING;
     }
-    if rd::<u32>(task, cfg!(off.task_flags)).unwrap_or(0) & PF_KTHREAD != 0 {
+    if M::ld32::<{ field::TASK_FLAGS }>(task) & PF_KTHREAD != 0 {
         flags |= task_flags::KTHREAD;
     }
     out.flags = flags;
@@ -195,31 +162,23 @@ fn fill_family(task: u64, out: &mut TaskInfo, parent_comm: bool) {
 /// `si_code` of a siginfo pointer, honouring the SEND_SIG_NOINFO (0) / SEND_SIG_PRIV (1)
 /// pseudo-pointers exactly like the tracepoint's own TP_STORE_SIGINFO.
 #[inline(always)]
-fn si_code(info: u64) -> i32 {
+fn si_code<M: Mem>(info: u64) -> i32 {
     match info {
         0 => SI_USER,
         1 => SI_KERNEL,
-        _ => rd::<i32>(info, cfg!(off.siginfo_code)).unwrap_or(0),
+        _ => M::ld32::<{ field::SIGINFO_CODE }>(info) as i32,
     }
 }
 
 #[inline(always)]
-fn disposition(sighand: u64, sig: i32) -> u8 {
-    if !(1..=64).contains(&sig) {
+fn disposition<M: Mem>(sighand: u64, sig: i32) -> u8 {
+    if !(1..=64).contains(&sig) || sighand == 0 || !has(field::SIGHAND_HANDLER) {
         return disp::UNKNOWN;
     }
-    let action = cfg!(off.sighand_action);
-    let size = cfg!(off.k_sigaction_size);
-    let handler = cfg!(off.k_sigaction_handler);
-    if action == OFFSET_MISSING || size == OFFSET_MISSING || handler == OFFSET_MISSING {
-        return disp::UNKNOWN;
-    }
-    let idx = ((sig - 1) as u32) & 63;
-    match rd::<u64>(sighand, action + idx * size + handler) {
-        Some(0) => disp::DEFAULT,
-        Some(1) => disp::IGNORE,
-        Some(_) => disp::HANDLER,
-        None => disp::UNKNOWN,
+    match M::handler(sighand, sig) {
+        0 => disp::DEFAULT,
+        1 => disp::IGNORE,
+        _ => disp::HANDLER,
     }
 }
 
@@ -249,13 +208,14 @@ fn is_agent() -> bool {
     false
 }
 
-fn on_generate(sig: i32, info: u64, task: u64, group: i32, result: i32) {
+#[inline(always)]
+fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) {
     if !emitted(sig) || is_agent() {
         return;
     }
     // Signals to the agent itself (its own stop) are not traced either.
     let agent = cfg!(agent_tgid);
-    if agent != 0 && rd::<u32>(task, cfg!(off.task_tgid)) == Some(agent) {
+    if agent != 0 && M::ld32::<{ field::TASK_TGID }>(task) == agent {
         bump(stat::SELF_FILTERED);
         return;
     }
@@ -271,25 +231,26 @@ fn on_generate(sig: i32, info: u64, task: u64, group: i32, result: i32) {
     };
     ev.header = header(kind::SIGNAL_GENERATE);
     ev.sig = sig;
-    ev.code = si_code(info);
+    ev.code = si_code::<M>(info);
     ev.group = group;
     ev.result = result;
-    fill_current(&mut ev.sender);
-    fill_task(task, &mut ev.target);
+    fill_current::<M>(&mut ev.sender);
+    fill_task::<M>(task, &mut ev.target);
 
-    let sighand = rd_ptr(task, cfg!(off.task_sighand));
-    let mut i = 0;
-    while i < DISP_SIGNALS.len() {
-        let s = if i == 0 { sig } else { DISP_SIGNALS[i] };
-        ev.disp[i] = disposition(sighand, s);
-        i += 1;
-    }
-    ev.target_blocked = rd::<u64>(task, cfg!(off.task_blocked)).unwrap_or(0);
+    // In DISP_SIGNALS order, each with a constant signal number so that the loads are too.
+    let sighand = M::ld64::<{ field::TASK_SIGHAND }>(task);
+    ev.disp[0] = disposition::<M>(sighand, sig);
+    ev.disp[1] = disposition::<M>(sighand, DISP_SIGNALS[1]);
+    ev.disp[2] = disposition::<M>(sighand, DISP_SIGNALS[2]);
+    ev.disp[3] = disposition::<M>(sighand, DISP_SIGNALS[3]);
+    ev.disp[4] = disposition::<M>(sighand, DISP_SIGNALS[4]);
+    ev.target_blocked = M::ld64::<{ field::TASK_BLOCKED }>(task);
     entry.submit(wakeup());
     bump(stat::EMITTED);
 }
 
-fn on_deliver(sig: i32, info: u64, ka: u64) {
+#[inline(always)]
+fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
     if !emitted(sig) || is_agent() {
         return;
     }
@@ -304,17 +265,18 @@ fn on_deliver(sig: i32, info: u64, ka: u64) {
     };
     ev.header = header(kind::SIGNAL_DELIVER);
     ev.sig = sig;
-    ev.code = si_code(info);
-    let task = fill_current(&mut ev.receiver);
-    ev.sa_handler = rd::<u64>(ka, cfg!(off.k_sigaction_handler)).unwrap_or(0);
-    ev.sa_flags = rd::<u64>(ka, cfg!(off.k_sigaction_flags)).unwrap_or(0);
-    let signal = rd_ptr(task, cfg!(off.task_signal));
-    ev.group_exit_code = rd::<i32>(signal, cfg!(off.signal_group_exit_code)).unwrap_or(0);
+    ev.code = si_code::<M>(info);
+    let task = fill_current::<M>(&mut ev.receiver);
+    ev.sa_handler = M::ld64::<{ field::KA_HANDLER }>(ka);
+    ev.sa_flags = M::ld64::<{ field::KA_FLAGS }>(ka);
+    let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
+    ev.group_exit_code = M::ld32::<{ field::SIGNAL_GROUP_EXIT_CODE }>(signal) as i32;
     entry.submit(wakeup());
     bump(stat::EMITTED);
 }
 
-fn on_exit(task: u64, group_dead_arg: u64) {
+#[inline(always)]
+fn on_exit<M: Mem>(task: u64, group_dead_arg: u64) {
     if is_agent() {
         return;
     }
@@ -322,8 +284,8 @@ fn on_exit(task: u64, group_dead_arg: u64) {
         (group_dead_arg & 0xff) != 0
     } else {
         // Older kernels: `signal->live` already reached zero for the group's last thread.
-        let signal = rd_ptr(task, cfg!(off.task_signal));
-        rd::<i32>(signal, cfg!(off.signal_live)) == Some(0)
+        let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
+        signal != 0 && has(field::SIGNAL_LIVE) && M::ld32::<{ field::SIGNAL_LIVE }>(signal) == 0
     };
     if !group_dead && cfg!(emit_thread_exits) == 0 {
         bump(stat::THREAD_EXITS_FOLDED);
@@ -339,14 +301,15 @@ fn on_exit(task: u64, group_dead_arg: u64) {
         &mut *p
     };
     ev.header = header(kind::PROCESS_EXIT);
-    fill_task(task, &mut ev.task);
-    ev.exit_code = rd::<i32>(task, cfg!(off.task_exit_code)).unwrap_or(0);
+    fill_task::<M>(task, &mut ev.task);
+    ev.exit_code = M::ld32::<{ field::TASK_EXIT_CODE }>(task) as i32;
     ev.group_dead = group_dead as u32;
     entry.submit(wakeup());
     bump(stat::EMITTED);
 }
 
-fn on_oom(task: u64) {
+#[inline(always)]
+fn on_oom<M: Mem>(task: u64) {
     let Some(mut entry) = EVENTS.reserve::<OomVictim>(0) else {
         lost(kind::OOM_VICTIM);
         return;
@@ -357,7 +320,7 @@ fn on_oom(task: u64) {
         &mut *p
     };
     ev.header = header(kind::OOM_VICTIM);
-    fill_task(task, &mut ev.victim);
+    fill_task::<M>(task, &mut ev.victim);
     ev.invoker_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     entry.submit(wakeup());
     bump(stat::EMITTED);
@@ -367,13 +330,13 @@ fn on_oom(task: u64) {
 
 #[btf_tracepoint(function = "signal_generate")]
 pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
-    on_generate(ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), ctx.arg(4));
+    on_generate::<Direct>(ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), ctx.arg(4));
     0
 }
 
 #[btf_tracepoint(function = "signal_deliver")]
 pub fn signal_deliver(ctx: BtfTracePointContext) -> i32 {
-    on_deliver(ctx.arg(0), ctx.arg(1), ctx.arg(2));
+    on_deliver::<Direct>(ctx.arg(0), ctx.arg(1), ctx.arg(2));
     0
 }
 
@@ -384,13 +347,13 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     } else {
         0
     };
-    on_exit(ctx.arg(0), group_dead);
+    on_exit::<Direct>(ctx.arg(0), group_dead);
     0
 }
 
 #[btf_tracepoint(function = "mark_victim")]
 pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
-    on_oom(ctx.arg(0));
+    on_oom::<Direct>(ctx.arg(0));
     0
 }
 
@@ -398,13 +361,13 @@ pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "signal_generate")]
 pub fn raw_signal_generate(ctx: RawTracePointContext) -> i32 {
-    on_generate(ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), ctx.arg(4));
+    on_generate::<Probe>(ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), ctx.arg(4));
     0
 }
 
 #[raw_tracepoint(tracepoint = "signal_deliver")]
 pub fn raw_signal_deliver(ctx: RawTracePointContext) -> i32 {
-    on_deliver(ctx.arg(0), ctx.arg(1), ctx.arg(2));
+    on_deliver::<Probe>(ctx.arg(0), ctx.arg(1), ctx.arg(2));
     0
 }
 
@@ -415,13 +378,13 @@ pub fn raw_sched_process_exit(ctx: RawTracePointContext) -> i32 {
     } else {
         0
     };
-    on_exit(ctx.arg(0), group_dead);
+    on_exit::<Probe>(ctx.arg(0), group_dead);
     0
 }
 
 #[raw_tracepoint(tracepoint = "mark_victim")]
 pub fn raw_mark_victim(ctx: RawTracePointContext) -> i32 {
-    on_oom(ctx.arg(0));
+    on_oom::<Probe>(ctx.arg(0));
     0
 }
 

@@ -20,5 +20,6 @@ pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod output;
+pub mod patch;
 pub mod pipeline;
 pub mod source;

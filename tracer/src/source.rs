@@ -21,6 +21,7 @@ use tracer_common::{stat, Config, DEFAULT_SIGNAL_MASK, NSIG};
 use crate::{
     btf::{Btf, BtfError},
     decode::RawRecord,
+    patch::{PatchError, PatchedObject},
 };
 
 /// The compiled kernel programs.
@@ -36,6 +37,8 @@ pub const HOOKS: [&str; 4] = [
 
 #[derive(Debug, Error)]
 pub enum SourceError {
+    #[error("preparing the kernel programs for this kernel: {0}")]
+    Patch(#[from] PatchError),
     #[error(
         "kernel BTF is not readable at {path}: {source}. sigtrace needs a kernel built with \
          CONFIG_DEBUG_INFO_BTF=y; on a kernel without it, pass a BTF file for this exact kernel \
@@ -195,11 +198,17 @@ impl Probes {
                 "could not raise RLIMIT_MEMLOCK ({e}); BPF memory is charged to the memory cgroup"
             );
         }
+        let object = PatchedObject::new(EBPF_OBJECT, &config.off)?;
+        tracing::debug!(
+            loads = object.patched.loads,
+            zeroed = object.patched.zeroed,
+            "kernel field offsets patched into the BTF tracepoint programs"
+        );
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&aya_btf))
             .override_global("CONFIG", &config, true)
             .map_max_entries("EVENTS", opts.ring_bytes)
-            .load(EBPF_OBJECT)
+            .load(object.bytes())
             .map_err(|e| kernel_err("loading the eBPF object", e))?;
 
         let mut attached = Vec::new();

@@ -1,0 +1,202 @@
+//! How the programs read kernel memory: one [`Mem`] implementation per program flavour.
+//!
+//! - [`Direct`] (BTF tracepoints): plain loads through BTF-typed pointers, which the verifier
+//!   turns into fault-safe loads costing about as much as a normal memory access. Their
+//!   offsets must be constants in the instructions, so each load is emitted with the offset
+//!   `FIELD_MARKER + id` and userspace rewrites it before loading the object with the offset
+//!   of field `id` in the running kernel (`tracer/src/patch.rs`). A field this kernel lacks
+//!   becomes `dst = 0`.
+//! - [`Probe`] (raw tracepoints, whose arguments are untyped): `bpf_probe_read_kernel` at the
+//!   offsets in `CONFIG`, about 30 ns per read.
+//!
+//! Both read zero where the pointer is NULL or the field is missing.
+use core::{
+    arch::asm,
+    ptr::{addr_of, read_volatile},
+};
+
+use aya_ebpf::helpers::{
+    bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel,
+    bpf_probe_read_kernel_buf,
+};
+use tracer_common::{field, Offsets, COMM_LEN, FIELD_MARKER, OFFSET_MISSING};
+
+use crate::CONFIG;
+
+/// The offsets in `CONFIG`, hidden from the optimiser (userspace rewrites them before load).
+#[inline(always)]
+pub fn offsets() -> &'static Offsets {
+    let p = addr_of!(CONFIG.off);
+    // SAFETY: a volatile read of a local pointer to a static; the static lives forever.
+    unsafe { &*read_volatile(&p) }
+}
+
+/// Whether this kernel has field `id`.
+#[inline(always)]
+pub fn has(id: u8) -> bool {
+    offsets().field(id) != OFFSET_MISSING
+}
+
+pub trait Mem {
+    /// The current task, as a pointer the other methods accept.
+    fn current_task() -> u64;
+    /// 32-bit field `F` ([`field`]) of the object at `base`.
+    fn ld32<const F: u8>(base: u64) -> u32;
+    /// 64-bit field (or pointer) `F` of the object at `base`.
+    fn ld64<const F: u8>(base: u64) -> u64;
+
+    /// `task->comm`.
+    #[inline(always)]
+    fn comm(task: u64, out: &mut [u8; COMM_LEN]) {
+        let lo = Self::ld64::<{ field::TASK_COMM }>(task).to_ne_bytes();
+        let hi = Self::ld64::<{ field::TASK_COMM_HI }>(task).to_ne_bytes();
+        let mut i = 0;
+        while i < 8 {
+            out[i] = lo[i];
+            out[i + 8] = hi[i];
+            i += 1;
+        }
+    }
+
+    /// Raw `sa_handler` of signal `sig` (1..=64) in a `sighand_struct`.
+    fn handler(sighand: u64, sig: i32) -> u64;
+
+    /// `pid->numbers[level].nr`.
+    fn ns_nr(pid: u64, level: u32) -> u32;
+}
+
+/// Plain loads at patched offsets (BTF tracepoints).
+pub struct Direct;
+
+macro_rules! direct_load {
+    ($width:literal, $base:expr, $id:expr) => {{
+        let v: u64;
+        // SAFETY: a load the verifier checks against the kernel's BTF and makes fault-safe;
+        // it reads memory only.
+        unsafe {
+            asm!(
+                concat!("{v} = *(", $width, " *)({b} + {o})"),
+                v = lateout(reg) v,
+                b = in(reg) $base,
+                o = const FIELD_MARKER as i32 + $id as i32,
+                options(nostack, readonly, preserves_flags),
+            )
+        };
+        v
+    }};
+}
+
+/// `match` over every value in a list, calling `$f::<{$base + value - $first}>($arg)`:
+/// turns a runtime index into one of a set of constant-offset loads.
+macro_rules! by_index {
+    ($index:expr, $f:ident, $arg:expr, $base:expr, $first:literal; $($n:literal)*) => {
+        match $index {
+            $($n => $f::<{ $base + $n - $first }>($arg),)*
+            _ => 0,
+        }
+    };
+}
+
+impl Mem for Direct {
+    #[inline(always)]
+    fn current_task() -> u64 {
+        // SAFETY: helper without arguments.
+        unsafe { bpf_get_current_task_btf() as u64 }
+    }
+
+    #[inline(always)]
+    fn ld32<const F: u8>(base: u64) -> u32 {
+        direct_load!("u32", base, F) as u32
+    }
+
+    #[inline(always)]
+    fn ld64<const F: u8>(base: u64) -> u64 {
+        direct_load!("u64", base, F)
+    }
+
+    #[inline(always)]
+    fn handler(sighand: u64, sig: i32) -> u64 {
+        by_index!(sig, ld64_direct, sighand, field::SIGHAND_HANDLER, 1;
+            1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+            33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61
+            62 63 64)
+    }
+
+    #[inline(always)]
+    fn ns_nr(pid: u64, level: u32) -> u32 {
+        by_index!(level, ld32_direct, pid, field::PID_NR, 0;
+            0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30
+            31) as u32
+    }
+}
+
+#[inline(always)]
+fn ld64_direct<const F: u8>(base: u64) -> u64 {
+    Direct::ld64::<F>(base)
+}
+
+#[inline(always)]
+fn ld32_direct<const F: u8>(base: u64) -> u64 {
+    Direct::ld32::<F>(base) as u64
+}
+
+/// `bpf_probe_read_kernel` at the offsets in `CONFIG` (raw tracepoints).
+pub struct Probe;
+
+/// Reads a `T` at `base + off`, or zero when the offset is unknown or the read faults.
+#[inline(always)]
+fn rd<T: Default>(base: u64, off: u32) -> T {
+    if base == 0 || off == OFFSET_MISSING {
+        return T::default();
+    }
+    // SAFETY: the helper checks the address and faults safely.
+    unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).unwrap_or_default() }
+}
+
+impl Mem for Probe {
+    #[inline(always)]
+    fn current_task() -> u64 {
+        // SAFETY: helper without arguments.
+        unsafe { bpf_get_current_task() }
+    }
+
+    #[inline(always)]
+    fn ld32<const F: u8>(base: u64) -> u32 {
+        rd::<u32>(base, offsets().field(F))
+    }
+
+    #[inline(always)]
+    fn ld64<const F: u8>(base: u64) -> u64 {
+        rd::<u64>(base, offsets().field(F))
+    }
+
+    #[inline(always)]
+    fn comm(task: u64, out: &mut [u8; COMM_LEN]) {
+        let off = offsets().task_comm;
+        if task != 0 && off != OFFSET_MISSING {
+            // SAFETY: the helper checks the address and faults safely.
+            let _ = unsafe { bpf_probe_read_kernel_buf((task + off as u64) as *const u8, out) };
+        }
+    }
+
+    #[inline(always)]
+    fn handler(sighand: u64, sig: i32) -> u64 {
+        let o = offsets();
+        let (action, size, handler) = (o.sighand_action, o.k_sigaction_size, o.k_sigaction_handler);
+        if action == OFFSET_MISSING || size == OFFSET_MISSING || handler == OFFSET_MISSING {
+            return 0;
+        }
+        let idx = ((sig - 1) as u32) & 63;
+        rd::<u64>(sighand, action + idx * size + handler)
+    }
+
+    #[inline(always)]
+    fn ns_nr(pid: u64, level: u32) -> u32 {
+        let o = offsets();
+        let (numbers, size, nr) = (o.pid_numbers, o.upid_size, o.upid_nr);
+        if numbers == OFFSET_MISSING || size == OFFSET_MISSING || nr == OFFSET_MISSING {
+            return 0;
+        }
+        rd::<u32>(pid, numbers + (level & 63) * size + nr)
+    }
+}
