@@ -160,7 +160,9 @@ fn fill_family<M: Mem>(task: u64, out: &mut TaskInfo, parent_comm: bool) {
 }
 
 /// `si_code` of a siginfo pointer, honouring the SEND_SIG_NOINFO (0) / SEND_SIG_PRIV (1)
-/// pseudo-pointers exactly like the tracepoint's own TP_STORE_SIGINFO.
+/// pseudo-pointers exactly like the tracepoint's own TP_STORE_SIGINFO. (The verifier takes a
+/// `tp_btf` pointer argument for non-NULL and may drop the `0` arm; the load from NULL then
+/// reads 0, which is SI_USER all the same.)
 #[inline(always)]
 fn si_code<M: Mem>(info: u64) -> i32 {
     match info {
