@@ -6,11 +6,10 @@
 use thiserror::Error;
 use tracer_common::{
     kind, task_flags, Header, OomVictim, ProcessExit, SignalDeliver, SignalGenerate, TaskInfo,
-    COMM_LEN,
 };
 
 use crate::event::{
-    Disposition, Event, EventKind, ExitStatus, SigResult, Signal, StopDispositions, Task,
+    Comm, Disposition, Event, EventKind, ExitStatus, SigResult, Signal, StopDispositions, Task,
 };
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -110,11 +109,6 @@ impl Clock {
     }
 }
 
-fn comm(bytes: &[u8; COMM_LEN]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
 impl From<&TaskInfo> for Task {
     fn from(t: &TaskInfo) -> Self {
         Task {
@@ -122,8 +116,8 @@ impl From<&TaskInfo> for Task {
             tid: t.tid,
             ppid: t.ppid,
             ns_pid: t.ns_pid,
-            comm: comm(&t.comm),
-            parent_comm: comm(&t.parent_comm),
+            comm: Comm::from_kernel(&t.comm),
+            parent_comm: Comm::from_kernel(&t.parent_comm),
             cgroup_id: t.cgroup_id,
             ns_init: t.flags & task_flags::NS_INIT != 0,
             group_exiting: t.flags & task_flags::GROUP_EXITING != 0,

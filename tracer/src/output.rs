@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 
 use crate::engine::{ContainerStop, Diagnosis, Output, ProcessStop, TimelineEvent, TimelineWhat};
+use crate::event::WallTime;
 
 /// How records are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,9 +63,10 @@ fn place(c: Option<&crate::container::ContainerInfo>) -> String {
     }
 }
 
-/// "HH:MM:SS.mmm" from an RFC 3339 time.
-fn clock_time(rfc3339: &str) -> &str {
-    rfc3339.get(11..23).unwrap_or(rfc3339)
+/// "HH:MM:SS.mmm" of a time.
+fn clock_time(t: WallTime) -> String {
+    let rfc3339 = t.to_string();
+    rfc3339.get(11..23).unwrap_or(&rfc3339).to_string()
 }
 
 fn exit_text(exit: Option<&crate::engine::ExitEntry>) -> String {
@@ -162,7 +164,7 @@ impl<W: Write> Printer<W> {
         };
         let line = format!(
             "{}  {:<28} {what}",
-            clock_time(&t.time),
+            clock_time(t.time),
             place(t.container.as_deref())
         );
         writeln!(self.out, "{}", self.paint(DIM, &line))
@@ -179,7 +181,7 @@ impl<W: Write> Printer<W> {
         let d = self.paint(diagnosis_color(p.diagnosis), p.diagnosis.as_str());
         let mut line = format!(
             "{}  {:<28} {} {}({}) stopped in {:.3}s: {}",
-            clock_time(&p.time),
+            clock_time(p.time),
             place(p.container.as_deref()),
             self.paint(BOLD, "STOP"),
             p.comm,
@@ -214,7 +216,7 @@ impl<W: Write> Printer<W> {
         let d = self.paint(diagnosis_color(c.diagnosis), c.diagnosis.as_str());
         let mut line = format!(
             "{}  {:<28} {} container {} ({}) stopped in {:.3}s, {} process(es)",
-            clock_time(&c.started),
+            clock_time(c.started),
             place(Some(&c.container)),
             self.paint(BOLD, "CONTAINER STOP"),
             c.container.id.get(..12).unwrap_or(&c.container.id),

@@ -185,7 +185,7 @@ impl Tracker {
                     ep.first_sender = Some(SenderId {
                         pid: sender.pid,
                         ppid: sender.ppid,
-                        comm: sender.comm.clone(),
+                        comm: sender.comm,
                     });
                     ep.first_result = Some(result);
                     ep.first_disposition = Some(disposition);
@@ -425,7 +425,7 @@ impl Tracker {
                     ep.first_sender = k.rec.sender.as_ref().map(|s| SenderId {
                         pid: s.pid,
                         ppid: 0,
-                        comm: s.comm.clone(),
+                        comm: s.comm,
                     });
                     ep.first_result = Some(k.rec.result);
                     ep.kernel_killed = true;

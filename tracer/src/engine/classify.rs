@@ -13,6 +13,7 @@
 //! 5. The sender is in another attributed container → `other_container`.
 //! 6. Anything else → `host` (e.g. a user's `kill`).
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -70,17 +71,17 @@ fn is_shim(comm: &str) -> bool {
 }
 
 /// Classifies the sender of a signal from `sender` to `target`.
-pub fn classify(
+pub fn classify<H: BuildHasher>(
     sender: &Task,
     target: &Task,
     si_code: i32,
-    containers: &HashMap<u64, Arc<ContainerInfo>>,
+    containers: &HashMap<u64, Arc<ContainerInfo>, H>,
     extra_runtime_comms: &[String],
 ) -> SenderClass {
     if si_code == SI_KERNEL {
         return SenderClass::Kernel;
     }
-    if is_runtime_comm(&sender.comm, extra_runtime_comms) {
+    if is_runtime_comm(&sender.comm.as_str(), extra_runtime_comms) {
         return SenderClass::Runtime;
     }
     let target_c = containers.get(&target.cgroup_id);
@@ -94,7 +95,7 @@ pub fn classify(
             };
         }
     }
-    if is_shim(&sender.parent_comm) && sender.cgroup_id != target.cgroup_id {
+    if is_shim(&sender.parent_comm.as_str()) && sender.cgroup_id != target.cgroup_id {
         return SenderClass::Runtime;
     }
     if sender_c.is_some() {

@@ -13,17 +13,19 @@
 //! ignored_by_pid1, wrong_signal, signal_ignored, signal_blocked, slow_handler, force_killed,
 //! default_action, orphan_killed, graceful. (An orphan kill is the consequence of its init's
 //! stop, so the init's diagnosis explains it unless the init was graceful: S12.)
-use std::collections::{BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::hash::FxHashMap;
 use super::record::{
     de_container_req, ser_container_req, Diagnosis, ExitEntry, Output, Peer, ProcessStop,
 };
 use super::SenderClass;
 use crate::container::ContainerInfo;
-use crate::event::Signal;
+use crate::event::{Signal, WallTime};
 
 /// Bound on groups waiting for their container's init to die.
 const MAX_GROUPS: usize = 10_000;
@@ -34,9 +36,9 @@ const MAX_GROUPS: usize = 10_000;
 pub struct ContainerStop {
     /// RFC 3339 time of the first stop signal from outside the container (else the first stop
     /// signal to any of its processes).
-    pub started: String,
+    pub started: WallTime,
     /// RFC 3339 time the last of its processes was gone (`null` if none was seen exiting).
-    pub ended: Option<String>,
+    pub ended: Option<WallTime>,
     /// The stop signal (the first signal from outside the container) and who sent it.
     #[serde(
         serialize_with = "super::record::ser_opt_signal",
@@ -67,7 +69,7 @@ pub struct ContainerStop {
     /// The largest overrun among its processes.
     pub overrun_s: f64,
     pub diagnosis: Diagnosis,
-    pub hint: Option<String>,
+    pub hint: Option<Cow<'static, str>>,
     /// The process records, first stop first.
     pub processes: Vec<ProcessStop>,
     pub complete: bool,
@@ -121,7 +123,7 @@ struct Group {
 /// Groups process records into container records.
 #[derive(Default)]
 pub(super) struct Containers {
-    groups: HashMap<u64, Group>,
+    groups: FxHashMap<u64, Group>,
     /// (time of the latest record, cgroup) for the quiet expiry.
     quiet: BTreeSet<(u64, u64)>,
     /// Groups dropped by the `MAX_GROUPS` cap.
@@ -137,7 +139,7 @@ impl Containers {
     /// its end (mono); `open_in_cgroup` is how many episodes of its cgroup remain.
     pub fn record(
         &mut self,
-        stop: &ProcessStop,
+        stop: ProcessStop,
         first: (u64, i64),
         end: u64,
         open_in_cgroup: usize,
@@ -167,7 +169,7 @@ impl Containers {
         g.last_end = g.last_end.max(end);
         g.last_record = g.last_record.max(end);
         g.init_dead |= stop.ns_init && stop.exit.is_some();
-        g.records.push((stop.clone(), first.0));
+        g.records.push((stop, first.0));
         let done = g.init_dead && open_in_cgroup == 0;
         let key = (g.last_record, cg);
         if done {
@@ -272,13 +274,13 @@ impl Containers {
         let ended = g
             .records
             .iter()
-            .filter_map(|(s, _)| s.exit.as_ref().map(|e| e.at.clone()))
+            .filter_map(|(s, _)| s.exit.as_ref().map(|e| e.at))
             .max();
-        let stop = ContainerStop {
-            started: outside.map_or_else(|| crate::event::rfc3339(g.first.1), |e| e.at.clone()),
+        let mut stop = ContainerStop {
+            started: outside.map_or_else(|| WallTime::from_ns(g.first.1), |e| e.at),
             ended,
             stop_signal: outside.map(|e| e.signal),
-            sender: outside.and_then(|e| e.sender.clone()),
+            sender: outside.and_then(|e| e.sender),
             sender_class: outside.and_then(|e| e.sender_class),
             container: g.info,
             cgroup_id: cg,
@@ -294,11 +296,12 @@ impl Containers {
                 .map(|(s, _)| s.overrun_s)
                 .fold(0.0, f64::max),
             diagnosis,
-            hint: diagnosis.hint().map(str::to_string),
-            processes: g.records.iter().map(|(s, _)| s.clone()).collect(),
+            hint: diagnosis.hint().map(Cow::Borrowed),
+            processes: Vec::new(),
             complete: reasons.is_empty(),
             incomplete_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         };
+        stop.processes = g.records.into_iter().map(|(s, _)| s).collect();
         out.push(Output::ContainerStop(stop));
     }
 }

@@ -39,6 +39,7 @@
 //! - `overrun_s`: from the end of the grace period (first stop signal + grace; the SIGKILL's
 //!   time when no grace is known) to the exit or end of observation; ≥ 0; 0 when not overrun.
 //! - `near_overrun`: not overrun, exited, and the exit came at ≥ 80 % of the known grace.
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::record::{
@@ -47,7 +48,7 @@ use super::record::{
 use super::state::Episode;
 use super::EngineConfig;
 use crate::container::ContainerInfo;
-use crate::event::{rfc3339, Disposition, ExitStatus, SigResult, Signal};
+use crate::event::{Disposition, ExitStatus, SigResult, Signal, WallTime};
 
 /// Shells that, as PID 1, typically neither handle nor forward a stop signal.
 pub const SHELLS: [&str; 8] = ["sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"];
@@ -123,7 +124,7 @@ pub(super) fn unsignalled_children(ep: &Episode) -> Vec<Peer> {
     ep.children
         .iter()
         .filter(|c| !ep.forwarded.iter().any(|f| f.stop && f.target.pid == c.pid))
-        .cloned()
+        .copied()
         .collect()
 }
 
@@ -148,7 +149,7 @@ fn handles_another_signal(ep: &Episode) -> bool {
 
 fn shell_not_forwarding(ep: &Episode) -> bool {
     ns_init(ep)
-        && is_shell(&ep.comm)
+        && is_shell(&ep.comm.as_str())
         && !ep.forwarded.iter().any(|f| f.stop)
         && !unsignalled_children(ep).is_empty()
 }
@@ -201,7 +202,7 @@ pub(super) fn diagnose(ep: &Episode, t: &Timing) -> Diagnosis {
 
 pub(super) fn exit_entry(wall: i64, s: &ExitStatus) -> ExitEntry {
     ExitEntry {
-        at: rfc3339(wall),
+        at: WallTime::from_ns(wall),
         code: s.code,
         signal: s.signal,
         core_dumped: s.core_dumped,
@@ -224,10 +225,10 @@ pub(super) fn build(
     let t = timing(ep, cfg.grace_s, end);
     let diagnosis = diagnose(ep, &t);
     ProcessStop {
-        time: rfc3339(ep.first_wall),
+        time: WallTime::from_ns(ep.first_wall),
         pid: ep.pid,
         ns_pid: ep.ns_pid,
-        comm: ep.comm.clone(),
+        comm: ep.comm,
         ppid: ep.ppid,
         cgroup_id: ep.cgroup_id,
         container,
@@ -238,12 +239,12 @@ pub(super) fn build(
             .signals
             .iter()
             .map(|r| SignalEntry {
-                at: rfc3339(r.wall),
+                at: WallTime::from_ns(r.wall),
                 signal: r.signal,
-                sender: r.sender.clone(),
+                sender: r.sender,
                 result: r.result,
                 disposition: r.disposition,
-                delivered_at: r.delivered_wall.map(rfc3339),
+                delivered_at: r.delivered_wall.map(WallTime::from_ns),
                 si_code: r.si_code,
                 sender_class: r.sender_class,
             })
@@ -252,9 +253,9 @@ pub(super) fn build(
             .forwarded
             .iter()
             .map(|f| ForwardEntry {
-                at: rfc3339(f.wall),
+                at: WallTime::from_ns(f.wall),
                 signal: f.signal,
-                target: f.target.clone(),
+                target: f.target,
                 result: f.result,
             })
             .collect(),
@@ -264,12 +265,15 @@ pub(super) fn build(
         grace_s: t.grace_ns.map(secs),
         grace_source: t.grace_source,
         killed: t.killed,
-        killed_at: ep.kill.filter(|_| t.killed).map(|(_, w)| rfc3339(w)),
+        killed_at: ep
+            .kill
+            .filter(|_| t.killed)
+            .map(|(_, w)| WallTime::from_ns(w)),
         overrun: t.overrun,
         overrun_s: secs(t.overrun_ns),
         near_overrun: t.near_overrun,
         diagnosis,
-        hint: diagnosis.hint().map(str::to_string),
+        hint: diagnosis.hint().map(Cow::Borrowed),
         complete: ep.incomplete.is_empty(),
         incomplete_reason: (!ep.incomplete.is_empty()).then(|| ep.incomplete.join("; ")),
     }

@@ -37,6 +37,7 @@ mod apply;
 mod classify;
 mod containers;
 mod diagnose;
+mod hash;
 mod record;
 mod state;
 #[cfg(test)]

@@ -2,15 +2,17 @@
 //! JSON schema, one object per line), the live timeline lines ([`TimelineEvent`]), the
 //! diagnosis vocabulary ([`Diagnosis`]) and the serde helpers they need.
 //!
-//! Times are RFC 3339 strings made with [`crate::event::rfc3339`] from event timestamps, so a
-//! record depends only on the events that produced it.
+//! Times are [`WallTime`]s from event timestamps, shown as RFC 3339 strings
+//! ([`crate::event::rfc3339`]), so a record depends only on the events that produced it; names
+//! are inline [`Comm`]s (JSON strings).
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::container::ContainerInfo;
-use crate::event::{Disposition, SigResult, Signal, StopDispositions};
+use crate::event::{Comm, Disposition, SigResult, Signal, StopDispositions, WallTime};
 
 /// One line of engine output, in processing order.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -104,17 +106,17 @@ impl fmt::Display for Diagnosis {
 }
 
 /// A process named by host pid and comm.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peer {
     pub pid: u32,
-    pub comm: String,
+    pub comm: Comm,
 }
 
 /// A signal the stopping process received during its shutdown.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SignalEntry {
     /// Generation time (delivery time when the generation was not seen).
-    pub at: String,
+    pub at: WallTime,
     #[serde(serialize_with = "ser_signal", deserialize_with = "de_signal")]
     pub signal: Signal,
     /// `null` when the generation was not seen (sent before the trace started, or lost).
@@ -128,7 +130,7 @@ pub struct SignalEntry {
         deserialize_with = "de_disposition"
     )]
     pub disposition: Disposition,
-    pub delivered_at: Option<String>,
+    pub delivered_at: Option<WallTime>,
     pub si_code: i32,
     /// Who sent it in container terms (`null` when the generation was not seen).
     #[serde(default)]
@@ -138,7 +140,7 @@ pub struct SignalEntry {
 /// A signal the stopping process sent to one of its children (forwarding).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForwardEntry {
-    pub at: String,
+    pub at: WallTime,
     #[serde(serialize_with = "ser_signal", deserialize_with = "de_signal")]
     pub signal: Signal,
     pub target: Peer,
@@ -149,7 +151,7 @@ pub struct ForwardEntry {
 /// How the process ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExitEntry {
-    pub at: String,
+    pub at: WallTime,
     /// Exit status when it exited normally.
     pub code: Option<i32>,
     /// Terminating signal when a signal ended it.
@@ -188,10 +190,10 @@ pub enum GraceSource {
 #[serde(tag = "type", rename = "process_stop")]
 pub struct ProcessStop {
     /// RFC 3339 time of the first stop signal (of the OOM kill when no signal was seen).
-    pub time: String,
+    pub time: WallTime,
     pub pid: u32,
     pub ns_pid: u32,
-    pub comm: String,
+    pub comm: Comm,
     pub ppid: u32,
     pub cgroup_id: u64,
     #[serde(serialize_with = "ser_container", deserialize_with = "de_container")]
@@ -218,12 +220,12 @@ pub struct ProcessStop {
     pub grace_source: Option<GraceSource>,
     pub killed: bool,
     /// Time of the escalation SIGKILL when `killed`.
-    pub killed_at: Option<String>,
+    pub killed_at: Option<WallTime>,
     pub overrun: bool,
     pub overrun_s: f64,
     pub near_overrun: bool,
     pub diagnosis: Diagnosis,
-    pub hint: Option<String>,
+    pub hint: Option<Cow<'static, str>>,
     pub complete: bool,
     pub incomplete_reason: Option<String>,
 }
@@ -289,11 +291,11 @@ pub enum TimelineWhat {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename = "timeline")]
 pub struct TimelineEvent {
-    pub time: String,
+    pub time: WallTime,
     pub mono_ns: u64,
     pub wall_ns: i64,
     pub pid: u32,
-    pub comm: String,
+    pub comm: Comm,
     pub cgroup_id: u64,
     #[serde(serialize_with = "ser_container")]
     pub container: Option<Arc<ContainerInfo>>,

@@ -10,16 +10,19 @@
 //! State is kept only for processes seen as signal targets/receivers or OOM victims (small
 //! [`Proc`] entries, removed at their exit, by age and by count) and for open episodes
 //! (bounded lists). Plain exits of untracked processes leave no trace.
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use super::containers::Containers;
 use super::diagnose;
+use super::hash::FxHashMap;
 use super::record::{Output, Peer, SignalOrigin, TimelineEvent, TimelineWhat};
 use super::{EngineConfig, Evictions};
 use crate::container::ContainerInfo;
-use crate::event::{Disposition, ExitStatus, SigResult, Signal, StopDispositions, Task};
+use crate::event::{
+    Comm, Disposition, ExitStatus, SigResult, Signal, StopDispositions, Task, WallTime,
+};
 
 /// `si_code` of kernel-originated signals.
 pub(super) const SI_KERNEL: i32 = 0x80;
@@ -102,7 +105,7 @@ pub(super) struct ExitRec {
 pub(super) struct SenderId {
     pub pid: u32,
     pub ppid: u32,
-    pub comm: String,
+    pub comm: Comm,
 }
 
 impl SenderId {
@@ -120,7 +123,7 @@ pub(super) struct Episode {
     pub pid: u32,
     pub start_ns: u64,
     pub ns_pid: u32,
-    pub comm: String,
+    pub comm: Comm,
     pub ppid: u32,
     pub cgroup_id: u64,
     pub ns_init: bool,
@@ -158,7 +161,7 @@ impl Episode {
             pid: t.pid,
             start_ns: t.start_ns,
             ns_pid: t.ns_pid,
-            comm: t.comm.clone(),
+            comm: t.comm,
             ppid: t.ppid,
             cgroup_id: t.cgroup_id,
             ns_init: ns_init || t.ns_init,
@@ -219,7 +222,7 @@ impl Episode {
 pub(super) fn peer(t: &Task) -> Peer {
     Peer {
         pid: t.pid,
-        comm: t.comm.clone(),
+        comm: t.comm,
     }
 }
 
@@ -240,17 +243,17 @@ pub(super) struct InternalKill {
 pub(super) struct Tracker {
     pub cfg: EngineConfig,
     pub(super) stop_mask: u128,
-    pub procs: HashMap<u32, Proc>,
-    pub episodes: HashMap<u64, Episode>,
+    pub procs: FxHashMap<u32, Proc>,
+    pub episodes: FxHashMap<u64, Episode>,
     /// (first stop signal time, id) of episodes whose process has not died yet.
     pub(super) open: BTreeSet<(u64, u64)>,
     /// (emit deadline, id) of episodes whose process died.
     pub(super) settling: BTreeSet<(u64, u64)>,
     pub(super) next_id: u64,
     pub(super) internal_kills: VecDeque<InternalKill>,
-    pub(super) containers: HashMap<u64, Arc<ContainerInfo>>,
+    pub(super) containers: FxHashMap<u64, Arc<ContainerInfo>>,
     /// Open (not yet emitted) episodes per cgroup.
-    pub(super) open_per_cgroup: HashMap<u64, usize>,
+    pub(super) open_per_cgroup: FxHashMap<u64, usize>,
     /// Container-level records under construction.
     pub(super) stops: Containers,
     pub(super) last_age_sweep: u64,
@@ -258,7 +261,7 @@ pub(super) struct Tracker {
     pub now: u64,
     /// Recently dead processes that had an episode: pid → start time (late events about them
     /// must not open a new episode), with their insertion order for the bound.
-    pub(super) dead: HashMap<u32, u64>,
+    pub(super) dead: FxHashMap<u32, u64>,
     pub(super) dead_order: VecDeque<(u32, u64)>,
     pub evictions: Evictions,
     pub records_emitted: u64,
@@ -284,18 +287,18 @@ impl Tracker {
         Self {
             cfg,
             stop_mask,
-            procs: HashMap::new(),
-            episodes: HashMap::new(),
+            procs: FxHashMap::default(),
+            episodes: FxHashMap::default(),
             open: BTreeSet::new(),
             settling: BTreeSet::new(),
             next_id: 1,
             internal_kills: VecDeque::new(),
-            containers: HashMap::new(),
-            open_per_cgroup: HashMap::new(),
+            containers: FxHashMap::default(),
+            open_per_cgroup: FxHashMap::default(),
             stops: Containers::default(),
             last_age_sweep: 0,
             now: 0,
-            dead: HashMap::new(),
+            dead: FxHashMap::default(),
             dead_order: VecDeque::new(),
             evictions: Evictions::default(),
             records_emitted: 0,
@@ -422,7 +425,7 @@ impl Tracker {
             let first = (ep.first_mono, ep.first_wall);
             let copy = stop.clone();
             out.push(Output::ProcessStop(stop));
-            self.stops.record(&copy, first, end, open_in_cgroup, out);
+            self.stops.record(copy, first, end, open_in_cgroup, out);
         } else {
             out.push(Output::ProcessStop(stop));
             self.stops.episode_closed(ep.cgroup_id, open_in_cgroup, out);
@@ -605,11 +608,11 @@ impl Tracker {
 
     pub(super) fn timeline(&self, mono: u64, wall: i64, t: &Task, what: TimelineWhat) -> Output {
         Output::Timeline(TimelineEvent {
-            time: crate::event::rfc3339(wall),
+            time: WallTime::from_ns(wall),
             mono_ns: mono,
             wall_ns: wall,
             pid: t.pid,
-            comm: t.comm.clone(),
+            comm: t.comm,
             cgroup_id: t.cgroup_id,
             container: self.container(t.cgroup_id),
             what,

@@ -54,18 +54,18 @@ fn s3_container_record_explained_by_the_shell() {
     );
     let c = one(&out);
     assert_eq!(c.diagnosis, Diagnosis::ShellNotForwarding);
-    assert_eq!(
-        c.hint,
-        Diagnosis::ShellNotForwarding.hint().map(String::from)
-    );
+    assert_eq!(c.hint, Diagnosis::ShellNotForwarding.hint().map(Into::into));
     assert_eq!((c.init_pid, c.cgroup_id), (100, 7));
     assert_eq!(c.processes.len(), 2);
     assert_eq!(c.processes[1].diagnosis, Diagnosis::OrphanKilled);
     assert_eq!(c.started, time(0.0));
-    assert_eq!(c.ended.as_deref(), Some(time(2001.6).as_str()));
+    assert_eq!(c.ended.map(|t| t.to_string()), Some(time(2001.6)));
     assert_eq!(c.stop_signal, Some(TERM));
     assert_eq!(c.sender_class, Some(crate::engine::SenderClass::Runtime));
-    assert_eq!(c.sender.as_ref().map(|s| s.comm.as_str()), Some("runc"));
+    assert_eq!(
+        c.sender.map(|s| s.comm.to_string()).as_deref(),
+        Some("runc")
+    );
     assert!(approx(c.duration_s, 2.0016), "{}", c.duration_s);
     assert_eq!(c.grace_s, Some(2.0));
     assert!(c.killed && c.overrun && c.complete);

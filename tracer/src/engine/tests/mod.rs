@@ -3,7 +3,7 @@
 //! reuse, threads, losses, eviction, determinism, schema ([`robustness`]), and the
 //! container-level records ([`containers`]).
 use crate::event::{
-    Disposition, Event, EventKind, ExitStatus, SigResult, Signal, StopDispositions, Task,
+    Comm, Disposition, Event, EventKind, ExitStatus, SigResult, Signal, StopDispositions, Task,
 };
 
 use super::{Engine, EngineConfig, Output, ProcessStop};
@@ -48,8 +48,8 @@ pub fn task(pid: u32, comm: &str) -> Task {
         tid: pid,
         ppid: 1,
         ns_pid: pid,
-        comm: comm.to_string(),
-        parent_comm: String::new(),
+        comm: comm.into(),
+        parent_comm: Comm::default(),
         cgroup_id: 7,
         ns_init: false,
         group_exiting: false,

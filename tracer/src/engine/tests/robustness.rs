@@ -160,8 +160,8 @@ fn late_events_are_applied_and_counted() {
     engine.finish(&mut out);
     let s = stop_of(&out, 100);
     assert_eq!(
-        s.signals[0].delivered_at.as_deref(),
-        Some(time(1.0).as_str())
+        s.signals[0].delivered_at.map(|t| t.to_string()),
+        Some(time(1.0))
     );
     assert_eq!(s.diagnosis, Diagnosis::Graceful);
 }
@@ -266,8 +266,8 @@ fn multi_threaded_target() {
     );
     assert_eq!(s.signals.len(), 1);
     assert_eq!(
-        s.signals[0].delivered_at.as_deref(),
-        Some(time(0.5).as_str())
+        s.signals[0].delivered_at.map(|t| t.to_string()),
+        Some(time(0.5))
     );
     let delivered_to = out.iter().find_map(|o| match o {
         Output::Timeline(l) => match l.what {
@@ -314,8 +314,8 @@ fn pre_existing_processes() {
         .contains("generation was not seen"));
     assert_eq!(s.signals[0].sender, None);
     assert_eq!(
-        s.signals[0].delivered_at.as_deref(),
-        Some(time(0.0).as_str())
+        s.signals[0].delivered_at.map(|t| t.to_string()),
+        Some(time(0.0))
     );
 }
 
