@@ -215,13 +215,23 @@ pub struct Comm([u8; COMM_LEN]);
 impl Comm {
     /// The name in the kernel's `comm` bytes (up to the first NUL).
     pub fn from_kernel(bytes: &[u8; COMM_LEN]) -> Self {
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        let raw = &bytes[..end];
-        let mut out = [0u8; COMM_LEN];
-        if raw.is_ascii() {
-            out[..end].copy_from_slice(raw);
-            return Self(out);
+        // Word-at-a-time: the first NUL byte (the classic "has a zero byte" test, exact for
+        // the lowest one), then the bytes before it kept if they are all ASCII.
+        const LOW: u128 = u128::from_le_bytes([0x01; COMM_LEN]);
+        const HIGH: u128 = u128::from_le_bytes([0x80; COMM_LEN]);
+        let v = u128::from_le_bytes(*bytes);
+        let zeros = v.wrapping_sub(LOW) & !v & HIGH;
+        let end = (zeros.trailing_zeros() / 8) as usize;
+        let keep = if end >= COMM_LEN {
+            u128::MAX
+        } else {
+            (1u128 << (8 * end)) - 1
+        };
+        if v & keep & HIGH == 0 {
+            return Self((v & keep).to_le_bytes());
         }
+        let raw = &bytes[..end.min(COMM_LEN)];
+        let mut out = [0u8; COMM_LEN];
         let mut n = 0;
         for chunk in raw.utf8_chunks() {
             // Never longer than `raw`: characters keep their length, U+FFFD (3 bytes) and
@@ -715,6 +725,9 @@ mod tests {
             assert_eq!(json, serde_json::to_string(&lossy).unwrap_or_default());
             assert_eq!(serde_json::from_str::<Comm>(&json).ok(), Some(c));
         }
+        assert_eq!(Comm::from_kernel(b"runc\0garbage\xff\xfe\0x"), "runc");
+        assert_eq!(Comm::from_kernel(b"0123456789abcdef"), "0123456789abcdef");
+        assert_eq!(Comm::from_kernel(&[0; COMM_LEN]), Comm::default());
         assert_eq!(Comm::from("nginx"), "nginx");
         assert_eq!(
             Comm::from("containerd-shim-runc-v2").to_string(),

@@ -7,7 +7,7 @@ use std::num::NonZeroU64;
 use super::diagnose;
 use super::record::{Output, TimelineWhat};
 use super::state::{
-    peer, same_start, ExitRec, Fwd, InternalKill, SenderId, SigKind, SigRec, Tracker,
+    open_key, peer, same_start, ExitRec, Fwd, InternalKill, SenderId, SigKind, SigRec, Tracker,
     INTERNAL_KILL_STASH, MAX_FORWARDED, OOM_MATCH_NS, SI_KERNEL,
 };
 use super::{classify, SenderClass};
@@ -16,10 +16,10 @@ use crate::event::{
 };
 
 impl Tracker {
-    pub fn apply(&mut self, ev: Event, out: &mut Vec<Output>) {
+    pub fn apply(&mut self, ev: &Event, out: &mut Vec<Output>) {
         let (mono, wall) = (ev.mono_ns, ev.wall_ns);
         self.now = self.now.max(mono);
-        match ev.kind {
+        match &ev.kind {
             EventKind::SignalGenerate {
                 signal,
                 si_code,
@@ -34,14 +34,14 @@ impl Tracker {
                 mono,
                 wall,
                 Generate {
-                    signal,
-                    si_code,
-                    result,
+                    signal: *signal,
+                    si_code: *si_code,
+                    result: *result,
                     sender,
                     target,
-                    disposition,
-                    stop_dispositions,
-                    blocked,
+                    disposition: *disposition,
+                    stop_dispositions: *stop_dispositions,
+                    blocked: *blocked,
                 },
                 out,
             ),
@@ -54,21 +54,21 @@ impl Tracker {
             } => self.on_deliver(
                 mono,
                 wall,
-                signal,
+                *signal,
                 receiver,
-                disposition,
-                converted_from,
+                *disposition,
+                *converted_from,
                 out,
             ),
             EventKind::Exit {
                 task,
                 exit,
                 group_dead,
-            } => self.on_exit(mono, wall, task, exit, group_dead, out),
+            } => self.on_exit(mono, wall, task, *exit, *group_dead, out),
             EventKind::OomVictim {
                 victim,
                 invoker_pid,
-            } => self.on_oom(mono, wall, victim, invoker_pid, out),
+            } => self.on_oom(mono, wall, victim, *invoker_pid, out),
         }
     }
 
@@ -86,7 +86,7 @@ impl Tracker {
         init && dying
     }
 
-    fn on_generate(&mut self, mono: u64, wall: i64, g: Generate, out: &mut Vec<Output>) {
+    fn on_generate(&mut self, mono: u64, wall: i64, g: Generate<'_>, out: &mut Vec<Output>) {
         let Generate {
             signal,
             si_code,
@@ -116,7 +116,7 @@ impl Tracker {
                     mono,
                     wall,
                     signal,
-                    sender: Some(peer(&sender)),
+                    sender: Some(peer(sender)),
                     result,
                     disposition,
                     si_code,
@@ -128,7 +128,7 @@ impl Tracker {
             return;
         }
         let kind = if is_kill && si_code == SI_KERNEL {
-            if self.is_dying_init(&sender) {
+            if self.is_dying_init(sender) {
                 SigKind::Orphan
             } else {
                 SigKind::Kernel
@@ -137,29 +137,29 @@ impl Tracker {
             SigKind::User
         };
         let stop = self.is_stop(signal);
-        self.note_family(&sender);
-        self.note_family(&target);
+        self.note_family(sender);
+        self.note_family(target);
 
         // Sender side: forwarding to a child, or the teardown of a dead init's namespace.
         let mut forwarded = false;
         if sender.pid != target.pid {
             let sid = self
-                .lookup(&sender)
+                .lookup(sender)
                 .and_then(|p| p.episode)
                 .map(NonZeroU64::get);
             if let Some(sep) = sid.and_then(|id| self.episodes.get_mut(&id)) {
                 if kind == SigKind::Orphan {
-                    sep.add_child(&target);
+                    sep.add_child(target);
                 } else if target.ppid == sender.pid && sep.is_open() {
                     forwarded = true;
                     sep.last_mono = mono;
-                    sep.add_child(&target);
+                    sep.add_child(target);
                     if sep.forwarded.len() < MAX_FORWARDED {
                         sep.forwarded.push(Fwd {
                             wall,
                             signal,
                             stop,
-                            target: peer(&target),
+                            target: peer(target),
                             result,
                         });
                     }
@@ -170,12 +170,13 @@ impl Tracker {
         // Target side.
         let mut episode = None;
         let mut escalation = false;
+        let mut sender_class = None;
         // Only stop-signal targets and namespace inits (sticky flag) need an entry.
-        if self.touch(&target, mono, stop || target.ns_init, out) {
+        if self.touch(target, mono, stop || target.ns_init, out) {
             let no_effect = result == SigResult::Ignored && target.group_exiting;
-            episode = self.open_episode_of(&target);
-            if episode.is_none() && stop && !no_effect && !self.is_dead(&target) {
-                episode = Some(self.open_episode(&target, mono, wall, out));
+            episode = self.open_episode_of(target);
+            if episode.is_none() && stop && !no_effect && !self.is_dead(target) {
+                episode = Some(self.open_episode(target, mono, wall, out));
             }
             if let Some(ep) = episode.and_then(|id| self.episodes.get_mut(&id)) {
                 ep.last_mono = mono;
@@ -200,7 +201,7 @@ impl Tracker {
                         ep.kill = Some((mono, wall));
                     }
                     if ep.grace_kill.is_none()
-                        && ep.first_sender.as_ref().is_some_and(|s| s.same(&sender))
+                        && ep.first_sender.as_ref().is_some_and(|s| s.same(sender))
                     {
                         ep.grace_kill = Some(mono);
                     }
@@ -210,47 +211,50 @@ impl Tracker {
                     SigKind::Kernel => ep.kernel_killed = true,
                     SigKind::User => {}
                 }
+                // Classified only for signals kept in a record or shown (not per event).
+                sender_class = Some(classify(
+                    sender,
+                    target,
+                    si_code,
+                    &self.containers,
+                    &self.cfg.runtime_comms,
+                ));
                 ep.push_signal(SigRec {
                     mono,
                     wall,
                     signal,
-                    sender: Some(peer(&sender)),
+                    sender: Some(peer(sender)),
                     result,
                     disposition,
                     si_code,
                     kind,
                     delivered_wall: None,
-                    // Classified only for signals kept in a record (not per event).
-                    sender_class: Some(classify(
-                        &sender,
-                        &target,
-                        si_code,
-                        &self.containers,
-                        &self.cfg.runtime_comms,
-                    )),
+                    sender_class,
                 });
             }
         }
         if self.cfg.timeline && ((stop && episode.is_some()) || forwarded) {
             let what = TimelineWhat::Generate {
                 signal,
-                sender: peer(&sender),
-                target: peer(&target),
+                sender: peer(sender),
+                target: peer(target),
                 result,
                 disposition,
                 si_code,
                 origin: kind.origin(),
-                sender_class: classify(
-                    &sender,
-                    &target,
-                    si_code,
-                    &self.containers,
-                    &self.cfg.runtime_comms,
-                ),
+                sender_class: sender_class.unwrap_or_else(|| {
+                    classify(
+                        sender,
+                        target,
+                        si_code,
+                        &self.containers,
+                        &self.cfg.runtime_comms,
+                    )
+                }),
                 forwarded,
                 escalation,
             };
-            out.push(self.timeline(mono, wall, &target, what));
+            out.push(self.timeline(mono, wall, target, what));
         }
     }
 
@@ -260,12 +264,12 @@ impl Tracker {
         mono: u64,
         wall: i64,
         signal: Signal,
-        receiver: Task,
+        receiver: &Task,
         disposition: Disposition,
         converted_from: Option<Signal>,
         out: &mut Vec<Output>,
     ) {
-        self.note_family(&receiver);
+        self.note_family(receiver);
         // A fatal default-action signal is delivered as SIGKILL: it is that signal's delivery.
         let converted = signal == Signal::KILL && converted_from.is_some();
         let eff = if converted {
@@ -279,17 +283,17 @@ impl Tracker {
             disposition
         };
         let stop = self.is_stop(eff);
-        if !self.touch(&receiver, mono, stop, out) {
+        if !self.touch(receiver, mono, stop, out) {
             return;
         }
         let mut opened = false;
-        let id = match self.open_episode_of(&receiver) {
+        let id = match self.open_episode_of(receiver) {
             Some(id) => id,
             // A real stop signal delivered whose generation was not seen. A SIGKILL delivery
             // alone proves nothing: every thread of a group that exits gets one.
-            None if stop && eff != Signal::KILL && !self.is_dead(&receiver) => {
+            None if stop && eff != Signal::KILL && !self.is_dead(receiver) => {
                 opened = true;
-                self.open_episode(&receiver, mono, wall, out)
+                self.open_episode(receiver, mono, wall, out)
             }
             None => return,
         };
@@ -354,7 +358,7 @@ impl Tracker {
                 disposition,
                 converted_from: converted.then_some(eff),
             };
-            out.push(self.timeline(mono, wall, &receiver, what));
+            out.push(self.timeline(mono, wall, receiver, what));
         }
     }
 
@@ -362,19 +366,19 @@ impl Tracker {
         &mut self,
         mono: u64,
         wall: i64,
-        task: Task,
+        task: &Task,
         status: ExitStatus,
         group_dead: bool,
         out: &mut Vec<Output>,
     ) {
-        self.note_family(&task);
+        self.note_family(task);
         if !group_dead {
             return; // one thread; the group lives on
         }
-        let Some(p) = self.lookup(&task).copied() else {
+        let Some(p) = self.lookup(task).copied() else {
             return;
         };
-        match self.open_episode_of(&task) {
+        match self.open_episode_of(task) {
             Some(id) => {
                 let settle = self.cfg.exit_settle_ns;
                 let Some(ep) = self.episodes.get_mut(&id) else {
@@ -384,15 +388,14 @@ impl Tracker {
                 ep.last_mono = mono;
                 ep.ns_init |= task.ns_init;
                 let after_s = mono.saturating_sub(ep.first_mono) as f64 / 1e9;
-                let first = ep.first_mono;
-                self.open.remove(&(first, id));
+                self.open.removed(open_key(&self.episodes));
                 self.settling.insert((mono.saturating_add(settle), id));
                 if self.cfg.timeline {
                     let what = TimelineWhat::Exit {
                         exit: diagnose::exit_entry(wall, &status),
                         after_s,
                     };
-                    out.push(self.timeline(mono, wall, &task, what));
+                    out.push(self.timeline(mono, wall, task, what));
                 }
             }
             None if p.episode.is_none() => {
@@ -402,11 +405,11 @@ impl Tracker {
         }
     }
 
-    fn on_oom(&mut self, mono: u64, wall: i64, victim: Task, invoker: u32, out: &mut Vec<Output>) {
-        if !self.touch(&victim, mono, true, out) || self.is_dead(&victim) {
+    fn on_oom(&mut self, mono: u64, wall: i64, victim: &Task, invoker: u32, out: &mut Vec<Output>) {
+        if !self.touch(victim, mono, true, out) || self.is_dead(victim) {
             return;
         }
-        let id = match self.open_episode_of(&victim) {
+        let id = match self.open_episode_of(victim) {
             Some(id) => id,
             None => {
                 let stash = self.internal_kills.iter().position(|k| {
@@ -419,7 +422,7 @@ impl Tracker {
                 let (m, w) = kill
                     .as_ref()
                     .map_or((mono, wall), |k| (k.rec.mono, k.rec.wall));
-                let id = self.open_episode(&victim, m, w, out);
+                let id = self.open_episode(victim, m, w, out);
                 if let (Some(k), Some(ep)) = (kill, self.episodes.get_mut(&id)) {
                     ep.first_signal = Some(Signal::KILL);
                     ep.first_sender = k.rec.sender.as_ref().map(|s| SenderId {
@@ -442,7 +445,7 @@ impl Tracker {
             out.push(self.timeline(
                 mono,
                 wall,
-                &victim,
+                victim,
                 TimelineWhat::OomVictim {
                     invoker_pid: invoker,
                 },
@@ -452,12 +455,12 @@ impl Tracker {
 }
 
 /// The fields of a generate event the tracker uses.
-struct Generate {
+struct Generate<'a> {
     signal: Signal,
     si_code: i32,
     result: SigResult,
-    sender: Task,
-    target: Task,
+    sender: &'a Task,
+    target: &'a Task,
     disposition: Disposition,
     stop_dispositions: StopDispositions,
     blocked: bool,

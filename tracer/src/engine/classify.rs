@@ -60,9 +60,9 @@ pub const RUNTIME_COMMS: [&str; 7] = [
 const SI_KERNEL: i32 = 0x80;
 
 fn is_runtime_comm(comm: &str, extra: &[String]) -> bool {
-    RUNTIME_COMMS
-        .iter()
-        .any(|r| comm == *r || comm.starts_with("containerd-shim") || comm.starts_with("runc:["))
+    RUNTIME_COMMS.contains(&comm)
+        || comm.starts_with("containerd-shim")
+        || comm.starts_with("runc:[")
         || extra.iter().any(|e| e == comm)
 }
 

@@ -14,12 +14,12 @@
 //! default_action, orphan_killed, graceful. (An orphan kill is the consequence of its init's
 //! stop, so the init's diagnosis explains it unless the init was graceful: S12.)
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::hash::FxHashMap;
+use super::queue::TimeQueue;
 use super::record::{
     de_container_req, ser_container_req, Diagnosis, ExitEntry, Output, Peer, ProcessStop,
 };
@@ -125,7 +125,7 @@ struct Group {
 pub(super) struct Containers {
     groups: FxHashMap<u64, Group>,
     /// (time of the latest record, cgroup) for the quiet expiry.
-    quiet: BTreeSet<(u64, u64)>,
+    quiet: TimeQueue,
     /// Groups dropped by the `MAX_GROUPS` cap.
     pub evicted: u64,
 }
@@ -150,8 +150,8 @@ impl Containers {
         };
         let cg = stop.cgroup_id;
         if !self.groups.contains_key(&cg) && self.groups.len() >= MAX_GROUPS {
-            if let Some(&(t, old)) = self.quiet.first() {
-                self.quiet.remove(&(t, old));
+            if let Some((t, old)) = self.quiet.first() {
+                self.quiet.remove((t, old));
                 self.groups.remove(&old);
                 self.evicted += 1;
             }
@@ -164,7 +164,7 @@ impl Containers {
             records: Vec::new(),
             init_dead: false,
         });
-        self.quiet.remove(&(g.last_record, cg));
+        self.quiet.remove((g.last_record, cg));
         g.first = g.first.min(first);
         g.last_end = g.last_end.max(end);
         g.last_record = g.last_record.max(end);
@@ -197,11 +197,11 @@ impl Containers {
 
     /// Drops groups whose init did not die and that saw no record for `quiet_ns` before `t`.
     pub fn tick(&mut self, t: u64, quiet_ns: u64, open: impl Fn(u64) -> usize) {
-        while let Some(&(last, cg)) = self.quiet.first() {
+        while let Some((last, cg)) = self.quiet.first() {
             if last.saturating_add(quiet_ns) >= t {
                 break;
             }
-            self.quiet.remove(&(last, cg));
+            self.quiet.remove((last, cg));
             let keep = open(cg) > 0 || self.groups.get(&cg).is_some_and(|g| g.init_dead);
             if keep {
                 // Still waiting for its open episodes: looked at again when they close.
@@ -231,7 +231,7 @@ impl Containers {
         let Some(mut g) = self.groups.remove(&cg) else {
             return;
         };
-        self.quiet.remove(&(g.last_record, cg));
+        self.quiet.remove((g.last_record, cg));
         g.records.sort_by_key(|(s, first)| (*first, s.pid));
         let init = g
             .records

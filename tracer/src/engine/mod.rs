@@ -38,6 +38,7 @@ mod classify;
 mod containers;
 mod diagnose;
 mod hash;
+mod queue;
 mod record;
 mod state;
 #[cfg(test)]
@@ -214,23 +215,27 @@ impl Buffer {
         }
     }
 
-    /// Timestamp of the oldest item.
-    fn peek_ts(&self) -> Option<u64> {
+    /// The oldest item comes from the queue (else from the heap).
+    fn queue_first(&self) -> bool {
         match (self.in_order.front(), self.out_of_order.peek()) {
-            (Some(a), Some(b)) => Some(a.ts.min(b.ts)),
-            (Some(a), None) => Some(a.ts),
-            (None, b) => b.map(|b| b.ts),
+            (Some(a), Some(b)) => (a.ts, a.seq) < (b.ts, b.seq),
+            (Some(_), None) => true,
+            (None, _) => false,
         }
     }
 
     /// The oldest item.
+    fn front(&self) -> Option<&Pending> {
+        if self.queue_first() {
+            self.in_order.front()
+        } else {
+            self.out_of_order.peek()
+        }
+    }
+
+    /// Removes the oldest item.
     fn pop(&mut self) -> Option<Pending> {
-        let queue_first = match (self.in_order.front(), self.out_of_order.peek()) {
-            (Some(a), Some(b)) => (a.ts, a.seq) < (b.ts, b.seq),
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if queue_first {
+        if self.queue_first() {
             self.in_order.pop_front()
         } else {
             self.out_of_order.pop()
@@ -292,7 +297,7 @@ impl Engine {
         let ts = ev.mono_ns;
         if ts < self.watermark {
             self.late_events += 1;
-            self.apply(ts, Item::Event(ev), out);
+            self.apply(ts, &Item::Event(ev), out);
             return;
         }
         self.max_seen = self.max_seen.max(ts);
@@ -303,7 +308,7 @@ impl Engine {
         self.release(threshold, out);
         while self.buffer.len() > MAX_BUFFERED {
             if let Some(p) = self.buffer.pop() {
-                self.apply(p.ts, p.item, out);
+                self.apply(p.ts, &p.item, out);
             }
         }
     }
@@ -332,7 +337,7 @@ impl Engine {
     /// emitted as incomplete ("still running when the trace ended").
     pub fn finish(&mut self, out: &mut Vec<Output>) {
         while let Some(p) = self.buffer.pop() {
-            self.apply(p.ts, p.item, out);
+            self.apply(p.ts, &p.item, out);
         }
         self.tracker.finish(out);
     }
@@ -375,19 +380,29 @@ impl Engine {
     }
 
     fn release(&mut self, threshold: u64, out: &mut Vec<Output>) {
-        while self.buffer.peek_ts().is_some_and(|ts| ts < threshold) {
-            if let Some(p) = self.buffer.pop() {
-                self.apply(p.ts, p.item, out);
-            }
+        // Applied in place, then dropped: events are not moved out of the window.
+        while let Some(p) = self.buffer.front().filter(|p| p.ts < threshold) {
+            Self::apply_to(&mut self.tracker, &mut self.watermark, p.ts, &p.item, out);
+            self.buffer.pop();
         }
     }
 
-    fn apply(&mut self, ts: u64, item: Item, out: &mut Vec<Output>) {
-        self.watermark = self.watermark.max(ts);
-        self.tracker.tick(ts, out);
+    fn apply(&mut self, ts: u64, item: &Item, out: &mut Vec<Output>) {
+        Self::apply_to(&mut self.tracker, &mut self.watermark, ts, item, out);
+    }
+
+    fn apply_to(
+        tracker: &mut state::Tracker,
+        watermark: &mut u64,
+        ts: u64,
+        item: &Item,
+        out: &mut Vec<Output>,
+    ) {
+        *watermark = (*watermark).max(ts);
+        tracker.tick(ts, out);
         match item {
-            Item::Event(ev) => self.tracker.apply(ev, out),
-            Item::Lost(n) => self.tracker.lost(n, ts),
+            Item::Event(ev) => tracker.apply(ev, out),
+            Item::Lost(n) => tracker.lost(*n, ts),
         }
     }
 }

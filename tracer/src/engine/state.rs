@@ -10,13 +10,14 @@
 //! State is kept only for processes seen as signal targets/receivers or OOM victims (small
 //! [`Proc`] entries, removed at their exit, by age and by count) and for open episodes
 //! (bounded lists). Plain exits of untracked processes leave no trace.
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use super::containers::Containers;
 use super::diagnose;
 use super::hash::FxHashMap;
+use super::queue::LazyQueue;
 use super::record::{Output, Peer, SignalOrigin, TimelineEvent, TimelineWhat};
 use super::{EngineConfig, Evictions};
 use crate::container::ContainerInfo;
@@ -230,6 +231,21 @@ pub(super) fn same_start(a: u64, b: u64) -> bool {
     a == 0 || b == 0 || a == b
 }
 
+/// Whether a key of [`Tracker::open`] still stands for an open episode.
+pub(super) fn open_key(
+    episodes: &FxHashMap<u64, Episode>,
+) -> impl Fn((u64, u64)) -> bool + use<'_> {
+    |(_, id)| episodes.get(&id).is_some_and(Episode::is_open)
+}
+
+/// Whether a key of [`Tracker::settling`] still stands for an episode not emitted yet (it
+/// enters `settling` when its process dies, and leaves `episodes` when emitted).
+pub(super) fn settling_key(
+    episodes: &FxHashMap<u64, Episode>,
+) -> impl Fn((u64, u64)) -> bool + use<'_> {
+    |(_, id)| episodes.contains_key(&id)
+}
+
 /// A SIGKILL the kernel sent a thread group from inside itself, kept briefly in case an OOM
 /// victim event explains it.
 #[derive(Clone, Debug)]
@@ -245,10 +261,12 @@ pub(super) struct Tracker {
     pub(super) stop_mask: u128,
     pub procs: FxHashMap<u32, Proc>,
     pub episodes: FxHashMap<u64, Episode>,
-    /// (first stop signal time, id) of episodes whose process has not died yet.
-    pub(super) open: BTreeSet<(u64, u64)>,
-    /// (emit deadline, id) of episodes whose process died.
-    pub(super) settling: BTreeSet<(u64, u64)>,
+    /// (first stop signal time, id) of episodes whose process has not died yet (and stale
+    /// keys, see [`open_key`]).
+    pub(super) open: LazyQueue,
+    /// (emit deadline, id) of episodes whose process died (and stale keys, see
+    /// [`settling_key`]).
+    pub(super) settling: LazyQueue,
     pub(super) next_id: u64,
     pub(super) internal_kills: VecDeque<InternalKill>,
     pub(super) containers: FxHashMap<u64, Arc<ContainerInfo>>,
@@ -289,8 +307,8 @@ impl Tracker {
             stop_mask,
             procs: FxHashMap::default(),
             episodes: FxHashMap::default(),
-            open: BTreeSet::new(),
-            settling: BTreeSet::new(),
+            open: LazyQueue::default(),
+            settling: LazyQueue::default(),
             next_id: 1,
             internal_kills: VecDeque::new(),
             containers: FxHashMap::default(),
@@ -323,17 +341,27 @@ impl Tracker {
 
     // ---- time ------------------------------------------------------------------------------
 
+    /// (first stop signal time, id) of the oldest episode whose process has not died.
+    pub(super) fn first_open(&mut self) -> Option<(u64, u64)> {
+        self.open.first(open_key(&self.episodes))
+    }
+
+    /// (emit deadline, id) of the first episode to emit among those whose process died.
+    pub(super) fn first_settling(&mut self) -> Option<(u64, u64)> {
+        self.settling.first(settling_key(&self.episodes))
+    }
+
     /// Engine time reached `t`: emit settled episodes, time out old ones, sweep idle processes.
     /// Everything strictly before `t` is final.
     pub fn tick(&mut self, t: u64, out: &mut Vec<Output>) {
         self.now = self.now.max(t);
-        while let Some(&(deadline, id)) = self.settling.first() {
+        while let Some((deadline, id)) = self.first_settling() {
             if deadline >= t {
                 break;
             }
             self.emit(id, deadline, out);
         }
-        while let Some(&(first, id)) = self.open.first() {
+        while let Some((first, id)) = self.first_open() {
             let expiry = first.saturating_add(self.cfg.episode_timeout_ns);
             if expiry >= t {
                 break;
@@ -373,11 +401,11 @@ impl Tracker {
 
     /// End of stream: emit ended episodes, then the ones still open as incomplete.
     pub fn finish(&mut self, out: &mut Vec<Output>) {
-        while let Some(&(deadline, id)) = self.settling.first() {
+        while let Some((deadline, id)) = self.first_settling() {
             self.emit(id, deadline, out);
         }
         let now = self.now;
-        while let Some(&(_, id)) = self.open.first() {
+        while let Some((_, id)) = self.first_open() {
             if let Some(ep) = self.episodes.get_mut(&id) {
                 ep.mark_incomplete("still running when the trace ended");
             }
@@ -392,10 +420,11 @@ impl Tracker {
         let Some(ep) = self.episodes.remove(&id) else {
             return;
         };
-        self.open.remove(&(ep.first_mono, id));
-        if let Some(x) = &ep.exit {
-            self.settling
-                .remove(&(x.mono.saturating_add(self.cfg.exit_settle_ns), id));
+        // Its keys in `open`/`settling` are stale now that it left `episodes`.
+        if ep.is_open() {
+            self.open.removed(open_key(&self.episodes));
+        } else {
+            self.settling.removed(settling_key(&self.episodes));
         }
         if let Some(p) = self.procs.get_mut(&ep.pid) {
             if p.episode.map(NonZeroU64::get) == Some(id) {
@@ -578,9 +607,9 @@ impl Tracker {
         out: &mut Vec<Output>,
     ) -> u64 {
         while self.episodes.len() >= self.cfg.max_episodes.max(1) {
-            if let Some(&(_, id)) = self.settling.first() {
+            if let Some((_, id)) = self.first_settling() {
                 self.emit(id, mono, out);
-            } else if let Some(&(_, id)) = self.open.first() {
+            } else if let Some((_, id)) = self.first_open() {
                 if let Some(ep) = self.episodes.get_mut(&id) {
                     ep.mark_incomplete(format!(
                         "evicted: more than {} shutdowns open at once",
