@@ -112,6 +112,26 @@ impl LazyQueue {
         }
     }
 
+    /// The smallest valid key if it is `due` (stale keys in front are dropped while due):
+    /// `due` must hold for every key below one it holds for.
+    pub fn first_due(
+        &mut self,
+        due: impl Fn((u64, u64)) -> bool,
+        valid: impl Fn((u64, u64)) -> bool,
+    ) -> Option<(u64, u64)> {
+        while let Some(&k) = self.q.front() {
+            if !due(k) {
+                return None;
+            }
+            if valid(k) {
+                return Some(k);
+            }
+            self.q.pop_front();
+            self.removed = self.removed.saturating_sub(1);
+        }
+        None
+    }
+
     /// The smallest valid key (stale keys in front are dropped).
     pub fn first(&mut self, valid: impl Fn((u64, u64)) -> bool) -> Option<(u64, u64)> {
         while let Some(&k) = self.q.front() {
@@ -210,6 +230,11 @@ mod tests {
                     q.removed(valid);
                 }
             }
+            let limit = t.saturating_sub(rnd(20));
+            assert_eq!(
+                q.first_due(|(k, _)| k < limit, valid),
+                live.borrow().first().copied().filter(|&(k, _)| k < limit)
+            );
             assert_eq!(q.first(valid), live.borrow().first().copied());
             assert!(q.q.len() <= 2 * live.borrow().len() + 130);
         }

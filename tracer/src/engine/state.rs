@@ -355,17 +355,19 @@ impl Tracker {
     /// Everything strictly before `t` is final.
     pub fn tick(&mut self, t: u64, out: &mut Vec<Output>) {
         self.now = self.now.max(t);
-        while let Some((deadline, id)) = self.first_settling() {
-            if deadline >= t {
-                break;
-            }
+        // Only a due front key is checked against `episodes` (keys are in order).
+        while let Some((deadline, id)) = self
+            .settling
+            .first_due(|(d, _)| d < t, settling_key(&self.episodes))
+        {
             self.emit(id, deadline, out);
         }
-        while let Some((first, id)) = self.first_open() {
-            let expiry = first.saturating_add(self.cfg.episode_timeout_ns);
-            if expiry >= t {
-                break;
-            }
+        let timeout = self.cfg.episode_timeout_ns;
+        while let Some((first, id)) = self.open.first_due(
+            |(f, _)| f.saturating_add(timeout) < t,
+            open_key(&self.episodes),
+        ) {
+            let expiry = first.saturating_add(timeout);
             if let Some(ep) = self.episodes.get_mut(&id) {
                 ep.mark_incomplete(format!(
                     "still running {:.0} s after the first stop signal (episode timeout)",
