@@ -202,6 +202,94 @@ fn raw_tracepoint_fallback_reports_the_same_fields() {
     );
 }
 
+/// An event without what legitimately differs between two agents seeing it (timestamps, CPU).
+fn fields(e: &Value) -> Value {
+    let mut e = e.clone();
+    if let Some(o) = e.as_object_mut() {
+        for k in ["mono_ns", "wall_ns", "cpu"] {
+            o.remove(k);
+        }
+    }
+    e
+}
+
+/// The BTF tracepoint programs (plain loads at offsets patched in at load time) and the raw
+/// tracepoint programs (probe reads at the same offsets) see the same events, field by field:
+/// a PID-namespace init (namespace PID, init flag), in a hand-made cgroup, with a handler, an
+/// ignored signal and a blocked one.
+#[test]
+fn btf_and_raw_tracepoint_programs_read_the_same_fields() {
+    let btf = Agent::start(&["run", "--raw"]);
+    let raw = Agent::start(&["run", "--raw", "--force-raw-tracepoints"]);
+    let cg = Cgroup::create("sigtrace-test-fields");
+    let victim = victim_bin();
+    let (mut ns, pid) = in_pid_namespace(&[
+        victim.to_str().expect("path"),
+        "--handle",
+        "TERM:9:0",
+        "--ignore",
+        "INT",
+        "--block",
+        "QUIT",
+        "--unblock-ms",
+        "60000",
+    ]);
+    cg.add(pid);
+    // Let the victim install its dispositions before it is signalled.
+    std::thread::sleep(Duration::from_millis(300));
+    kill(pid, libc::SIGINT);
+    kill(pid, libc::SIGTERM);
+    ns.wait_exit(T).expect("the namespace's init exits");
+    let (b, r) = (exit_of(&btf, pid), exit_of(&raw, pid));
+    assert_eq!(fields(&b), fields(&r), "exit");
+    let (btf, raw) = (btf.stop(), raw.stop());
+    let kinds = |lines: &[Value]| -> Vec<Value> {
+        raw_events_for(lines, pid).into_iter().map(fields).collect()
+    };
+    let (b, r) = (kinds(&btf.lines), kinds(&raw.lines));
+    let gen = b
+        .iter()
+        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGTERM")
+        .unwrap_or_else(|| panic!("no SIGTERM generate: {b:?}"));
+    assert_eq!(gen["target"]["ns_pid"], 1);
+    assert_eq!(gen["target"]["ns_init"], true);
+    assert_eq!(gen["target"]["cgroup_id"].as_u64(), Some(cg.id()));
+    assert_eq!(gen["stop_dispositions"]["SIGTERM"], "handler");
+    assert_eq!(gen["stop_dispositions"]["SIGINT"], "ignore");
+    assert_eq!(gen["sender"]["pid"], std::process::id());
+    assert_eq!(
+        b, r,
+        "the same events with the same fields from both program flavours"
+    );
+}
+
+/// With BTF available, every hook is attached as a BTF tracepoint: the raw tracepoint
+/// fallback (which would also work) must not hide a refused BTF program.
+#[test]
+fn doctor_attaches_every_hook_as_a_btf_tracepoint() {
+    let out = Command::new(sigtrace_bin())
+        .arg("doctor")
+        .output()
+        .expect("running sigtrace doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "doctor failed:\n{text}");
+    let programs = text
+        .lines()
+        .find(|l| l.contains("programs"))
+        .unwrap_or_else(|| panic!("no programs check:\n{text}"));
+    for hook in [
+        "signal_generate",
+        "signal_deliver",
+        "sched_process_exit",
+        "mark_victim",
+    ] {
+        assert!(
+            programs.contains(&format!("{hook} (tp_btf)")),
+            "{hook} not attached as tp_btf: {programs}"
+        );
+    }
+}
+
 /// (sender pid, target pid, signal number) for our victims, from killsnoop's output.
 fn killsnoop_triples(text: &str, targets: &[u32]) -> Vec<(u32, u32, i64)> {
     text.lines()
