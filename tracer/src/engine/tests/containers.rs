@@ -162,13 +162,7 @@ fn a_worker_restarting_inside_a_running_container_is_no_container_stop() {
 #[test]
 fn host_processes_make_no_container_record() {
     let app = task(100, "app").init();
-    let out = run(vec![
-        generate(0.0, TERM, &runc_term(), &app)
-            .handles(&[TERM])
-            .ev(),
-        deliver(0.1, TERM, &app, Handler),
-        exit_code(10.0, &app, 0),
-    ]);
+    let out = run(handled_runtime_term(&app, 0.1, 10.0));
     assert!(container_stops(&out).is_empty());
     assert_eq!(stops(&out).len(), 1);
 }

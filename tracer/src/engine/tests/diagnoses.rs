@@ -10,13 +10,7 @@ use crate::event::{Disposition::*, SigResult};
 #[test]
 fn s1_graceful_pid1_with_handler() {
     let app = task(100, "app").init();
-    let out = run(vec![
-        generate(0.0, TERM, &runc_term(), &app)
-            .handles(&[TERM])
-            .ev(),
-        deliver(1.0, TERM, &app, Handler),
-        exit_code(200.0, &app, 0),
-    ]);
+    let out = run(handled_runtime_term(&app, 1.0, 200.0));
     let s = stop_of(&out, 100);
     assert_eq!(s.diagnosis, Diagnosis::Graceful);
     assert_eq!(s.hint, None);

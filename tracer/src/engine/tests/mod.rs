@@ -303,6 +303,16 @@ pub fn approx(a: f64, b: f64) -> bool {
 }
 
 // Common actors: the two short-lived `runc kill` processes a shim (pid 50) starts.
+/// The graceful stop of S1: the runtime's SIGTERM to `app`, which handles it; delivered at
+/// `deliver_ms`, exit 0 at `exit_ms`.
+pub fn handled_runtime_term(app: &Task, deliver_ms: f64, exit_ms: f64) -> Vec<Event> {
+    vec![
+        generate(0.0, TERM, &runc_term(), app).handles(&[TERM]).ev(),
+        deliver(deliver_ms, TERM, app, Disposition::Handler),
+        exit_code(exit_ms, app, 0),
+    ]
+}
+
 pub fn runc_term() -> Task {
     task(60, "runc").ppid(50)
 }

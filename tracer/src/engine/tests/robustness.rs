@@ -535,13 +535,7 @@ fn per_process_state_stays_small() {
 #[test]
 fn process_stop_json_schema_and_round_trip() {
     let app = task(100, "app").init();
-    let out = run(vec![
-        generate(0.0, TERM, &runc_term(), &app)
-            .handles(&[TERM])
-            .ev(),
-        deliver(0.1, TERM, &app, Handler),
-        exit_code(200.0, &app, 0),
-    ]);
+    let out = run(handled_runtime_term(&app, 0.1, 200.0));
     let s = stop_of(&out, 100);
     let v = serde_json::to_value(&s).unwrap_or_default();
     assert_eq!(v["type"], "process_stop");
