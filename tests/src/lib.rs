@@ -280,6 +280,32 @@ impl Agent {
         found
     }
 
+    /// Waits (bounded) for the `container_stop` record of container `id`; on timeout, fails
+    /// with every record about it (or about any container or PID-namespace init) and the
+    /// agent's stderr.
+    pub fn container_stop(&self, timeout: Duration, id: &str) -> Value {
+        self.wait_for(timeout, |l| {
+            l["type"] == "container_stop" && l["container"]["id"] == id
+        })
+        .unwrap_or_else(|| {
+            let related: Vec<String> = self
+                .lines()
+                .iter()
+                .filter(|l| {
+                    l["container"]["id"] == id
+                        || l["type"] == "container_stop"
+                        || l["ns_init"] == true
+                })
+                .map(|l| l.to_string())
+                .collect();
+            panic!(
+                "no container_stop record for {id}; related records:\n{}\nagent stderr: {}",
+                related.join("\n"),
+                self.stderr()
+            )
+        })
+    }
+
     /// SIGTERM, wait (bounded) for a graceful exit, return what it printed.
     pub fn stop(mut self) -> AgentOutput {
         let mut status = None;

@@ -39,26 +39,6 @@ fn docker_agent(d: &Docker) -> Agent {
     agent(&["--docker-data-root", &root, "--containerd-state", &state])
 }
 
-/// The `container_stop` record of container `id`.
-fn container_record(agent: &Agent, id: &str) -> Value {
-    agent
-        .wait_for(T, |l| {
-            l["type"] == "container_stop" && l["container"]["id"] == id
-        })
-        .unwrap_or_else(|| {
-            let mine: Vec<String> = agent
-                .lines()
-                .iter()
-                .filter(|l| l["container"]["id"] == id)
-                .map(|l| l.to_string())
-                .collect();
-            panic!(
-                "no container_stop record for {id}\nrecords of it: {mine:#?}\nagent stderr: {}",
-                agent.stderr()
-            )
-        })
-}
-
 /// The process record of host PID `pid` inside a container record.
 fn process(rec: &Value, pid: u32) -> &Value {
     rec["processes"]
@@ -220,7 +200,7 @@ fn docker_s1_graceful_handler() {
     let init = d.init_pid(&id);
     wait_handles_term(init);
     let took = docker_stop(&d, &id, 5);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s1");
     assert_runtime_sender(&rec, "SIGTERM");
     assert_eq!(rec["init_pid"], init, "{rec:#}");
@@ -254,7 +234,7 @@ fn docker_s2_pid1_without_handler() {
     let id = d.run("s2", &[], &["sleep", "1000"]);
     let init = d.init_pid(&id);
     docker_stop(&d, &id, 2);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s2");
     assert_runtime_sender(&rec, "SIGTERM");
     assert_eq!(rec["init_pid"], init);
@@ -286,7 +266,7 @@ fn docker_s3_shell_not_forwarding() {
     assert_eq!(comm(init), "sh", "busybox sh must stay PID 1");
     assert_eq!(comm(sleep), "sleep");
     docker_stop(&d, &id, 2);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s3");
     assert_runtime_sender(&rec, "SIGTERM");
     assert_eq!(rec["init_pid"], init);
@@ -321,7 +301,7 @@ fn docker_s4_exec_sleep_is_ignored_by_pid1() {
         "sh did not exec sleep"
     );
     docker_stop(&d, &id, 2);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s4");
     assert_runtime_sender(&rec, "SIGTERM");
     assert_eq!(rec["diagnosis"], "ignored_by_pid1", "{rec:#}");
@@ -349,7 +329,7 @@ fn docker_s5_init_forwards_to_sleep() {
     );
     let init_comm = comm(init);
     docker_stop(&d, &id, 5);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s5");
     assert_runtime_sender(&rec, "SIGTERM");
     assert_eq!(rec["init_pid"], init);
@@ -399,7 +379,7 @@ fn docker_s6_trap_and_forward() {
     }
     wait_handles_term(init);
     docker_stop(&d, &id, 5);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s6");
     assert_runtime_sender(&rec, "SIGTERM");
     assert_eq!(rec["diagnosis"], "graceful", "{rec:#}");
@@ -441,7 +421,7 @@ fn docker_s7_slow_handler() {
     let init = d.init_pid(&id);
     wait_handles_term(init);
     docker_stop(&d, &id, 2);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s7");
     assert_runtime_sender(&rec, "SIGTERM");
     assert_eq!(rec["diagnosis"], "slow_handler", "{rec:#}");
@@ -467,7 +447,7 @@ fn docker_s9_signal_ignored() {
         "victim did not ignore SIGTERM"
     );
     docker_stop(&d, &id, 1);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s9");
     assert_runtime_sender(&rec, "SIGTERM");
     assert_eq!(rec["diagnosis"], "signal_ignored", "{rec:#}");
@@ -501,7 +481,7 @@ fn docker_s10_kill_is_force_killed() {
     let init = d.init_pid(&id);
     wait_handles_term(init);
     d.output(&["kill", &id]);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s10");
     assert_runtime_sender(&rec, "SIGKILL");
     assert_eq!(rec["diagnosis"], "force_killed", "{rec:#}");
@@ -529,7 +509,7 @@ fn docker_s12_init_exits_child_orphan_killed() {
     wait_handles_term(init);
     let child = wait_children(init, 1)[0];
     docker_stop(&d, &id, 5);
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s12");
     assert_runtime_sender(&rec, "SIGTERM");
     assert_eq!(rec["init_pid"], init);
@@ -580,7 +560,7 @@ fn docker_s11_oom_killed() {
         "true",
         "docker does not report an OOM kill"
     );
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_docker_container(&d, &rec, &id, "s11");
     assert_eq!(rec["diagnosis"], "oom_killed", "{rec:#}");
     assert!(
@@ -702,7 +682,7 @@ fn containerd_ctr_stop() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(pid_alive(init), "sleep as PID 1 must survive SIGTERM");
     ctr_ok(c.ctr(ns).args(["task", "kill", "-s", "SIGKILL", &id]));
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_complete(&rec);
     let cinfo = &rec["container"];
     assert_eq!(cinfo["runtime"], "containerd", "{rec:#}");
@@ -764,7 +744,7 @@ fn runc_kubepods_cri_annotations() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(pid_alive(ctr.pid), "sleep as PID 1 must survive SIGTERM");
     ctr.kill("KILL");
-    let rec = container_record(&agent, &id);
+    let rec = agent.container_stop(T, &id);
     assert_complete(&rec);
     let c = &rec["container"];
     assert_eq!(c["runtime"], "containerd", "{rec:#}");

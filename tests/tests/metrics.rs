@@ -123,30 +123,6 @@ fn process_stop(agent: &Agent, pid: u32) -> Value {
         .unwrap_or_else(|| panic!("no process_stop for {pid}: {}", agent.stderr()))
 }
 
-fn container_stop(agent: &Agent, id: &str) -> Value {
-    agent
-        .wait_for(T, |l| {
-            l["type"] == "container_stop" && l["container"]["id"] == id
-        })
-        .unwrap_or_else(|| {
-            let mine: Vec<String> = agent
-                .lines()
-                .iter()
-                .filter(|l| {
-                    l["container"]["id"] == id
-                        || l["type"] == "container_stop"
-                        || l["ns_init"] == true
-                })
-                .map(|l| l.to_string())
-                .collect();
-            panic!(
-                "no container_stop for {id}; its records:\n{}\n{}",
-                mine.join("\n"),
-                agent.stderr()
-            )
-        })
-}
-
 /// A real Prometheus on loopback, stopped by PID on drop.
 struct Prometheus {
     proc: Proc,
@@ -458,9 +434,9 @@ fn prometheus_evaluates_every_dashboard_query_and_rule() {
     d.output(&["stop", "-t", "5", &ok]);
     d.output(&["stop", "-t", "1", &slow]);
     d.output(&["kill", &killed]);
-    let rec_ok = container_stop(&agent, &ok);
-    let rec_slow = container_stop(&agent, &slow);
-    let rec_killed = container_stop(&agent, &killed);
+    let rec_ok = agent.container_stop(T, &ok);
+    let rec_slow = agent.container_stop(T, &slow);
+    let rec_killed = agent.container_stop(T, &killed);
     assert_eq!(rec_ok["diagnosis"], "graceful", "{rec_ok:#}");
     assert_eq!(rec_slow["overrun"], true, "{rec_slow:#}");
     assert_eq!(rec_killed["diagnosis"], "force_killed", "{rec_killed:#}");
