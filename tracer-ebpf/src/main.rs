@@ -28,7 +28,7 @@ use aya_ebpf::{
 use mem::{has, Direct, Mem, Probe};
 use tracer_common::{
     disp, field, kind, stat, task_flags, Config, Header, OomVictim, ProcessExit, SignalDeliver,
-    SignalGenerate, TaskInfo, DISP_SIGNALS, NSIG,
+    SignalGenerate, TaskInfo, DISP_SIGNALS, NSIG, SI_KERNEL,
 };
 
 /// Filled by userspace before load.
@@ -51,7 +51,6 @@ const SIGNAL_GROUP_EXIT: u32 = 0x0000_0004;
 const SIGNAL_UNKILLABLE: u32 = 0x0000_0040;
 const PF_KTHREAD: u32 = 0x0020_0000;
 const SI_USER: i32 = 0;
-const SI_KERNEL: i32 = 0x80;
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
 const BPF_RB_AVAIL_DATA: u64 = 0;

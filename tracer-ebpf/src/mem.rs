@@ -172,7 +172,7 @@ impl Mem for Probe {
 
     #[inline(always)]
     fn comm(task: u64, out: &mut [u8; COMM_LEN]) {
-        let off = offsets().task_comm;
+        let off = offsets().field(field::TASK_COMM);
         if task != 0 && off != OFFSET_MISSING {
             // SAFETY: the helper checks the address and faults safely.
             let _ = unsafe { bpf_probe_read_kernel_buf((task + off as u64) as *const u8, out) };
@@ -181,22 +181,13 @@ impl Mem for Probe {
 
     #[inline(always)]
     fn handler(sighand: u64, sig: i32) -> u64 {
-        let o = offsets();
-        let (action, size, handler) = (o.sighand_action, o.k_sigaction_size, o.k_sigaction_handler);
-        if action == OFFSET_MISSING || size == OFFSET_MISSING || handler == OFFSET_MISSING {
-            return 0;
-        }
-        let idx = ((sig - 1) as u32) & 63;
-        rd::<u64>(sighand, action + idx * size + handler)
+        let slot = ((sig - 1) as u32 & 63) as u8;
+        rd::<u64>(sighand, offsets().field(field::SIGHAND_HANDLER + slot))
     }
 
     #[inline(always)]
     fn ns_nr(pid: u64, level: u32) -> u32 {
-        let o = offsets();
-        let (numbers, size, nr) = (o.pid_numbers, o.upid_size, o.upid_nr);
-        if numbers == OFFSET_MISSING || size == OFFSET_MISSING || nr == OFFSET_MISSING {
-            return 0;
-        }
-        rd::<u32>(pid, numbers + (level & 63) * size + nr)
+        let slot = (level & 31) as u8;
+        rd::<u32>(pid, offsets().field(field::PID_NR + slot))
     }
 }

@@ -7,7 +7,7 @@
 //!    SIGKILL escalations after a grace period, container stops (runtime SIGTERM to a PID-1,
 //!    kernel SIGKILL to the rest of the namespace), non-stop terminating signals, and plenty
 //!    of unrelated exits, interleaved in time order. Then times, from the (page-cached) files:
-//!    read + frame check + decode (`journal::decode_all`), and read + decode + engine
+//!    read + frame check + decode (`JournalReader::next_item`, `Item::event`), and read + decode + engine
 //!    (`Engine::push`, `finish`, counting the records out), the same loop as
 //!    `sigtrace replay` minus printing.
 //! 2. Memory: a counting global allocator measures the net heap the engine holds for 100 k
@@ -19,17 +19,16 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use tracer::container::ContainerInfo;
-use tracer::decode::{encode, Clock, RawRecord};
+use tracer::decode::{encode, Clock, KernelRecord};
+use tracer::driver::{drive, OnBadInput};
 use tracer::engine::{Engine, EngineConfig, Output};
 use tracer::event::{Disposition, Event, EventKind, SigResult, Signal, StopDispositions, Task};
-use tracer::journal::{
-    decode_all, ItemKindRef, JournalOptions, JournalReader, JournalWriter, ReaderOptions,
-    RecordRef, SessionInfo,
-};
+use tracer::journal::{JournalOptions, JournalReader, JournalWriter, ReaderOptions, SessionInfo};
+use tracer::output::OutputSink;
+use tracer::pipeline::Pipeline;
 use tracer_common::{
     kind, task_flags, Header, ProcessExit, SignalDeliver, SignalGenerate, TaskInfo,
 };
@@ -151,8 +150,8 @@ fn generate(
     sender: TaskInfo,
     target: TaskInfo,
     disp: u8,
-) -> RawRecord {
-    RawRecord::Generate(SignalGenerate {
+) -> KernelRecord {
+    KernelRecord::Generate(SignalGenerate {
         header: hdr(kind::SIGNAL_GENERATE, ts, sender.tgid % 2),
         sig,
         code,
@@ -171,8 +170,8 @@ fn deliver(
     receiver: TaskInfo,
     handler: bool,
     group_exit_code: i32,
-) -> RawRecord {
-    RawRecord::Deliver(SignalDeliver {
+) -> KernelRecord {
+    KernelRecord::Deliver(SignalDeliver {
         header: hdr(kind::SIGNAL_DELIVER, ts, receiver.tgid % 2),
         sig,
         code: 0,
@@ -185,8 +184,8 @@ fn deliver(
 }
 
 /// `status`: exit code `c` is `c << 8`, a signal `s` is `s`.
-fn exit(ts: u64, t: TaskInfo, status: i32) -> RawRecord {
-    RawRecord::Exit(ProcessExit {
+fn exit(ts: u64, t: TaskInfo, status: i32) -> KernelRecord {
+    KernelRecord::Exit(ProcessExit {
         header: hdr(kind::PROCESS_EXIT, ts, t.tgid % 2),
         task: t,
         exit_code: status,
@@ -197,7 +196,7 @@ fn exit(ts: u64, t: TaskInfo, status: i32) -> RawRecord {
 struct Pend {
     ts: u64,
     seq: u64,
-    rec: RawRecord,
+    rec: KernelRecord,
 }
 impl PartialEq for Pend {
     fn eq(&self, o: &Self) -> bool {
@@ -267,7 +266,7 @@ fn write_realistic_journal(dir: &Path, events: u64) -> (Vec<PathBuf>, Mix) {
     let kubelet = task(800, 1, "kubelet", "systemd", 2, 1_000);
     let mut written = 0u64;
     let mut containers_known = vec![false; 2000];
-    let mut push = |heap: &mut BinaryHeap<Pend>, ts: u64, rec: RawRecord| {
+    let mut push = |heap: &mut BinaryHeap<Pend>, ts: u64, rec: KernelRecord| {
         seq += 1;
         heap.push(Pend { ts, seq, rec });
     };
@@ -381,12 +380,12 @@ fn write_realistic_journal(dir: &Path, events: u64) -> (Vec<PathBuf>, Mix) {
         }
         while heap.peek().is_some_and(|e| e.ts <= now) {
             let e = heap.pop().expect("peeked");
-            w.append_event(&encode(&e.rec)).expect("append");
+            w.append_kernel(&encode(&e.rec)).expect("append");
             written += 1;
         }
     }
     while let Some(e) = heap.pop() {
-        w.append_event(&encode(&e.rec)).expect("append");
+        w.append_kernel(&encode(&e.rec)).expect("append");
         written += 1;
     }
     w.flush().expect("flush");
@@ -409,49 +408,56 @@ struct ReplayCounts {
     process_stops: u64,
     container_stops: u64,
     timeline: u64,
-    peak_buffered: usize,
 }
 
-/// `sigtrace replay`'s loop, without printing; `timeline` as for the terminal format (JSON
-/// output runs the engine without timeline lines).
+/// The engine's output, counted instead of printed.
+#[derive(Default)]
+struct Count(ReplayCounts);
+
+impl OutputSink for Count {
+    fn output(&mut self, o: &Output) -> std::io::Result<()> {
+        match o {
+            Output::ProcessStop(_) => self.0.process_stops += 1,
+            Output::ContainerStop(_) => self.0.container_stops += 1,
+            Output::Timeline(_) => self.0.timeline += 1,
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `sigtrace replay` (the driver and the pipeline), counting the records instead of printing
+/// them; `timeline` as for the terminal format (JSON output runs the engine without timeline
+/// lines).
 fn replay(dir: &Path, timeline: bool) -> ReplayCounts {
     let mut reader = JournalReader::new([dir], ReaderOptions { strict: true });
-    let mut engine = Engine::new(EngineConfig {
+    let engine = Engine::new(EngineConfig {
         timeline,
         ..EngineConfig::default()
     });
-    let mut out: Vec<Output> = Vec::with_capacity(64);
-    let mut c = ReplayCounts::default();
-    let count = |out: &mut Vec<Output>, c: &mut ReplayCounts| {
-        for o in out.drain(..) {
-            match o {
-                Output::ProcessStop(_) => c.process_stops += 1,
-                Output::ContainerStop(_) => c.container_stops += 1,
-                Output::Timeline(_) => c.timeline += 1,
-            }
-        }
-    };
-    while let Some(item) = reader.next_ref() {
-        let item = item.expect("journal item");
-        match item.kind {
-            ItemKindRef::Record(RecordRef::Container { cgroup_id, info }) => {
-                engine.set_container(cgroup_id, Arc::new(info.clone()))
-            }
-            ItemKindRef::Record(RecordRef::Event(_)) => {
-                let ev = item.event().expect("event").expect("decodes");
-                c.events += 1;
-                engine.push(ev, &mut out);
-                count(&mut out, &mut c);
-                if c.events % 65_536 == 0 {
-                    c.peak_buffered = c.peak_buffered.max(engine.stats().buffered_events);
-                }
-            }
-            _ => {}
+    let mut pipeline = Pipeline::new(engine, Count::default());
+    drive(&mut reader, &mut pipeline, OnBadInput::Fail).expect("replay");
+    let mut c = pipeline.into_sink().0;
+    c.events = reader.stats().events;
+    c
+}
+
+/// Reads (strictly) and decodes every kernel record of a journal: the replay's input side.
+fn decode_all(dir: &Path) -> u64 {
+    let mut reader = JournalReader::new([dir], ReaderOptions { strict: true });
+    let (mut events, mut wall_ns_sum) = (0u64, 0u64);
+    while let Some(item) = reader.next_item() {
+        let ev = item.expect("journal item").event();
+        if let Some(ev) = ev {
+            events += 1;
+            wall_ns_sum = wall_ns_sum.wrapping_add(ev.expect("decodes").wall_ns as u64);
         }
     }
-    engine.finish(&mut out);
-    count(&mut out, &mut c);
-    c
+    std::hint::black_box(wall_ns_sum);
+    events
 }
 
 // ---- memory ------------------------------------------------------------------------------------
@@ -590,13 +596,6 @@ fn pin_to_one_cpu() -> Option<usize> {
     }
 }
 
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn mib(b: u64) -> f64 {
     b as f64 / (1 << 20) as f64
 }
@@ -613,11 +612,12 @@ fn main() {
     let cpu = pin_to_one_cpu();
     let _ = Clock::now();
 
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("sigtrace-bench-engine-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
+    let dir = tempfile::Builder::new()
+        .prefix("sigtrace-bench-engine-")
+        .tempdir()
+        .expect("temp dir");
     let t = Instant::now();
-    let (files, mix) = write_realistic_journal(&dir.0, events);
+    let (files, mix) = write_realistic_journal(dir.path(), events);
     let bytes: u64 = files
         .iter()
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
@@ -631,24 +631,22 @@ fn main() {
     );
 
     // Warm the page cache (and check the journal) once.
-    let counts = decode_all(&[&dir.0]).expect("decode");
-    assert_eq!(counts.events, mix.events);
-    assert_eq!(counts.decode_errors, 0);
+    assert_eq!(decode_all(dir.path()), mix.events);
 
     let mut decode_rates = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
-        let c = decode_all(&[&dir.0]).expect("decode");
+        let n = decode_all(dir.path());
         let s = t.elapsed().as_secs_f64();
-        assert_eq!(c.events, mix.events);
-        decode_rates.push(c.events as f64 / s);
-        eprintln!("read+decode: {:.2} M events/s", c.events as f64 / s / 1e6);
+        assert_eq!(n, mix.events);
+        decode_rates.push(n as f64 / s);
+        eprintln!("read+decode: {:.2} M events/s", n as f64 / s / 1e6);
     }
     // Peak heap of a replay: one untimed run with peak tracking on.
     let base = heap_now();
     reset_peak();
     TRACK_PEAK.store(true, Ordering::Relaxed);
-    let peak_run = replay(&dir.0, true);
+    let peak_run = replay(dir.path(), true);
     TRACK_PEAK.store(false, Ordering::Relaxed);
     let replay_peak = heap_peak().saturating_sub(base);
     assert_eq!(peak_run.events, mix.events);
@@ -657,7 +655,7 @@ fn main() {
     let mut last = ReplayCounts::default();
     for _ in 0..runs {
         let t = Instant::now();
-        let c = replay(&dir.0, true);
+        let c = replay(dir.path(), true);
         let s = t.elapsed().as_secs_f64();
         assert_eq!(c.events, mix.events);
         replay_rates.push(c.events as f64 / s);
@@ -670,7 +668,7 @@ fn main() {
     let mut json_rates = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
-        let c = replay(&dir.0, false);
+        let c = replay(dir.path(), false);
         let s = t.elapsed().as_secs_f64();
         assert_eq!(c.timeline, 0);
         assert_eq!(
@@ -712,11 +710,11 @@ fn main() {
     );
     println!("| measurement | result |\n|---|---|");
     println!(
-        "| read + frame check + decode (`journal::decode_all`) | {:.2} M events/s |",
+        "| read + frame check + decode (`JournalReader::next_item`, `Item::event`) | {:.2} M events/s |",
         decode_med / 1e6
     );
     println!(
-        "| read + decode + engine (replay loop: `Engine::push`, `finish`) | **{:.2} M events/s** ({:.2} best) |",
+        "| read + decode + engine (`sigtrace replay`'s driver and pipeline, output counted) | **{:.2} M events/s** ({:.2} best) |",
         replay_med / 1e6,
         replay_best / 1e6
     );
@@ -731,10 +729,6 @@ fn main() {
     println!(
         "| peak heap during a replay (reader buffer of one 64 MiB file included) | {:.1} MiB |",
         mib(replay_peak as u64)
-    );
-    println!(
-        "| events in the reorder window (sampled max) | {} |",
-        last.peak_buffered
     );
     println!(
         "| heap per tracked process, no episode ({} PID-1s that got SIGUSR1) | **{:.0} bytes** ({:.1} MiB total) |",

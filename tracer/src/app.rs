@@ -1,34 +1,63 @@
-//! Top-level commands (`run`, `replay`): builds the pipeline each one needs from the flags.
+//! Top-level commands (`run`, `replay`): the options each needs, built once from the command
+//! line (nothing below this module sees the flags), and the source and consumer each one
+//! hands to the [driver](crate::driver).
 use std::{
-    io::Write,
+    net::SocketAddr,
     path::PathBuf,
-    sync::{atomic::AtomicBool, Arc},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
 
 use crate::{
-    agent::{run_live, RawSink},
     cli::{OutputArgs, ReplayArgs, RunArgs},
     container::{metadata::MetadataDirs, ContainerResolver, ResolverOptions},
     decode::Clock,
+    driver::{drive, OnBadInput},
     engine::{Engine, EngineConfig},
     event::Signal,
-    journal::{
-        ItemKindRef, JournalOptions, JournalReader, JournalWriter, ReaderOptions, RecordRef,
-        SessionInfo,
-    },
+    journal::{JournalOptions, JournalReader, JournalWriter, ReaderOptions, SessionInfo},
+    live::LiveSource,
     metrics::{Metrics, MetricsOptions},
-    output::{Format, Printer},
-    pipeline::Pipeline,
+    output::{Format, Printer, RawPrinter},
+    pipeline::{Pipeline, Window},
+    source::{read_btf, ProbeMode, Probes, SourceOptions},
 };
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+/// How records are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrintOptions {
+    pub json: bool,
+    pub containers_only: bool,
+}
+
+/// Everything `sigtrace run` was asked for.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub source: SourceOptions,
+    /// `--raw`: decoded kernel events, no correlation.
+    pub raw: bool,
+    pub engine: EngineConfig,
+    pub print: PrintOptions,
+    pub resolver: ResolverOptions,
+    /// The journal's directory and limits; `None` with `--no-record`.
+    pub journal: Option<(PathBuf, JournalOptions)>,
+    pub metrics: Option<(SocketAddr, MetricsOptions)>,
+    pub ready_file: Option<PathBuf>,
+}
+
+/// Everything `sigtrace replay` was asked for.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub paths: Vec<PathBuf>,
+    pub engine: EngineConfig,
+    pub print: PrintOptions,
+    pub window: Window,
+    pub strict: bool,
 }
 
 /// The engine configuration the output flags ask for.
@@ -46,37 +75,11 @@ pub fn engine_config(o: &OutputArgs) -> EngineConfig {
     }
 }
 
-fn printer(o: &OutputArgs) -> Printer<std::io::BufWriter<std::io::Stdout>> {
-    Printer::new(
-        std::io::BufWriter::new(std::io::stdout()),
-        Format::detect(o.json),
-        o.containers_only,
-    )
-}
-
-fn resolver(args: &RunArgs) -> Result<ContainerResolver> {
-    let mut dirs = MetadataDirs::default();
-    if !args.containerd_state.is_empty() {
-        dirs.containerd_state = args.containerd_state.clone();
+fn print_options(o: &OutputArgs) -> PrintOptions {
+    PrintOptions {
+        json: o.json,
+        containers_only: o.containers_only,
     }
-    if !args.crio_state.is_empty() {
-        dirs.crio_storage = args.crio_state.clone();
-    }
-    if !args.docker_data_root.is_empty() {
-        dirs.docker_data_root = args.docker_data_root.clone();
-    }
-    let mut r = ContainerResolver::new(ResolverOptions {
-        metadata_dirs: dirs,
-        ..Default::default()
-    })
-    .context("setting up container attribution (reading /proc/self/mountinfo)")?;
-    if r.attribution_may_be_missing() {
-        tracing::warn!("no cgroup v2 hierarchy: container attribution comes from /proc/<pid>/cgroup and may be missing for processes that exit before they are seen");
-    }
-    // Runtimes delete bundles when containers go: read what exists now.
-    let n = r.warm_up();
-    tracing::debug!("{n} running containers resolved at start-up");
-    Ok(r)
 }
 
 fn node_name(args: &RunArgs) -> String {
@@ -87,141 +90,245 @@ fn node_name(args: &RunArgs) -> String {
     })
 }
 
-/// `sigtrace run`.
-pub fn run(args: RunArgs) -> Result<()> {
-    let clock = Clock::now();
-    if args.raw || args.floor {
-        let sink = RawSink::new(std::io::BufWriter::new(std::io::stdout().lock()), clock);
-        return runtime()?.block_on(run_live(&args, Box::new(sink), None));
-    }
-    let mut pipeline = Pipeline::new(
-        Engine::new(engine_config(&args.output)),
-        printer(&args.output),
-        clock,
-    )
-    .with_resolver(resolver(&args)?);
-    if !args.no_record {
-        let opts = JournalOptions {
-            max_file_bytes: args.journal_file_mib.saturating_mul(1 << 20),
-            max_total_bytes: args.journal_total_mib.saturating_mul(1 << 20),
-        };
-        let journal = JournalWriter::open(&args.data_dir, opts, SessionInfo::current(clock))
+impl RunOptions {
+    pub fn from_args(args: &RunArgs) -> Result<Self> {
+        let ring_bytes = args
+            .ring_kib
+            .checked_mul(1024)
+            .filter(|b| b.is_power_of_two() && *b >= 4096)
             .with_context(|| {
                 format!(
+                    "--ring-kib {} must be a power of two, at least 4",
+                    args.ring_kib
+                )
+            })?;
+        let signal_mask = if args.signals.is_empty() {
+            tracer_common::DEFAULT_SIGNAL_MASK
+        } else {
+            args.signals.iter().fold(0u64, |m, s| m | 1u64 << (s - 1))
+        };
+        let mut dirs = MetadataDirs::default();
+        if !args.containerd_state.is_empty() {
+            dirs.containerd_state = args.containerd_state.clone();
+        }
+        if !args.crio_state.is_empty() {
+            dirs.crio_storage = args.crio_state.clone();
+        }
+        if !args.docker_data_root.is_empty() {
+            dirs.docker_data_root = args.docker_data_root.clone();
+        }
+        Ok(Self {
+            source: SourceOptions {
+                btf_path: args.btf.clone(),
+                signal_mask,
+                ring_bytes,
+                emit_thread_exits: false,
+                mode: if args.floor {
+                    ProbeMode::Floor
+                } else {
+                    ProbeMode::Trace
+                },
+                force_raw: args.force_raw_tracepoints,
+            },
+            raw: args.raw,
+            engine: engine_config(&args.output),
+            print: print_options(&args.output),
+            resolver: ResolverOptions {
+                metadata_dirs: dirs,
+                ..Default::default()
+            },
+            journal: (!args.no_record).then(|| {
+                (
+                    args.data_dir.clone(),
+                    JournalOptions {
+                        max_file_bytes: args.journal_file_mib.saturating_mul(1 << 20),
+                        max_total_bytes: args.journal_total_mib.saturating_mul(1 << 20),
+                    },
+                )
+            }),
+            metrics: args.metrics.map(|addr| {
+                (
+                    addr,
+                    MetricsOptions {
+                        drop_pod: args.metrics_no_pod_label,
+                        max_series: args.metrics_max_series,
+                        version: env!("CARGO_PKG_VERSION").to_string(),
+                        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                            .map(|s| s.trim().to_string())
+                            .unwrap_or_default(),
+                        node: node_name(args),
+                    },
+                )
+            }),
+            ready_file: args.ready_file.clone(),
+        })
+    }
+}
+
+impl ReplayOptions {
+    pub fn from_args(args: &ReplayArgs) -> Self {
+        Self {
+            paths: if args.paths.is_empty() {
+                vec![PathBuf::from("/var/lib/sigtrace")]
+            } else {
+                args.paths.clone()
+            },
+            engine: engine_config(&args.output),
+            print: print_options(&args.output),
+            window: Window {
+                since: args.since,
+                until: args.until,
+            },
+            strict: args.strict,
+        }
+    }
+}
+
+fn printer(o: PrintOptions) -> Printer<std::io::BufWriter<std::io::Stdout>> {
+    Printer::new(
+        std::io::BufWriter::new(std::io::stdout()),
+        Format::detect(o.json),
+        o.containers_only,
+    )
+}
+
+fn resolver(options: ResolverOptions) -> Result<ContainerResolver> {
+    let mut r = ContainerResolver::new(options)
+        .context("setting up container attribution (reading /proc/self/mountinfo)")?;
+    if r.attribution_may_be_missing() {
+        tracing::warn!("no cgroup v2 hierarchy: container attribution comes from /proc/<pid>/cgroup and may be missing for processes that exit before they are seen");
+    }
+    // Runtimes delete bundles when containers go: read what exists now.
+    let n = r.warm_up();
+    tracing::debug!("{n} running containers resolved at start-up");
+    Ok(r)
+}
+
+/// Set once SIGTERM or SIGINT arrives.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the stop handler")?;
+    }
+    Ok(stop)
+}
+
+fn mark_ready(path: Option<&PathBuf>) -> Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing the ready file {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `sigtrace run`.
+pub fn run(opts: RunOptions) -> Result<()> {
+    let stop = stop_flag()?;
+    let clock = Clock::now();
+    let btf = read_btf(&opts.source.btf_path)?;
+    let probes = Probes::load(&opts.source, &btf).context("starting the kernel probes")?;
+    drop(btf);
+    for a in &probes.attached {
+        tracing::debug!(hook = a.hook, how = a.how, "attached");
+    }
+    if opts.source.mode == ProbeMode::Floor {
+        mark_ready(opts.ready_file.as_ref())?;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::info!("stopping: detaching the floor programs");
+        return Ok(());
+    }
+    let hooks = probes.attached.len();
+
+    if opts.raw {
+        let mut source = LiveSource::start(probes, stop)?;
+        mark_ready(opts.ready_file.as_ref())?;
+        tracing::info!("tracing: {hooks} hooks attached");
+        let mut raw = RawPrinter::new(std::io::BufWriter::new(std::io::stdout().lock()), clock);
+        drive(&mut source, &mut raw, OnBadInput::ReportFirst)?;
+        return Ok(());
+    }
+
+    let mut pipeline = Pipeline::new(Engine::new(opts.engine.clone()), printer(opts.print))
+        .with_clock(clock)
+        .with_resolver(resolver(opts.resolver.clone())?);
+    if let Some((dir, limits)) = &opts.journal {
+        let journal =
+            JournalWriter::open(dir, *limits, SessionInfo::current(clock)).with_context(|| {
+                format!(
                     "opening the journal in {} (use --data-dir DIR or --no-record)",
-                    args.data_dir.display()
+                    dir.display()
                 )
             })?;
         tracing::info!("recording to {}", journal.path().display());
         pipeline = pipeline.with_journal(journal);
     }
-    let rt = runtime()?;
-    let mut metrics_server = None;
-    if let Some(addr) = args.metrics {
-        let metrics = Arc::new(Metrics::new(MetricsOptions {
-            drop_pod: args.metrics_no_pod_label,
-            max_series: args.metrics_max_series,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-            node: node_name(&args),
-        })?);
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut server = None;
+    if let Some((addr, options)) = &opts.metrics {
+        let metrics = Arc::new(Metrics::new(options.clone())?);
         pipeline = pipeline.with_metrics(metrics.clone());
-        metrics_server = Some((addr, metrics));
-    }
-    rt.block_on(async move {
-        let ready = Arc::new(AtomicBool::new(false));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the metrics server's runtime")?;
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let server = match metrics_server {
-            Some((addr, metrics)) => {
-                let stop = async move {
-                    let _ = stop_rx.changed().await;
-                };
-                tracing::info!("serving metrics on http://{addr}/metrics");
-                Some(crate::metrics::serve(addr, metrics, ready.clone(), stop).await?)
-            }
-            None => None,
+        let stopped = async move {
+            let _ = stop_rx.changed().await;
         };
-        let result = run_live(&args, Box::new(pipeline), Some(ready)).await;
+        tracing::info!("serving metrics on http://{addr}/metrics");
+        let handle = rt.block_on(crate::metrics::serve(
+            *addr,
+            metrics,
+            ready.clone(),
+            stopped,
+        ))?;
+        server = Some((rt, stop_tx, handle));
+    }
+
+    let mut source = LiveSource::start(probes, stop)?;
+    mark_ready(opts.ready_file.as_ref())?;
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!("tracing: {hooks} hooks attached");
+    let result = drive(&mut source, &mut pipeline, OnBadInput::ReportFirst);
+    if let Some((rt, stop_tx, handle)) = server {
         let _ = stop_tx.send(true);
-        if let Some(s) = server {
-            let _ = s.await;
-        }
-        result
-    })
+        let _ = rt.block_on(handle);
+    }
+    result?;
+    Ok(())
 }
 
-/// `sigtrace replay`: the same engine over recorded journal files.
-pub fn replay(args: ReplayArgs) -> Result<()> {
-    let paths: Vec<PathBuf> = if args.paths.is_empty() {
-        vec![PathBuf::from("/var/lib/sigtrace")]
-    } else {
-        args.paths.clone()
-    };
+/// `sigtrace replay`: the same pipeline over recorded journal files.
+pub fn replay(opts: ReplayOptions) -> Result<()> {
     let mut reader = JournalReader::new(
-        paths.iter(),
+        opts.paths.iter(),
         ReaderOptions {
-            strict: args.strict,
+            strict: opts.strict,
         },
     );
-    let mut pipeline: Option<Pipeline<std::io::BufWriter<std::io::Stdout>>> = None;
-    let mut errors = 0u64;
-    let in_window =
-        |wall: i64| args.since.is_none_or(|s| wall >= s) && args.until.is_none_or(|u| wall < u);
-    while let Some(item) = reader.next_ref() {
-        let item = match item {
-            Ok(i) => i,
-            Err(e) => {
-                errors += 1;
-                if args.strict {
-                    return Err(e).context("replay stopped (--strict)");
-                }
-                eprintln!("sigtrace: {e}; skipping it");
-                continue;
-            }
-        };
-        let p = pipeline.get_or_insert_with(|| {
-            let clock = item.clock.unwrap_or(Clock { offset_ns: 0 });
-            Pipeline::new(
-                Engine::new(engine_config(&args.output)),
-                printer(&args.output),
-                clock,
-            )
-        });
-        match item.kind {
-            ItemKindRef::Warning(w) => eprintln!("sigtrace: warning: {w}"),
-            ItemKindRef::Record(RecordRef::Container { cgroup_id, info }) => {
-                p.set_container(cgroup_id, Arc::new(info.clone()))
-            }
-            ItemKindRef::Record(RecordRef::Lost { count, mono_ns }) => p.lost(count, mono_ns)?,
-            ItemKindRef::Record(RecordRef::Event(_)) => match item.event() {
-                Some(Ok(ev)) if in_window(ev.wall_ns) => p.event(ev)?,
-                Some(Ok(_)) | None => {}
-                Some(Err(e)) => {
-                    errors += 1;
-                    if args.strict {
-                        return Err(e).context("replay stopped (--strict)");
-                    }
-                    eprintln!("sigtrace: {e}; skipping it");
-                }
-            },
-            ItemKindRef::Record(RecordRef::Session(_) | RecordRef::Note(_)) => {}
-        }
-    }
-    if let Some(p) = pipeline.as_mut() {
-        p.finish()?;
-    }
-    std::io::stdout().flush()?;
+    let mut pipeline = Pipeline::new(Engine::new(opts.engine.clone()), printer(opts.print))
+        .with_window(opts.window);
+    let on_bad = if opts.strict {
+        OnBadInput::Fail
+    } else {
+        OnBadInput::ReportEach
+    };
+    let driven = drive(&mut reader, &mut pipeline, on_bad)?;
     let stats = reader.stats();
     tracing::debug!("replayed {stats:?}");
-    if errors > 0 {
-        eprintln!("sigtrace: {errors} corrupt or unreadable record(s) skipped");
+    if driven.skipped > 0 {
+        eprintln!(
+            "sigtrace: {} corrupt or unreadable record(s) skipped",
+            driven.skipped
+        );
     }
-    if pipeline.is_none() {
+    if stats.records == 0 {
         anyhow::bail!(
             "no journal records found in {}",
-            paths
+            opts.paths
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()

@@ -1,14 +1,19 @@
-//! A small reader of the kernel's BTF (`/sys/kernel/btf/vmlinux`): just enough to find the
-//! byte offsets of the struct fields the kernel programs read, the sizes of a few structs, and
-//! the arity of tracepoint prototypes. This is what makes the programs portable across kernel
-//! versions without CO-RE relocations.
-use std::{collections::HashMap, path::Path};
+//! The running kernel's BTF (`/sys/kernel/btf/vmlinux`): read once per process, parsed with
+//! the `btfparse` crate, and asked for what makes the kernel programs portable across kernel
+//! versions without CO-RE relocations: the offset of every field of the table in
+//! `tracer-common` ([`tracer_common::FIELDS`]) and the arity of tracepoint prototypes. The
+//! loader gets the same bytes ([`KernelBtf::bytes`]).
+use std::{io::Read, path::Path};
 
+use btfparse::{ErrorKind, Offset, Readable, TypeInformation, TypeVariant};
 use thiserror::Error;
-use tracer_common::Offsets;
+use tracer_common::{FieldDecl, Offsets, FIELDS};
 
 /// Default location of the running kernel's BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Refuse BTF input larger than this (vmlinux BTF is a few MiB).
+pub const MAX_BTF_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Error)]
 pub enum BtfError {
@@ -18,360 +23,239 @@ pub enum BtfError {
         #[source]
         source: std::io::Error,
     },
+    #[error("BTF file {path} is larger than {} MiB: not a kernel's BTF", MAX_BTF_BYTES >> 20)]
+    TooLarge { path: String },
     #[error("malformed BTF: {0}")]
     Malformed(String),
     #[error("BTF has no struct `{0}`")]
     NoStruct(String),
-    #[error("BTF struct `{strukt}` has no member `{member}`")]
-    NoMember { strukt: String, member: String },
-    #[error("BTF member `{0}` is a bitfield, not byte-addressable")]
-    Bitfield(String),
+    #[error("BTF path `{path}`: {reason}")]
+    Path { path: String, reason: String },
 }
 
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_ARRAY: u32 = 3;
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
-const KIND_ENUM: u32 = 6;
-const KIND_FWD: u32 = 7;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_VOLATILE: u32 = 9;
-const KIND_CONST: u32 = 10;
-const KIND_RESTRICT: u32 = 11;
-const KIND_FUNC: u32 = 12;
-const KIND_FUNC_PROTO: u32 = 13;
-const KIND_VAR: u32 = 14;
-const KIND_DATASEC: u32 = 15;
-const KIND_FLOAT: u32 = 16;
-const KIND_DECL_TAG: u32 = 17;
-const KIND_TYPE_TAG: u32 = 18;
-const KIND_ENUM64: u32 = 19;
+/// BTF bytes in memory, as the parser reads them.
+struct Bytes<'a>(&'a [u8]);
 
-#[derive(Debug, Clone)]
-struct Member {
-    name: u32,
-    ty: u32,
-    bit_offset: u32,
-    bitfield_size: u32,
+impl Readable for Bytes<'_> {
+    fn read(&self, offset: u64, buffer: &mut [u8]) -> btfparse::Result<()> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match start
+            .checked_add(buffer.len())
+            .and_then(|end| self.0.get(start..end))
+        {
+            Some(src) => {
+                buffer.copy_from_slice(src);
+                Ok(())
+            }
+            None => Err(btfparse::Error::new(ErrorKind::EOF, "read past the end")),
+        }
+    }
 }
 
-#[derive(Debug, Clone)]
-struct Type {
-    name: u32,
-    kind: u32,
-    /// size for int/struct/union/enum, referenced type for ptr/typedef/modifiers/func.
-    size_or_type: u32,
-    members: Vec<Member>,
-    /// element type and count for arrays.
-    array: Option<(u32, u32)>,
-    /// number of parameters for func protos.
-    params: usize,
+/// The kernel's BTF bytes and their parsed type graph.
+pub struct KernelBtf {
+    bytes: Vec<u8>,
+    types: TypeInformation,
 }
 
-/// Parsed BTF type graph with a name index of structs and typedefs.
-pub struct Btf {
-    types: Vec<Type>,
-    strings: Vec<u8>,
-    structs: HashMap<String, u32>,
-    typedefs: HashMap<String, u32>,
-}
-
-fn u32_at(b: &[u8], off: usize) -> Result<u32, BtfError> {
-    b.get(off..off + 4)
-        .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or_else(|| BtfError::Malformed(format!("truncated at byte {off}")))
-}
-
-impl Btf {
+impl KernelBtf {
+    /// Reads and parses a BTF file (at most [`MAX_BTF_BYTES`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, BtfError> {
         let path = path.as_ref();
-        let data = std::fs::read(path).map_err(|source| BtfError::Io {
+        let io = |source| BtfError::Io {
             path: path.display().to_string(),
             source,
-        })?;
-        Self::parse(&data)
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(MAX_BTF_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_BTF_BYTES {
+            return Err(BtfError::TooLarge {
+                path: path.display().to_string(),
+            });
+        }
+        Self::parse(bytes)
     }
 
-    pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
-        if data.len() < 24 || u16::from_ne_bytes([data[0], data[1]]) != 0xeb9f {
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, BtfError> {
+        if bytes.len() < 24 || bytes[..2] != 0xeb9fu16.to_ne_bytes() {
             return Err(BtfError::Malformed("bad magic (expected 0xeb9f)".into()));
         }
-        let hdr_len = u32_at(data, 4)? as usize;
-        let type_off = u32_at(data, 8)? as usize;
-        let type_len = u32_at(data, 12)? as usize;
-        let str_off = u32_at(data, 16)? as usize;
-        let str_len = u32_at(data, 20)? as usize;
-        let tsec = data
-            .get(hdr_len + type_off..hdr_len + type_off + type_len)
-            .ok_or_else(|| BtfError::Malformed("type section out of bounds".into()))?;
-        let strings = data
-            .get(hdr_len + str_off..hdr_len + str_off + str_len)
-            .ok_or_else(|| BtfError::Malformed("string section out of bounds".into()))?
-            .to_vec();
-
-        // Type id 0 is `void`.
-        let mut types = vec![Type {
-            name: 0,
-            kind: 0,
-            size_or_type: 0,
-            members: Vec::new(),
-            array: None,
-            params: 0,
-        }];
-        let mut p = 0usize;
-        while p < tsec.len() {
-            let name = u32_at(tsec, p)?;
-            let info = u32_at(tsec, p + 4)?;
-            let size_or_type = u32_at(tsec, p + 8)?;
-            p += 12;
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            let mut t = Type {
-                name,
-                kind,
-                size_or_type,
-                members: Vec::new(),
-                array: None,
-                params: 0,
-            };
-            match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => p += 4,
-                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
-                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
-                KIND_ARRAY => {
-                    t.array = Some((u32_at(tsec, p)?, u32_at(tsec, p + 8)?));
-                    p += 12;
-                }
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let m = p + i * 12;
-                        let off = u32_at(tsec, m + 8)?;
-                        let (bit_offset, bitfield_size) = if kind_flag {
-                            (off & 0xff_ffff, off >> 24)
-                        } else {
-                            (off, 0)
-                        };
-                        t.members.push(Member {
-                            name: u32_at(tsec, m)?,
-                            ty: u32_at(tsec, m + 4)?,
-                            bit_offset,
-                            bitfield_size,
-                        });
-                    }
-                    p += vlen * 12;
-                }
-                KIND_ENUM => p += vlen * 8,
-                KIND_FUNC_PROTO => {
-                    t.params = vlen;
-                    p += vlen * 8;
-                }
-                KIND_DATASEC | KIND_ENUM64 => p += vlen * 12,
-                other => {
-                    return Err(BtfError::Malformed(format!(
-                        "unknown BTF kind {other} at type {}",
-                        types.len()
-                    )))
-                }
-            }
-            types.push(t);
-        }
-        let mut btf = Self {
-            types,
-            strings,
-            structs: HashMap::new(),
-            typedefs: HashMap::new(),
-        };
-        for (id, t) in btf.types.iter().enumerate() {
-            let map = match t.kind {
-                KIND_STRUCT | KIND_UNION => &mut btf.structs,
-                KIND_TYPEDEF => &mut btf.typedefs,
-                _ => continue,
-            };
-            if t.name != 0 {
-                let name = str_at(&btf.strings, t.name).to_string();
-                // Keep the first complete definition (vmlinux has one per name).
-                map.entry(name).or_insert(id as u32);
-            }
-        }
-        Ok(btf)
+        let types = TypeInformation::new(&Bytes(&bytes))
+            .map_err(|e| BtfError::Malformed(format!("{e:?}")))?;
+        Ok(Self { bytes, types })
     }
 
-    fn name(&self, off: u32) -> &str {
-        str_at(&self.strings, off)
+    /// The raw BTF, for the program loader.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
-    fn ty(&self, id: u32) -> Result<&Type, BtfError> {
-        self.types
-            .get(id as usize)
-            .ok_or_else(|| BtfError::Malformed(format!("type id {id} out of range")))
-    }
-
-    /// Follows typedefs and qualifiers to the underlying type.
-    fn resolve(&self, mut id: u32) -> Result<u32, BtfError> {
-        for _ in 0..32 {
-            let t = self.ty(id)?;
-            match t.kind {
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
-                    id = t.size_or_type
-                }
-                _ => return Ok(id),
-            }
-        }
-        Err(BtfError::Malformed(format!("type chain too deep at {id}")))
-    }
-
+    /// The id of the struct or union `name`.
     fn struct_id(&self, name: &str) -> Result<u32, BtfError> {
-        self.structs
-            .get(name)
-            .copied()
+        self.types
+            .id_of(name)
+            .filter(|&id| {
+                matches!(
+                    self.types.from_id(id),
+                    Some(TypeVariant::Struct(_) | TypeVariant::Union(_))
+                )
+            })
             .ok_or_else(|| BtfError::NoStruct(name.to_string()))
     }
 
-    /// Size in bytes of a struct or union.
-    pub fn struct_size(&self, name: &str) -> Result<u32, BtfError> {
-        Ok(self.ty(self.struct_id(name)?)?.size_or_type)
+    /// Byte offset of member path `member` (dots, constant indexes) in type `tid`, and the
+    /// member's type.
+    fn member(&self, tid: u32, member: &str, path: &str) -> Result<(u32, u32), BtfError> {
+        let err = |reason: String| BtfError::Path {
+            path: path.to_string(),
+            reason,
+        };
+        match self.types.offset_of(tid, member) {
+            Ok((tid, Offset::ByteOffset(off))) => Ok((tid, off)),
+            Ok((_, Offset::BitOffsetAndSize(..))) => Err(err(format!(
+                "`{member}` is a bitfield, not byte-addressable"
+            ))),
+            Err(e) => Err(err(format!("`{member}`: {e:?}"))),
+        }
     }
 
-    /// Finds `member` in the struct/union `id`, looking through anonymous members; returns its
-    /// bit offset and type id.
-    fn find_member(&self, id: u32, member: &str) -> Result<Option<(u32, u32)>, BtfError> {
-        let t = self.ty(self.resolve(id)?)?;
-        for m in &t.members {
-            if m.name != 0 && self.name(m.name) == member {
-                if m.bitfield_size != 0 {
-                    return Err(BtfError::Bitfield(member.to_string()));
-                }
-                return Ok(Some((m.bit_offset, m.ty)));
-            }
-            if m.name == 0 {
-                if let Some((off, ty)) = self.find_member(m.ty, member)? {
-                    return Ok(Some((m.bit_offset + off, ty)));
-                }
-            }
-        }
-        Ok(None)
+    /// Offset of `member`, which may hold one `[]` (an array indexed by `slot`), in `tid`.
+    fn slot_member(
+        &self,
+        tid: u32,
+        member: &str,
+        slot: u32,
+        path: &str,
+    ) -> Result<(u32, u32), BtfError> {
+        let Some((array, rest)) = member.split_once("[]") else {
+            return self.member(tid, member, path);
+        };
+        let (array_tid, base) = self.member(tid, array, path)?;
+        let Some(TypeVariant::Array(a)) = self.types.from_id(array_tid) else {
+            return Err(BtfError::Path {
+                path: path.to_string(),
+                reason: format!("`{array}` is not an array"),
+            });
+        };
+        let elem = *a.element_tid();
+        let size = self.types.size_of(elem).map_err(|e| BtfError::Path {
+            path: path.to_string(),
+            reason: format!("size of `{array}`'s elements: {e:?}"),
+        })?;
+        let (tid, inner) = match rest.strip_prefix('.') {
+            Some(rest) => self.member(elem, rest, path)?,
+            None => (elem, 0),
+        };
+        let off = u64::from(base) + u64::from(slot) * size as u64 + u64::from(inner);
+        let off = u32::try_from(off).map_err(|_| BtfError::Path {
+            path: path.to_string(),
+            reason: "offset overflows".into(),
+        })?;
+        Ok((tid, off))
     }
 
-    /// Byte offset of a (possibly nested, dot-separated) member path inside a struct, e.g.
-    /// `member_offset("k_sigaction", "sa.sa_handler")`.
-    pub fn member_offset(&self, strukt: &str, path: &str) -> Result<u32, BtfError> {
-        let mut id = self.struct_id(strukt)?;
-        let mut bits = 0;
-        for part in path.split('.') {
-            let (off, ty) = self
-                .find_member(id, part)?
-                .ok_or_else(|| BtfError::NoMember {
-                    strukt: strukt.to_string(),
-                    member: path.to_string(),
-                })?;
-            bits += off;
-            id = ty;
+    /// Offset of a field-table path for slot `slot`: that of its last `->` segment.
+    pub fn resolve(&self, path: &str, slot: u32) -> Result<u32, BtfError> {
+        let mut segments = path.split("->");
+        let first = segments.next().unwrap_or_default();
+        let (strukt, member) = first.split_once('.').ok_or_else(|| BtfError::Path {
+            path: path.to_string(),
+            reason: "expected struct.member".into(),
+        })?;
+        let (mut tid, mut off) = self.slot_member(self.struct_id(strukt)?, member, slot, path)?;
+        for seg in segments {
+            let pointee = self.types.pointee_tid(tid).map_err(|e| BtfError::Path {
+                path: path.to_string(),
+                reason: format!("`->{seg}` follows a non-pointer: {e:?}"),
+            })?;
+            (tid, off) = self.slot_member(pointee, seg, slot, path)?;
         }
-        if bits % 8 != 0 {
-            return Err(BtfError::Bitfield(path.to_string()));
+        Ok(off)
+    }
+
+    /// Resolves every field of the table. A field this kernel lacks is left
+    /// [`tracer_common::OFFSET_MISSING`] (the programs then leave what depends on it zero) and
+    /// reported in the list.
+    pub fn offsets(&self) -> (Offsets, Vec<String>) {
+        let mut offsets = Offsets::MISSING;
+        let mut missing = Vec::new();
+        for FieldDecl {
+            name,
+            path,
+            slots,
+            first,
+        } in FIELDS
+        {
+            for slot in 0..slots {
+                match self.resolve(path, u32::from(slot)) {
+                    Ok(off) => offsets.by_id[usize::from(first + slot)] = off,
+                    Err(e) => {
+                        missing.push(format!("{name}: {e}"));
+                        break;
+                    }
+                }
+            }
         }
-        Ok(bits / 8)
+        (offsets, missing)
     }
 
     /// Number of arguments of a tracepoint's BTF prototype (`btf_trace_<name>`), the leading
     /// `void *` context excluded; `None` when the kernel has no such tracepoint.
     pub fn tracepoint_arity(&self, name: &str) -> Option<usize> {
-        let id = *self.typedefs.get(&format!("btf_trace_{name}"))?;
-        let ptr = self.resolve(id).ok()?;
-        let t = self.ty(ptr).ok()?;
-        let proto = if t.kind == KIND_PTR {
-            self.ty(self.resolve(t.size_or_type).ok()?).ok()?
-        } else {
-            t
+        let id = self.types.id_of(&format!("btf_trace_{name}"))?;
+        let Some(TypeVariant::Typedef(t)) = self.types.from_id(id) else {
+            return None;
         };
-        (proto.kind == KIND_FUNC_PROTO).then(|| proto.params.saturating_sub(1))
-    }
-
-    /// Resolves every offset the kernel programs need. A missing member is recorded as
-    /// missing (the programs then leave the dependent field zero) and reported in `missing`.
-    pub fn offsets(&self) -> (Offsets, Vec<String>) {
-        let mut missing = Vec::new();
-        let mut get = |strukt: &str, path: &str| match self.member_offset(strukt, path) {
-            Ok(off) => off,
-            Err(e) => {
-                missing.push(e.to_string());
-                tracer_common::OFFSET_MISSING
-            }
-        };
-        let mut o = Offsets {
-            task_pid: get("task_struct", "pid"),
-            task_tgid: get("task_struct", "tgid"),
-            task_comm: get("task_struct", "comm"),
-            task_real_parent: get("task_struct", "real_parent"),
-            task_group_leader: get("task_struct", "group_leader"),
-            task_signal: get("task_struct", "signal"),
-            task_sighand: get("task_struct", "sighand"),
-            task_cgroups: get("task_struct", "cgroups"),
-            task_thread_pid: get("task_struct", "thread_pid"),
-            task_exit_code: get("task_struct", "exit_code"),
-            task_blocked: get("task_struct", "blocked"),
-            task_flags: get("task_struct", "flags"),
-            task_start_time: get("task_struct", "start_time"),
-            signal_flags: get("signal_struct", "flags"),
-            signal_live: get("signal_struct", "live"),
-            signal_group_exit_code: get("signal_struct", "group_exit_code"),
-            sighand_action: get("sighand_struct", "action"),
-            k_sigaction_size: tracer_common::OFFSET_MISSING,
-            k_sigaction_handler: get("k_sigaction", "sa.sa_handler"),
-            k_sigaction_flags: get("k_sigaction", "sa.sa_flags"),
-            css_set_dfl_cgrp: get("css_set", "dfl_cgrp"),
-            cgroup_kn: get("cgroup", "kn"),
-            kernfs_node_id: get("kernfs_node", "id"),
-            pid_level: get("pid", "level"),
-            pid_numbers: get("pid", "numbers"),
-            upid_size: tracer_common::OFFSET_MISSING,
-            upid_nr: get("upid", "nr"),
-            siginfo_code: get("kernel_siginfo", "si_code"),
-        };
-        match self.struct_size("k_sigaction") {
-            Ok(s) => o.k_sigaction_size = s,
-            Err(e) => missing.push(e.to_string()),
+        let proto = self.types.pointee_tid(*t.tid()).ok()?;
+        match self.types.from_id(proto)? {
+            TypeVariant::FuncProto(p) => Some(p.parameter_list().len().saturating_sub(1)),
+            _ => None,
         }
-        match self.struct_size("upid") {
-            Ok(s) => o.upid_size = s,
-            Err(e) => missing.push(e.to_string()),
-        }
-        (o, missing)
     }
-}
-
-fn str_at(strings: &[u8], off: u32) -> &str {
-    let rest = strings.get(off as usize..).unwrap_or_default();
-    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-    std::str::from_utf8(&rest[..end]).unwrap_or("")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracer_common::{field, OFFSET_MISSING};
 
     #[test]
     fn rejects_garbage() {
         assert!(matches!(
-            Btf::parse(b"not btf at all, definitely not"),
+            KernelBtf::parse(b"not btf at all, definitely not".to_vec()),
             Err(BtfError::Malformed(_))
         ));
-        assert!(matches!(Btf::parse(&[]), Err(BtfError::Malformed(_))));
+        assert!(matches!(
+            KernelBtf::parse(Vec::new()),
+            Err(BtfError::Malformed(_))
+        ));
+        let mut truncated = std::fs::read(VMLINUX_BTF).expect("kernel BTF");
+        truncated.truncate(4096);
+        assert!(KernelBtf::parse(truncated).is_err());
     }
 
     #[test]
     fn running_kernel_offsets_resolve() {
         // Every kernel this project supports ships BTF; the test fails loudly where it does not.
-        let btf = Btf::from_file(VMLINUX_BTF).expect("kernel BTF");
+        let btf = KernelBtf::from_file(VMLINUX_BTF).expect("kernel BTF");
         let (o, missing) = btf.offsets();
         assert!(missing.is_empty(), "missing offsets: {missing:?}");
-        // Invariants that hold on every kernel: tgid follows pid, sa_handler leads sigaction.
-        assert_eq!(o.task_tgid, o.task_pid + 4);
-        assert_eq!(o.k_sigaction_handler, 0);
-        assert!(o.k_sigaction_size >= 24);
-        assert_eq!(o.siginfo_code, 8);
+        assert!(o.by_id.iter().all(|&v| v != OFFSET_MISSING));
+        // Invariants that hold on every kernel: tgid follows pid, sa_handler leads sigaction,
+        // comm's second half is 8 bytes in, si_code is the third int of siginfo.
+        assert_eq!(o.field(field::TASK_TGID), o.field(field::TASK_PID) + 4);
+        assert_eq!(o.field(field::TASK_COMM_HI), o.field(field::TASK_COMM) + 8);
+        assert_eq!(o.field(field::KA_HANDLER), 0);
+        assert_eq!(o.field(field::SIGINFO_CODE), 8);
+        // Slots of an array field are one element apart.
+        let h = |n: u8| o.field(field::SIGHAND_HANDLER + n);
+        assert!(h(1) - h(0) >= 24 && h(2) - h(1) == h(1) - h(0));
+        let p = |n: u8| o.field(field::PID_NR + n);
+        assert!(p(1) > p(0) && p(2) - p(1) == p(1) - p(0));
         assert_eq!(btf.tracepoint_arity("signal_generate"), Some(5));
         assert_eq!(btf.tracepoint_arity("signal_deliver"), Some(3));
         assert!(matches!(
@@ -379,5 +263,23 @@ mod tests {
             Some(1 | 2)
         ));
         assert_eq!(btf.tracepoint_arity("no_such_tracepoint"), None);
+    }
+
+    #[test]
+    fn bad_paths_are_named() {
+        let btf = KernelBtf::from_file(VMLINUX_BTF).expect("kernel BTF");
+        let e = btf.resolve("task_struct.no_such_member", 0).unwrap_err();
+        assert!(e.to_string().contains("no_such_member"), "{e}");
+        assert!(matches!(
+            btf.resolve("no_such_struct.pid", 0),
+            Err(BtfError::NoStruct(_))
+        ));
+        assert!(btf.resolve("task_struct.pid->x", 0).is_err());
+    }
+
+    #[test]
+    fn oversized_input_is_refused() {
+        let e = KernelBtf::from_file("/dev/zero").err().expect("refused");
+        assert!(matches!(e, BtfError::TooLarge { .. }), "{e}");
     }
 }

@@ -1,8 +1,10 @@
 //! Decoding of kernel records (ring buffer or journal bytes) into [`Event`]s.
 //!
 //! Every record is checked: its length must cover its kind's struct and the kind must be known;
-//! anything else is a [`DecodeError`] that callers count, never a panic. Monotonic kernel
-//! timestamps become wall-clock time through one [`Clock`] offset taken once per session.
+//! anything else is a [`DecodeError`] that callers count, never a panic. The bytes are copied
+//! into the plain-old-data structs of `tracer-common` with `bytemuck` (every bit pattern of
+//! them is valid). Monotonic kernel timestamps become wall-clock time through one [`Clock`]
+//! offset taken once per session.
 use thiserror::Error;
 use tracer_common::{
     kind, task_flags, Header, OomVictim, ProcessExit, SignalDeliver, SignalGenerate, TaskInfo,
@@ -26,32 +28,30 @@ pub enum DecodeError {
 
 /// A kernel record, checked and copied out of its byte buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RawRecord {
+pub enum KernelRecord {
     Generate(SignalGenerate),
     Deliver(SignalDeliver),
     Exit(ProcessExit),
     Oom(OomVictim),
 }
 
-/// Copies a `T` out of `bytes` after checking the length.
-///
-/// Only used with the plain-old-data structs of `tracer-common`, for which every bit pattern
-/// is a valid value.
-fn read_pod<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+/// Copies a `T` out of the first bytes of `bytes` after checking the length.
+fn read_pod<T: bytemuck::AnyBitPattern>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, DecodeError> {
     let need = std::mem::size_of::<T>();
-    if bytes.len() < need {
-        return Err(DecodeError::Short {
+    match bytes.get(..need) {
+        Some(b) => Ok(bytemuck::pod_read_unaligned(b)),
+        None => Err(DecodeError::Short {
             len: bytes.len(),
             need,
             what,
-        });
+        }),
     }
-    // SAFETY: length checked above; T is a repr(C) struct of integers and byte arrays (any bit
-    // pattern valid); read_unaligned copes with the buffer's alignment.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
-impl TryFrom<&[u8]> for RawRecord {
+impl TryFrom<&[u8]> for KernelRecord {
     type Error = DecodeError;
 
     fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
@@ -127,7 +127,7 @@ impl From<&TaskInfo> for Task {
     }
 }
 
-impl RawRecord {
+impl KernelRecord {
     pub fn header(&self) -> Header {
         match self {
             Self::Generate(r) => r.header,
@@ -200,23 +200,16 @@ impl RawRecord {
 
 /// Decodes one record's bytes into an event.
 pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
-    RawRecord::try_from(bytes).map(|r| r.into_event(clock))
+    KernelRecord::try_from(bytes).map(|r| r.into_event(clock))
 }
 
-/// The bytes of a record, as the kernel wrote them (used by tests and the journal).
-pub fn encode(record: &RawRecord) -> Vec<u8> {
-    fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
-        // SAFETY: T is a repr(C) POD struct with explicit padding (all bytes initialised).
-        unsafe {
-            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
-        }
-        .to_vec()
-    }
+/// The bytes of a record, as the kernel writes them (tests, benchmarks).
+pub fn encode(record: &KernelRecord) -> Vec<u8> {
     match record {
-        RawRecord::Generate(r) => bytes_of(r),
-        RawRecord::Deliver(r) => bytes_of(r),
-        RawRecord::Exit(r) => bytes_of(r),
-        RawRecord::Oom(r) => bytes_of(r),
+        KernelRecord::Generate(r) => bytemuck::bytes_of(r).to_vec(),
+        KernelRecord::Deliver(r) => bytemuck::bytes_of(r).to_vec(),
+        KernelRecord::Exit(r) => bytemuck::bytes_of(r).to_vec(),
+        KernelRecord::Oom(r) => bytemuck::bytes_of(r).to_vec(),
     }
 }
 
@@ -256,7 +249,7 @@ mod tests {
             disp: [0, 0, 2, 0, 1, 0, 0, 0],
             target_blocked: 1 << 14,
         };
-        let bytes = encode(&RawRecord::Generate(rec));
+        let bytes = encode(&KernelRecord::Generate(rec));
         let ev = decode(&bytes, &Clock { offset_ns: 1_000 }).unwrap();
         assert_eq!(ev.wall_ns, 6_000);
         let EventKind::SignalGenerate {
@@ -285,13 +278,13 @@ mod tests {
             decode(&[1, 2, 3], &Clock { offset_ns: 0 }),
             Err(DecodeError::Short { .. })
         ));
-        let mut bytes = encode(&RawRecord::Exit(ProcessExit::default()));
+        let mut bytes = encode(&KernelRecord::Exit(ProcessExit::default()));
         bytes[0] = 99;
         assert_eq!(
             decode(&bytes, &Clock { offset_ns: 0 }),
             Err(DecodeError::UnknownKind(99))
         );
-        let mut bytes = encode(&RawRecord::Generate(SignalGenerate::default()));
+        let mut bytes = encode(&KernelRecord::Generate(SignalGenerate::default()));
         bytes[0] = kind::SIGNAL_GENERATE as u8;
         assert!(matches!(
             decode(&bytes[..100], &Clock { offset_ns: 0 }),
@@ -311,7 +304,11 @@ mod tests {
             group_exit_code: 15,
             ..Default::default()
         };
-        let ev = decode(&encode(&RawRecord::Deliver(rec)), &Clock { offset_ns: 0 }).unwrap();
+        let ev = decode(
+            &encode(&KernelRecord::Deliver(rec)),
+            &Clock { offset_ns: 0 },
+        )
+        .unwrap();
         let EventKind::SignalDeliver { converted_from, .. } = ev.kind else {
             panic!()
         };
@@ -320,7 +317,11 @@ mod tests {
             group_exit_code: 9,
             ..rec
         };
-        let ev = decode(&encode(&RawRecord::Deliver(real)), &Clock { offset_ns: 0 }).unwrap();
+        let ev = decode(
+            &encode(&KernelRecord::Deliver(real)),
+            &Clock { offset_ns: 0 },
+        )
+        .unwrap();
         let EventKind::SignalDeliver { converted_from, .. } = ev.kind else {
             panic!()
         };

@@ -2,10 +2,9 @@
 //! do when it fails.
 use std::path::Path;
 
-use crate::{
-    btf::Btf,
-    source::{ProbeMode, Probes, SourceError, SourceOptions},
-};
+use aya::util::KernelVersion;
+
+use crate::source::{read_btf, ProbeMode, Probes, SourceError, SourceOptions};
 
 /// Outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +29,6 @@ impl Check {
             detail: detail.into(),
         }
     }
-}
-
-/// Parses "6.18.44-foo" into (6, 18).
-pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
-    let mut it = release.split(|c: char| !c.is_ascii_digit());
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
 fn kernel_release() -> String {
@@ -66,23 +59,23 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
     let mut checks = Vec::new();
 
     let release = kernel_release();
-    checks.push(match kernel_version(&release) {
-        Some(v) if v >= (5, 8) => Check::new(
+    checks.push(match KernelVersion::current() {
+        Ok(v) if v >= KernelVersion::new(5, 8, 0) => Check::new(
             "kernel",
             Status::Pass,
             format!("{release} (ring buffer and BTF tracepoints need 5.8+)"),
         ),
-        Some(_) => Check::new(
+        Ok(_) => Check::new(
             "kernel",
             Status::Fail,
             format!(
                 "{release} is older than 5.8: the BPF ring buffer is missing; upgrade the kernel"
             ),
         ),
-        None => Check::new(
+        Err(e) => Check::new(
             "kernel",
             Status::Warn,
-            format!("cannot parse kernel release {release:?}"),
+            format!("cannot tell the kernel version of {release:?}: {e}"),
         ),
     });
 
@@ -94,7 +87,8 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
         Check::new("privileges", Status::Fail, "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run as root, or grant them (setcap / the DaemonSet's securityContext)")
     });
 
-    match Btf::from_file(btf_path) {
+    let btf = read_btf(btf_path);
+    match &btf {
         Ok(btf) => {
             let (_, missing) = btf.offsets();
             checks.push(if missing.is_empty() {
@@ -155,7 +149,14 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
             ring_bytes: 1 << 16,
             ..Default::default()
         };
-        checks.push(match Probes::load(&opts) {
+        let loaded = match &btf {
+            Ok(btf) => Probes::load(&opts, btf),
+            Err(_) => {
+                checks.push(Check::new(name, Status::Fail, "not tried: no usable BTF"));
+                continue;
+            }
+        };
+        checks.push(match loaded {
             Ok(p) => {
                 let list: Vec<String> = p
                     .attached
@@ -196,16 +197,4 @@ pub fn print(checks: &[Check]) -> bool {
         println!("{tag:4}  {:<13} {}", c.name, c.detail);
     }
     checks.iter().all(|c| c.status != Status::Fail)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_kernel_versions() {
-        assert_eq!(kernel_version("6.18.44-fc-v595"), Some((6, 18)));
-        assert_eq!(kernel_version("5.4.0"), Some((5, 4)));
-        assert_eq!(kernel_version("garbage"), None);
-    }
 }

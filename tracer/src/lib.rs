@@ -1,22 +1,24 @@
 //! sigtrace userspace agent: event source (aya) → decode → correlate → sinks.
 //!
-//! - [`source`]: loads and attaches the kernel programs, reads the ring buffer (the only
-//!   module that uses aya).
-//! - [`decode`] and [`event`]: kernel bytes → typed events.
-//! - [`engine`]: the pure correlation engine (events → shutdown records with diagnoses).
-//! - [`container`]: cgroup → container → pod attribution.
-//! - [`journal`]: the on-disk record of raw events, and its replay.
-//! - sinks: [`output`] (terminal and JSON).
-pub mod agent;
+//! - [`source`] and [`live`]: load and attach the kernel programs, read the ring buffer (the
+//!   only modules that use aya); [`journal`]: the on-disk record of kernel records, read back
+//!   for a replay. Both are a [`driver::Source`] of inputs.
+//! - [`driver`]: the one loop from a source to a consumer, for live runs and replays alike.
+//! - [`pipeline`]: the consumer: [`decode`] (kernel bytes → [`event`]s), [`container`]
+//!   attribution, [`engine`] (the pure correlation engine: events → shutdown records with
+//!   diagnoses), and the sinks: [`output`] (terminal and JSON), [`journal`], [`metrics`].
+//! - [`app`]: the commands, with their options built once from the command line ([`cli`]).
 pub mod app;
 pub mod btf;
 pub mod cli;
 pub mod container;
 pub mod decode;
 pub mod doctor;
+pub mod driver;
 pub mod engine;
 pub mod event;
 pub mod journal;
+pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod output;

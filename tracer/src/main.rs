@@ -4,6 +4,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracer::cli::{Cli, Command};
 
+fn run(args: &tracer::cli::RunArgs) -> anyhow::Result<bool> {
+    tracer::app::run(tracer::app::RunOptions::from_args(args)?).map(|()| true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracer::logging::init(&cli.log);
@@ -11,9 +15,11 @@ fn main() -> ExitCode {
         Some(Command::Doctor(args)) => Ok(tracer::doctor::print(&tracer::doctor::run_checks(
             &args.btf,
         ))),
-        Some(Command::Replay(args)) => tracer::app::replay(args).map(|()| true),
-        Some(Command::Run(args)) => tracer::app::run(args).map(|()| true),
-        None => tracer::app::run(cli.run).map(|()| true),
+        Some(Command::Replay(args)) => {
+            tracer::app::replay(tracer::app::ReplayOptions::from_args(&args)).map(|()| true)
+        }
+        Some(Command::Run(args)) => run(&args),
+        None => run(&cli.run),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

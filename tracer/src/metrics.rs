@@ -16,6 +16,13 @@ use prometheus::{
 };
 use thiserror::Error;
 
+use crate::{
+    container::{ContainerInfo, ResolverStats},
+    driver::LiveStats,
+    engine::{outcome, ContainerStop, EngineStats, Output, ProcessStop},
+    event::Signal,
+};
+
 #[derive(Debug, Error)]
 pub enum MetricsError {
     #[error("registering metric: {0}")]
@@ -61,6 +68,48 @@ pub struct StopFacts<'a> {
     pub overrun_s: f64,
 }
 
+impl<'a> StopFacts<'a> {
+    fn new(kind: &'a str, c: Option<&'a ContainerInfo>) -> Self {
+        let (namespace, pod, container) = match c {
+            None => ("", "", ""),
+            Some(c) => (
+                c.namespace.as_deref().unwrap_or(""),
+                c.pod.as_deref().unwrap_or(""),
+                c.label(),
+            ),
+        };
+        Self {
+            kind,
+            namespace,
+            pod,
+            container,
+            ..Default::default()
+        }
+    }
+
+    pub fn of_process(p: &'a ProcessStop) -> Self {
+        Self {
+            diagnosis: p.diagnosis.as_str(),
+            outcome: outcome(p.exit.as_ref()),
+            duration_s: p.duration_s,
+            overrun: p.overrun,
+            overrun_s: p.overrun_s,
+            ..Self::new("process", p.container.as_deref())
+        }
+    }
+
+    pub fn of_container(c: &'a ContainerStop) -> Self {
+        Self {
+            diagnosis: c.diagnosis.as_str(),
+            outcome: c.outcome(),
+            duration_s: c.duration_s,
+            overrun: c.overrun_s > 0.0 || c.killed,
+            overrun_s: c.overrun_s,
+            ..Self::new("container", Some(&c.container))
+        }
+    }
+}
+
 /// Totals polled from the kernel side, the reader and the engine.
 #[derive(Clone, Debug, Default)]
 pub struct Health {
@@ -74,6 +123,38 @@ pub struct Health {
     pub metadata_misses: u64,
     /// (signal name, total)
     pub counted_only: Vec<(String, u64)>,
+}
+
+impl Health {
+    /// The totals of one moment of a live run.
+    pub fn gather(
+        engine: &EngineStats,
+        resolver: ResolverStats,
+        live: &LiveStats,
+        decode_errors: u64,
+    ) -> Self {
+        let mut evictions: Vec<(String, u64)> = engine
+            .evictions_by_reason()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        evictions.push(("container_metadata".to_string(), resolver.evictions));
+        Self {
+            events_read: live.records_read,
+            events_lost: live.kernel.lost,
+            decode_errors,
+            tracked_processes: engine.tracked_processes as u64,
+            tracked_containers: engine.tracked_containers as u64,
+            evictions,
+            metadata_misses: resolver.metadata_misses,
+            counted_only: live
+                .kernel
+                .counted_signals
+                .iter()
+                .map(|(s, n)| (Signal(*s).name(), *n))
+                .collect(),
+        }
+    }
 }
 
 pub struct Metrics {
@@ -269,6 +350,15 @@ impl Metrics {
             series.insert(key);
         }
         Some([ns, pod, container])
+    }
+
+    /// Records what the engine put out (finished stops; timeline lines count for nothing).
+    pub fn output(&self, o: &Output) {
+        match o {
+            Output::ProcessStop(p) => self.stop(&StopFacts::of_process(p)),
+            Output::ContainerStop(c) => self.stop(&StopFacts::of_container(c)),
+            Output::Timeline(_) => {}
+        }
     }
 
     /// Records one finished stop.

@@ -3,6 +3,8 @@
 //! (one JSON object per line). Honours NO_COLOR and non-TTY output.
 use std::io::{IsTerminal, Write};
 
+use crate::decode::{Clock, KernelRecord};
+use crate::driver::{Consumer, FeedError, Input};
 use crate::engine::{ContainerStop, Diagnosis, Output, ProcessStop, TimelineEvent, TimelineWhat};
 use crate::event::WallTime;
 
@@ -26,6 +28,22 @@ impl Format {
         Format::Terminal {
             color: !no_color && std::io::stdout().is_terminal(),
         }
+    }
+}
+
+/// Where the engine's output goes: the [`Printer`], or a benchmark's counter.
+pub trait OutputSink {
+    fn output(&mut self, o: &Output) -> std::io::Result<()>;
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
+impl<W: Write> OutputSink for Printer<W> {
+    fn output(&mut self, o: &Output) -> std::io::Result<()> {
+        Printer::output(self, o)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Printer::flush(self)
     }
 }
 
@@ -242,5 +260,42 @@ impl<W: Write> Printer<W> {
 
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// `run --raw`: every decoded kernel event as one JSON line, no correlation.
+pub struct RawPrinter<W: Write> {
+    out: W,
+    clock: Clock,
+}
+
+impl<W: Write> RawPrinter<W> {
+    pub fn new(out: W, clock: Clock) -> Self {
+        Self { out, clock }
+    }
+}
+
+impl<W: Write> Consumer for RawPrinter<W> {
+    fn input(&mut self, input: Input<'_>) -> Result<(), FeedError> {
+        let line = match input {
+            Input::Kernel(bytes, clock) => {
+                let ev = KernelRecord::try_from(bytes)?.into_event(&clock.unwrap_or(self.clock));
+                serde_json::to_writer(&mut self.out, &ev)
+            }
+            Input::Lost { count, mono_ns } => serde_json::to_writer(
+                &mut self.out,
+                &serde_json::json!({"event": "lost", "mono_ns": mono_ns, "count": count}),
+            ),
+            Input::Tick { .. } => return Ok(self.out.flush().map_err(anyhow::Error::from)?),
+            Input::Container { .. } | Input::Warning(_) => return Ok(()),
+        };
+        line.map_err(anyhow::Error::from)?;
+        self.out.write_all(b"\n").map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.out.flush()?;
+        Ok(())
     }
 }

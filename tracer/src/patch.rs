@@ -14,7 +14,7 @@ use tracer_common::{field, Offsets, FIELD_MARKER, OFFSET_MISSING};
 pub enum PatchError {
     #[error("the eBPF object is not a little-endian 64-bit ELF file")]
     NotElf,
-    #[error("the eBPF object is truncated: {what} lies beyond its {len} bytes")]
+    #[error("the eBPF object is truncated or malformed: {what}, in its {len} bytes")]
     Truncated { what: String, len: usize },
     #[error(
         "the eBPF object loads unknown field id {id} (instruction {insn} of section {section}); \
@@ -40,8 +40,6 @@ pub struct Patched {
     pub zeroed: usize,
 }
 
-const SHT_PROGBITS: u32 = 1;
-const SHF_EXECINSTR: u64 = 0x4;
 const INSN: usize = 8;
 const BPF_CLASS_MASK: u8 = 0x07;
 const BPF_LDX: u8 = 0x01;
@@ -52,62 +50,43 @@ const BPF_LD_IMM64: u8 = 0x18;
 /// `BPF_ALU64 | BPF_MOV | BPF_K`.
 const BPF_MOV64_IMM: u8 = 0xb7;
 
-fn read<const N: usize>(obj: &[u8], at: usize, what: &str) -> Result<[u8; N], PatchError> {
-    at.checked_add(N)
-        .and_then(|end| obj.get(at..end))
-        .map(|b| b.try_into().expect("slice of length N"))
-        .ok_or_else(|| PatchError::Truncated {
-            what: what.to_string(),
-            len: obj.len(),
-        })
-}
-
-fn u16_at(obj: &[u8], at: usize, what: &str) -> Result<u16, PatchError> {
-    read::<2>(obj, at, what).map(u16::from_le_bytes)
-}
-
-fn u32_at(obj: &[u8], at: usize, what: &str) -> Result<u32, PatchError> {
-    read::<4>(obj, at, what).map(u32::from_le_bytes)
-}
-
-fn u64_at(obj: &[u8], at: usize, what: &str) -> Result<usize, PatchError> {
-    let v = read::<8>(obj, at, what).map(u64::from_le_bytes)?;
-    usize::try_from(v).map_err(|_| PatchError::Truncated {
-        what: what.to_string(),
-        len: obj.len(),
-    })
-}
-
-/// The byte ranges of the object's executable sections.
+/// The byte ranges of the object's executable sections, by section index.
 fn code_sections(obj: &[u8]) -> Result<Vec<(usize, std::ops::Range<usize>)>, PatchError> {
+    use object::{
+        elf::{FileHeader64, SHF_EXECINSTR, SHT_PROGBITS},
+        read::elf::{FileHeader, SectionHeader},
+        LittleEndian,
+    };
     if obj.len() < 64 || obj[..4] != *b"\x7fELF" || obj[4] != 2 || obj[5] != 1 {
         return Err(PatchError::NotElf);
     }
-    let shoff = u64_at(obj, 0x28, "the section header table")?;
-    let shentsize = usize::from(u16_at(obj, 0x3a, "the ELF header")?);
-    let shnum = usize::from(u16_at(obj, 0x3c, "the ELF header")?);
-    if shentsize < 0x28 {
-        return Err(PatchError::NotElf);
-    }
+    let malformed = |e: object::read::Error| PatchError::Truncated {
+        what: format!("its ELF headers ({e})"),
+        len: obj.len(),
+    };
+    let header = FileHeader64::<LittleEndian>::parse(obj).map_err(malformed)?;
+    let endian = header.endian().map_err(malformed)?;
+    let sections = header.section_headers(endian, obj).map_err(malformed)?;
     let mut out = Vec::new();
-    for i in 0..shnum {
-        let hdr = shoff + i * shentsize;
-        let what = format!("section header {i}");
-        let sh_type = u32_at(obj, hdr + 4, &what)?;
-        let sh_flags = read::<8>(obj, hdr + 8, &what).map(u64::from_le_bytes)?;
-        if sh_type != SHT_PROGBITS || sh_flags & SHF_EXECINSTR == 0 {
+    for (i, sh) in sections.iter().enumerate() {
+        let exec = u64::from(SHF_EXECINSTR);
+        if sh.sh_type(endian) != SHT_PROGBITS || sh.sh_flags(endian) & exec == 0 {
             continue;
         }
-        let start = u64_at(obj, hdr + 0x18, &what)?;
-        let size = u64_at(obj, hdr + 0x20, &what)?;
-        let end = start.checked_add(size).filter(|&e| e <= obj.len());
-        let Some(end) = end else {
+        let range = sh
+            .file_range(endian)
+            .and_then(|(start, size)| {
+                let start = usize::try_from(start).ok()?;
+                Some(start..start.checked_add(usize::try_from(size).ok()?)?)
+            })
+            .filter(|r| r.end <= obj.len());
+        let Some(range) = range else {
             return Err(PatchError::Truncated {
                 what: format!("section {i}'s code"),
                 len: obj.len(),
             });
         };
-        out.push((i, start..end));
+        out.push((i, range));
     }
     Ok(out)
 }

@@ -25,8 +25,13 @@ fn elf(code: &[[u8; 8]], flags: u64, data: &[u8]) -> Vec<u8> {
     let shoff = data_off + data.len();
     let mut obj = vec![0u8; 64];
     obj[..4].copy_from_slice(b"\x7fELF");
-    obj[4] = 2;
-    obj[5] = 1;
+    obj[4] = 2; // 64-bit
+    obj[5] = 1; // little-endian
+    obj[6] = 1; // ELF version
+    obj[0x10..0x12].copy_from_slice(&1u16.to_le_bytes()); // relocatable
+    obj[0x12..0x14].copy_from_slice(&247u16.to_le_bytes()); // EM_BPF
+    obj[0x14..0x18].copy_from_slice(&1u32.to_le_bytes());
+    obj[0x34..0x36].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
     obj[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
     obj[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
     obj[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
@@ -52,13 +57,17 @@ fn code_of(obj: &[u8], n: usize) -> Vec<[u8; 8]> {
         .collect()
 }
 
+const SHT_PROGBITS: u32 = 1;
+const SHF_EXECINSTR: u64 = 0x4;
+
 fn offsets() -> Offsets {
     let mut o = Offsets::MISSING;
-    o.task_tgid = 0x9ac;
-    o.task_comm = 0xbb0;
-    o.sighand_action = 8;
-    o.k_sigaction_size = 32;
-    o.k_sigaction_handler = 0;
+    o.by_id[field::TASK_TGID as usize] = 0x9ac;
+    o.by_id[field::TASK_COMM as usize] = 0xbb0;
+    o.by_id[field::TASK_COMM_HI as usize] = 0xbb8;
+    for n in 0..64u32 {
+        o.by_id[usize::from(field::SIGHAND_HANDLER) + n as usize] = 8 + n * 32;
+    }
     o
 }
 
@@ -158,7 +167,7 @@ fn an_unknown_field_id_is_refused_with_where_it_is() {
 #[test]
 fn an_offset_a_load_cannot_hold_is_refused() {
     let mut o = offsets();
-    o.task_tgid = 40_000;
+    o.by_id[field::TASK_TGID as usize] = 40_000;
     let mut obj = elf(&[insn(0x61, 0, marker(TGID), 0)], SHF_EXECINSTR, &[]);
     assert_eq!(
         patch_field_loads(&mut obj, &o),
@@ -194,19 +203,11 @@ fn malformed_objects_are_refused() {
 }
 
 #[test]
-fn field_ids_resolve_the_derived_offsets() {
-    let mut o = offsets();
-    o.pid_numbers = 0x50;
-    o.upid_size = 16;
-    o.upid_nr = 0;
-    assert_eq!(o.field(field::PID_NR), 0x50);
-    assert_eq!(o.field(field::PID_NR + 2), 0x70);
-    assert_eq!(o.field(field::SIGHAND_HANDLER), 8);
+fn field_ids_outside_the_table_are_missing() {
+    let o = offsets();
     assert_eq!(o.field(field::SIGHAND_HANDLER + 63), 8 + 63 * 32);
-    assert_eq!(o.field(field::TASK_COMM_HI), 0xbb8);
-    o.upid_size = OFFSET_MISSING;
-    assert_eq!(o.field(field::PID_NR + 1), OFFSET_MISSING);
     assert_eq!(o.field(field::COUNT), OFFSET_MISSING);
+    assert_eq!(o.field(u8::MAX), OFFSET_MISSING);
     assert_eq!(Offsets::MISSING.field(field::TASK_COMM_HI), OFFSET_MISSING);
 }
 

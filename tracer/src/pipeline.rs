@@ -1,70 +1,75 @@
-//! The correlated pipeline shared by `run` and `replay`: container attribution (live) or the
-//! attribution recorded at the time (replay) → journal (live) → engine → printer and metrics.
-//! Live runs and replays feed the engine the same sequence, so a replay prints the records
-//! the live run printed.
-use std::{collections::HashSet, io::Write, sync::Arc};
+//! The correlated pipeline, the [`Consumer`] that `run` and `replay` drive: decode → container
+//! attribution (resolved now, live; as recorded, in a replay) → journal (live) → engine →
+//! the sinks (printer, metrics). Live runs and replays feed it the same inputs, so a replay
+//! prints the records the live run printed.
+use std::{collections::HashSet, sync::Arc};
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 
 use crate::{
-    agent::{LiveStats, Sink},
     container::{ContainerInfo, ContainerResolver},
-    decode::{encode, Clock, RawRecord},
-    engine::{ContainerStop, Engine, Output, ProcessStop},
-    event::{Event, EventKind, Signal},
+    decode::{Clock, KernelRecord},
+    driver::{Consumer, FeedError, Input, LiveStats},
+    engine::{Engine, Output},
+    event::{Event, EventKind},
     journal::JournalWriter,
-    metrics::{Health, Metrics, StopFacts},
-    output::Printer,
-    source::Input,
+    metrics::Metrics,
+    output::OutputSink,
 };
 
-pub struct Pipeline<W: Write> {
+/// Which events a pipeline keeps (`replay --since/--until`), by wall-clock nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl Window {
+    pub fn contains(&self, wall_ns: i64) -> bool {
+        self.since.is_none_or(|s| wall_ns >= s) && self.until.is_none_or(|u| wall_ns < u)
+    }
+}
+
+pub struct Pipeline<S: OutputSink> {
     engine: Engine,
-    printer: Printer<W>,
-    clock: Clock,
+    printer: S,
+    /// The clock of live kernel records (a replay's come with each record).
+    clock: Option<Clock>,
+    window: Window,
     resolver: Option<ContainerResolver>,
     journal: Option<JournalWriter>,
     metrics: Option<Arc<Metrics>>,
     /// cgroup ids already resolved (and handed to the engine and the journal).
     seen_cgroups: HashSet<u64>,
+    decode_errors: u64,
     out: Vec<Output>,
 }
 
-fn outcome(exit: Option<&crate::engine::ExitEntry>) -> &'static str {
-    match exit {
-        None => "unknown",
-        Some(e) => match (e.code, e.signal) {
-            (Some(_), _) => "exited",
-            (None, Some(Signal::KILL)) => "killed",
-            (None, Some(_)) => "signaled",
-            (None, None) => "unknown",
-        },
-    }
-}
-
-fn workload(c: Option<&ContainerInfo>) -> (&str, &str, &str) {
-    match c {
-        None => ("", "", ""),
-        Some(c) => (
-            c.namespace.as_deref().unwrap_or(""),
-            c.pod.as_deref().unwrap_or(""),
-            c.name.as_deref().unwrap_or(c.id.get(..12).unwrap_or(&c.id)),
-        ),
-    }
-}
-
-impl<W: Write> Pipeline<W> {
-    pub fn new(engine: Engine, printer: Printer<W>, clock: Clock) -> Self {
+impl<S: OutputSink> Pipeline<S> {
+    pub fn new(engine: Engine, printer: S) -> Self {
         Self {
             engine,
             printer,
-            clock,
+            clock: None,
+            window: Window::default(),
             resolver: None,
             journal: None,
             metrics: None,
             seen_cgroups: HashSet::new(),
+            decode_errors: 0,
             out: Vec::new(),
         }
+    }
+
+    /// Live: the one clock of this session's kernel records.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    pub fn with_window(mut self, window: Window) -> Self {
+        self.window = window;
+        self
     }
 
     pub fn with_resolver(mut self, r: ContainerResolver) -> Self {
@@ -82,14 +87,23 @@ impl<W: Write> Pipeline<W> {
         self
     }
 
-    /// Attribution recorded in a journal (replay) or resolved now (live).
-    pub fn set_container(&mut self, cgroup_id: u64, info: Arc<ContainerInfo>) {
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The output sink back (benchmarks count what went into it).
+    pub fn into_sink(self) -> S {
+        self.printer
+    }
+
+    /// Attribution recorded in a journal (replay).
+    fn set_container(&mut self, cgroup_id: u64, info: Arc<ContainerInfo>) {
         self.seen_cgroups.insert(cgroup_id);
         self.engine.set_container(cgroup_id, info);
     }
 
-    /// Resolves the cgroups an event mentions, the first time each is seen.
-    fn attribute(&mut self, ev: &Event) -> Result<()> {
+    /// Resolves the cgroups an event mentions, the first time each is seen (live).
+    fn attribute(&mut self, ev: &Event) -> anyhow::Result<()> {
         let Some(resolver) = self.resolver.as_mut() else {
             return Ok(());
         };
@@ -118,32 +132,32 @@ impl<W: Write> Pipeline<W> {
         Ok(())
     }
 
-    /// Feeds one kernel record (live).
-    pub fn record(&mut self, rec: &RawRecord) -> Result<()> {
-        let ev = rec.into_event(&self.clock);
+    /// One kernel record: decoded, attributed, journaled as it came, and correlated.
+    fn kernel(&mut self, bytes: &[u8], clock: Option<Clock>) -> Result<(), FeedError> {
+        let record = KernelRecord::try_from(bytes).inspect_err(|_| self.decode_errors += 1)?;
+        let clock = clock.or(self.clock).ok_or(FeedError::NoClock)?;
+        let ev = record.into_event(&clock);
+        if !self.window.contains(ev.wall_ns) {
+            return Ok(());
+        }
         self.attribute(&ev)?;
         if let Some(j) = self.journal.as_mut() {
-            j.append_event(&encode(rec))
-                .context("writing the journal")?;
+            j.append_kernel(bytes).context("writing the journal")?;
         }
-        self.event(ev)
-    }
-
-    /// Feeds one decoded event (replay, or after [`Self::record`]).
-    pub fn event(&mut self, ev: Event) -> Result<()> {
         if let (Some(m), EventKind::SignalGenerate { signal, result, .. }) =
             (&self.metrics, &ev.kind)
         {
-            if signal.is_stop_signal() {
+            if self.engine.is_stop(*signal) {
                 let class = self.engine.sender_class(&ev);
                 m.signal(&signal.name(), result.as_str(), class.as_str());
             }
         }
         self.engine.push(ev, &mut self.out);
-        self.emit()
+        self.emit()?;
+        Ok(())
     }
 
-    pub fn lost(&mut self, count: u64, mono_ns: u64) -> Result<()> {
+    fn lost(&mut self, count: u64, mono_ns: u64) -> anyhow::Result<()> {
         if let Some(j) = self.journal.as_mut() {
             j.append_lost(count, mono_ns)
                 .context("writing the journal")?;
@@ -152,32 +166,53 @@ impl<W: Write> Pipeline<W> {
         Ok(())
     }
 
-    fn emit(&mut self) -> Result<()> {
+    fn emit(&mut self) -> anyhow::Result<()> {
         for o in self.out.drain(..) {
             if let Some(m) = &self.metrics {
-                match &o {
-                    Output::ProcessStop(p) => m.stop(&process_facts(p)),
-                    Output::ContainerStop(c) => m.stop(&container_facts(c)),
-                    Output::Timeline(_) => {}
-                }
+                m.output(&o);
             }
             self.printer.output(&o)?;
         }
         Ok(())
     }
 
-    pub fn advance(&mut self, now_mono_ns: u64) -> Result<()> {
+    /// Time passes: timers fire, everything is flushed, health is updated.
+    fn tick(&mut self, now_mono_ns: u64, stats: &LiveStats) -> anyhow::Result<()> {
         self.engine.advance(now_mono_ns, &mut self.out);
         self.emit()?;
         self.printer.flush()?;
         if let Some(j) = self.journal.as_mut() {
             j.flush().context("flushing the journal")?;
         }
+        if let Some(m) = &self.metrics {
+            let resolver = self.resolver.as_ref().map(|r| r.stats());
+            m.health(&crate::metrics::Health::gather(
+                &self.engine.stats(),
+                resolver.unwrap_or_default(),
+                stats,
+                self.decode_errors,
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<S: OutputSink> Consumer for Pipeline<S> {
+    fn input(&mut self, input: Input<'_>) -> Result<(), FeedError> {
+        match input {
+            Input::Kernel(bytes, clock) => return self.kernel(bytes, clock),
+            Input::Lost { count, mono_ns } => self.lost(count, mono_ns)?,
+            Input::Container { cgroup_id, info } => {
+                self.set_container(cgroup_id, Arc::new(info.clone()))
+            }
+            Input::Tick { now_mono_ns, stats } => self.tick(now_mono_ns, stats)?,
+            Input::Warning(_) => {}
+        }
         Ok(())
     }
 
     /// End of stream: every pending record out, everything flushed.
-    pub fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self) -> anyhow::Result<()> {
         self.engine.finish(&mut self.out);
         self.emit()?;
         self.printer.flush()?;
@@ -185,86 +220,5 @@ impl<W: Write> Pipeline<W> {
             j.sync().context("syncing the journal")?;
         }
         Ok(())
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-}
-
-fn process_facts(p: &ProcessStop) -> StopFacts<'_> {
-    let (namespace, pod, container) = workload(p.container.as_deref());
-    StopFacts {
-        kind: "process",
-        namespace,
-        pod,
-        container,
-        diagnosis: p.diagnosis.as_str(),
-        outcome: outcome(p.exit.as_ref()),
-        duration_s: p.duration_s,
-        overrun: p.overrun,
-        overrun_s: p.overrun_s,
-    }
-}
-
-fn container_facts(c: &ContainerStop) -> StopFacts<'_> {
-    let (namespace, pod, container) = workload(Some(&c.container));
-    StopFacts {
-        kind: "container",
-        namespace,
-        pod,
-        container,
-        diagnosis: c.diagnosis.as_str(),
-        outcome: c.outcome(),
-        duration_s: c.duration_s,
-        overrun: c.overrun_s > 0.0 || c.killed,
-        overrun_s: c.overrun_s,
-    }
-}
-
-impl<W: Write> Sink for Pipeline<W> {
-    fn input(&mut self, input: Input) -> Result<()> {
-        match input {
-            Input::Record(rec) => self.record(&rec),
-            Input::Lost { count, mono_ns } => self.lost(count, mono_ns),
-        }
-    }
-
-    fn tick(&mut self, now_mono_ns: u64, stats: &LiveStats) -> Result<()> {
-        self.advance(now_mono_ns)?;
-        if let Some(m) = &self.metrics {
-            let e = self.engine.stats();
-            let r = self
-                .resolver
-                .as_ref()
-                .map(|r| r.stats())
-                .unwrap_or_default();
-            let mut evictions: Vec<(String, u64)> = e
-                .evictions_by_reason()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-            evictions.push(("container_metadata".to_string(), r.evictions));
-            m.health(&Health {
-                events_read: stats.records_read,
-                events_lost: stats.kernel.lost,
-                decode_errors: stats.decode_errors,
-                tracked_processes: e.tracked_processes as u64,
-                tracked_containers: e.tracked_containers as u64,
-                evictions,
-                metadata_misses: r.metadata_misses,
-                counted_only: stats
-                    .kernel
-                    .counted_signals
-                    .iter()
-                    .map(|(s, n)| (Signal(*s).name(), *n))
-                    .collect(),
-            });
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        Pipeline::finish(self)
     }
 }

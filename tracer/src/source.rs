@@ -1,13 +1,8 @@
-//! The event source: loads the kernel programs with offsets from the running kernel's BTF,
-//! attaches them (BTF tracepoints first, raw tracepoints as the fallback), and streams decoded
-//! events out of the ring buffer. This is the only module that depends on aya.
-use std::{
-    path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-};
+//! The kernel side of the event source: loads the kernel programs with offsets from the
+//! running kernel's BTF, attaches them (BTF tracepoints first, raw tracepoints as the
+//! fallback), and reads their counters. [`crate::live`] reads their ring buffer. These two are
+//! the only modules that depend on aya.
+use std::path::{Path, PathBuf};
 
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
@@ -15,12 +10,10 @@ use aya::{
     Ebpf, EbpfLoader, Endianness,
 };
 use thiserror::Error;
-use tokio::{io::unix::AsyncFd, sync::mpsc};
 use tracer_common::{stat, Config, DEFAULT_SIGNAL_MASK, NSIG};
 
 use crate::{
-    btf::{Btf, BtfError},
-    decode::RawRecord,
+    btf::{BtfError, KernelBtf},
     patch::{PatchError, PatchedObject},
 };
 
@@ -159,15 +152,16 @@ fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) ->
     SourceError::Kernel { what, detail }
 }
 
-/// Builds the programs' configuration from the running kernel's BTF.
-pub fn kernel_config(
-    btf_path: &Path,
-    opts: &SourceOptions,
-) -> Result<(Config, Vec<String>), SourceError> {
-    let btf = Btf::from_file(btf_path).map_err(|source| SourceError::Btf {
-        path: btf_path.to_path_buf(),
+/// Reads and parses the kernel BTF named by `path`.
+pub fn read_btf(path: &Path) -> Result<KernelBtf, SourceError> {
+    KernelBtf::from_file(path).map_err(|source| SourceError::Btf {
+        path: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+/// Builds the programs' configuration from the running kernel's BTF.
+pub fn kernel_config(btf: &KernelBtf, opts: &SourceOptions) -> (Config, Vec<String>) {
     let (off, missing) = btf.offsets();
     let mut config = Config::DEFAULT;
     config.off = off;
@@ -181,17 +175,17 @@ pub fn kernel_config(
         .into_iter()
         .map(|m| format!("kernel offset unavailable, field left empty: {m}"))
         .collect();
-    Ok((config, warnings))
+    (config, warnings)
 }
 
 impl Probes {
-    /// Loads the programs and attaches every hook.
-    pub fn load(opts: &SourceOptions) -> Result<Self, SourceError> {
+    /// Loads the programs and attaches every hook, with offsets from `btf`.
+    pub fn load(opts: &SourceOptions, btf: &KernelBtf) -> Result<Self, SourceError> {
         if EBPF_OBJECT.is_empty() {
             return Err(SourceError::NoObject);
         }
-        let (config, mut warnings) = kernel_config(&opts.btf_path, opts)?;
-        let aya_btf = aya::Btf::parse_file(&opts.btf_path, Endianness::default())
+        let (config, mut warnings) = kernel_config(btf, opts);
+        let aya_btf = aya::Btf::parse(btf.bytes(), Endianness::default())
             .map_err(|e| kernel_err(format!("parsing {}", opts.btf_path.display()), e))?;
         if let Err(e) = rlimit_memlock() {
             tracing::debug!(
@@ -369,79 +363,4 @@ fn rlimit_memlock() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Userspace-side counters of the reader.
-#[derive(Debug, Default)]
-pub struct ReaderStats {
-    pub read: AtomicU64,
-    pub decode_errors: AtomicU64,
-}
-
-/// What the reader hands downstream.
-#[derive(Debug)]
-pub enum Input {
-    /// A checked kernel record (decode with [`RawRecord::into_event`]; the journal keeps its
-    /// bytes as they are).
-    Record(Box<RawRecord>),
-    /// `count` events were lost in the ring buffer since the previous report.
-    Lost { count: u64, mono_ns: u64 },
-}
-
-/// Reads the ring buffer until `tx` is closed or `stop` fires; checks every record. Decode
-/// errors are counted (and logged once), never fatal.
-pub async fn read_ring(
-    ring: RingBuf<MapData>,
-    tx: mpsc::Sender<Input>,
-    stats: Arc<ReaderStats>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    // SAFETY: the RingBuf owns its map fd, which stays open and unchanged while the AsyncFd
-    // owns the RingBuf.
-    let mut afd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)?;
-    let mut logged_error = false;
-    // The kernel side wakes us only when the ring fills up: drain on a short timer too.
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(25));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.changed(), if !stopping => stopping = true,
-            guard = afd.readable_mut(), if !stopping => guard?.clear_ready(),
-            _ = tick.tick(), if !stopping => {}
-            else => {}
-        }
-        // Drain what is in the buffer (also once more after a stop, so it loses nothing).
-        let batch = drain(afd.get_mut(), &stats, &mut logged_error);
-        for input in batch {
-            if tx.send(input).await.is_err() {
-                return Ok(());
-            }
-        }
-        if stopping {
-            return Ok(());
-        }
-    }
-}
-
-fn drain(ring: &mut RingBuf<MapData>, stats: &ReaderStats, logged_error: &mut bool) -> Vec<Input> {
-    let mut batch = Vec::new();
-    while let Some(item) = ring.next() {
-        stats.read.fetch_add(1, Ordering::Relaxed);
-        match RawRecord::try_from(&*item) {
-            Ok(rec) => batch.push(Input::Record(Box::new(rec))),
-            Err(e) => {
-                stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-                if !*logged_error {
-                    tracing::warn!(
-                        "undecodable kernel record ({e}); counting further ones silently"
-                    );
-                    *logged_error = true;
-                }
-            }
-        }
-    }
-    batch
 }

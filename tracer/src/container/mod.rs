@@ -63,6 +63,18 @@ pub struct ContainerInfo {
     pub cgroup_path: String,
 }
 
+impl ContainerInfo {
+    /// The first 12 characters of the id, as `docker ps` shows it.
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
+
+    /// The name a person knows the container by: its name, else its short id.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.short_id())
+    }
+}
+
 /// Configuration of a [`ContainerResolver`].
 #[derive(Clone, Debug)]
 pub struct ResolverOptions {

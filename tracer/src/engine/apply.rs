@@ -5,7 +5,7 @@
 use std::num::NonZeroU64;
 
 use super::diagnose;
-use super::record::{Output, TimelineWhat};
+use super::output::{Output, TimelineWhat};
 use super::state::{
     open_key, peer, same_start, ExitRec, Fwd, InternalKill, SenderId, SigKind, SigRec, Tracker,
     INTERNAL_KILL_STASH, MAX_FORWARDED, OOM_MATCH_NS, SI_KERNEL,

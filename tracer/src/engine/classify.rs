@@ -57,7 +57,7 @@ pub const RUNTIME_COMMS: [&str; 7] = [
     "docker-runc",
 ];
 
-const SI_KERNEL: i32 = 0x80;
+use tracer_common::SI_KERNEL;
 
 fn is_runtime_comm(comm: &str, extra: &[String]) -> bool {
     RUNTIME_COMMS.contains(&comm)

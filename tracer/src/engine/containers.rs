@@ -18,14 +18,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::FxHashMap;
-use super::queue::TimeQueue;
-use super::record::{
+use super::output::{
     de_container_req, ser_container_req, Diagnosis, ExitEntry, Output, Peer, ProcessStop,
 };
+use super::queue::TimeQueue;
 use super::SenderClass;
 use crate::container::ContainerInfo;
 use crate::event::{Signal, WallTime};
+use rustc_hash::FxHashMap;
 
 /// Bound on groups waiting for their container's init to die.
 const MAX_GROUPS: usize = 10_000;
@@ -41,8 +41,8 @@ pub struct ContainerStop {
     pub ended: Option<WallTime>,
     /// The stop signal (the first signal from outside the container) and who sent it.
     #[serde(
-        serialize_with = "super::record::ser_opt_signal",
-        deserialize_with = "super::record::de_opt_signal",
+        serialize_with = "super::output::ser_opt_signal",
+        deserialize_with = "super::output::de_opt_signal",
         default
     )]
     pub stop_signal: Option<Signal>,
@@ -79,15 +79,7 @@ pub struct ContainerStop {
 impl ContainerStop {
     /// How the init ended: "exited", "killed" (SIGKILL), "signaled" or "unknown".
     pub fn outcome(&self) -> &'static str {
-        match &self.exit {
-            None => "unknown",
-            Some(e) => match (e.code, e.signal) {
-                (Some(_), _) => "exited",
-                (None, Some(Signal::KILL)) => "killed",
-                (None, Some(_)) => "signaled",
-                (None, None) => "unknown",
-            },
-        }
+        super::output::outcome(self.exit.as_ref())
     }
 }
 

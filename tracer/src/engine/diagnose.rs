@@ -42,7 +42,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::record::{
+use super::output::{
     Diagnosis, ExitEntry, ForwardEntry, GraceSource, Peer, ProcessStop, SignalEntry,
 };
 use super::state::Episode;

@@ -9,7 +9,7 @@
 //! - [`state`]: per-process tracking and shutdown episodes; [`apply`]: how each kind of event
 //!   changes them.
 //! - [`diagnose`]: the rule table and the timing (grace, overrun).
-//! - [`record`]: the output types (public JSON schema).
+//! - [`output`]: the output types (public JSON schema).
 //! - [`containers`]: container-level records ([`ContainerStop`]) from the process records.
 //!
 //! # Ordering
@@ -37,9 +37,8 @@ mod apply;
 mod classify;
 mod containers;
 mod diagnose;
-mod hash;
+mod output;
 mod queue;
-mod record;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -47,9 +46,9 @@ mod tests;
 pub use classify::{classify, SenderClass, RUNTIME_COMMS};
 pub use containers::ContainerStop;
 pub use diagnose::{is_shell, SHELLS};
-pub use record::{
-    Diagnosis, ExitEntry, ForwardEntry, GraceSource, Output, Peer, ProcessStop, SignalEntry,
-    SignalOrigin, TimelineEvent, TimelineWhat,
+pub use output::{
+    outcome, Diagnosis, ExitEntry, ForwardEntry, GraceSource, Output, Peer, ProcessStop,
+    SignalEntry, SignalOrigin, TimelineEvent, TimelineWhat,
 };
 
 /// Engine settings. All durations are in nanoseconds of event time.
@@ -285,6 +284,11 @@ impl Engine {
             ),
             _ => SenderClass::Host,
         }
+    }
+
+    /// Whether `s` starts a shutdown: the default stop signals and `--stop-signal`s.
+    pub fn is_stop(&self, s: Signal) -> bool {
+        self.tracker.is_stop(s)
     }
 
     pub fn config(&self) -> &EngineConfig {

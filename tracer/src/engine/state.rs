@@ -16,17 +16,17 @@ use std::sync::Arc;
 
 use super::containers::Containers;
 use super::diagnose;
-use super::hash::FxHashMap;
+use super::output::{Output, Peer, SignalOrigin, TimelineEvent, TimelineWhat};
 use super::queue::LazyQueue;
-use super::record::{Output, Peer, SignalOrigin, TimelineEvent, TimelineWhat};
 use super::{EngineConfig, Evictions};
 use crate::container::ContainerInfo;
 use crate::event::{
     Comm, Disposition, ExitStatus, SigResult, Signal, StopDispositions, Task, WallTime,
 };
+use rustc_hash::FxHashMap;
 
 /// `si_code` of kernel-originated signals.
-pub(super) const SI_KERNEL: i32 = 0x80;
+pub(super) use tracer_common::SI_KERNEL;
 /// Per-episode caps on the lists a record carries.
 pub(super) const MAX_SIGNALS: usize = 64;
 pub(super) const MAX_FORWARDED: usize = 64;
@@ -288,15 +288,9 @@ pub(super) struct Tracker {
 impl Tracker {
     pub fn new(cfg: EngineConfig) -> Self {
         let mut stop_mask = 0u128;
-        for s in [
-            Signal::HUP,
-            Signal::INT,
-            Signal::QUIT,
-            Signal::KILL,
-            Signal::TERM,
-        ]
-        .into_iter()
-        .chain(cfg.extra_stop_signals.iter().copied())
+        for s in Signal::DEFAULT_STOP
+            .into_iter()
+            .chain(cfg.extra_stop_signals.iter().copied())
         {
             if (1..128).contains(&s.0) {
                 stop_mask |= 1u128 << s.0;

@@ -87,10 +87,15 @@ impl Signal {
         (1..=64).map(Signal).find(|sig| sig.name() == full)
     }
 
-    /// The stop signals a shutdown starts with by default.
-    pub fn is_stop_signal(self) -> bool {
-        matches!(self.0, 1 | 2 | 3 | 9 | 15)
-    }
+    /// The signals a shutdown starts with by default (the engine adds `--stop-signal`s; ask
+    /// it, `Engine::is_stop`, whether a signal is a stop signal).
+    pub const DEFAULT_STOP: [Signal; 5] = [
+        Signal::HUP,
+        Signal::INT,
+        Signal::QUIT,
+        Signal::KILL,
+        Signal::TERM,
+    ];
 }
 
 impl fmt::Display for Signal {

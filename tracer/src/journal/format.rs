@@ -20,7 +20,7 @@ pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Record type numbers (frame header bytes 8..10).
 pub mod record_type {
     pub const SESSION: u16 = 1;
-    pub const EVENT: u16 = 2;
+    pub const KERNEL: u16 = 2;
     pub const LOST: u16 = 3;
     pub const CONTAINER: u16 = 4;
     pub const NOTE: u16 = 5;

@@ -47,7 +47,7 @@
 //! | type | record      | payload                                                            |
 //! |-----:|-------------|--------------------------------------------------------------------|
 //! | 1    | `Session`   | `clock_offset_ns: i64` (wall = monotonic + offset), `started_wall_ns: i64`, then three strings, each a `u16` byte length and UTF-8 bytes: `version`, `hostname`, `boot_id` |
-//! | 2    | `Event`     | the kernel record exactly as the ring buffer gave it (the `#[repr(C)]` structs of `tracer-common`, in the recording host's byte order, which is little-endian on every supported target); decoded with [`crate::decode`] |
+//! | 2    | `Kernel`    | the kernel record exactly as the ring buffer gave it (the `#[repr(C)]` structs of `tracer-common`, in the recording host's byte order, which is little-endian on every supported target); decoded with [`crate::decode`] |
 //! | 3    | `Lost`      | `count: u64` records the kernel dropped, `mono_ns: u64` when noticed |
 //! | 4    | `Container` | `cgroup_id: u64`, then [`ContainerInfo`] as JSON (UTF-8) up to the end of the payload |
 //! | 5    | `Note`      | free UTF-8 text                                                    |
@@ -82,8 +82,8 @@ use crate::decode::{Clock, DecodeError};
 use crate::event::Event;
 
 pub use format::{record_type, FORMAT_MAJOR, FORMAT_MINOR, MAX_PAYLOAD};
-pub use reader::{decode_all, DecodeCounts, JournalReader, ReaderOptions, ReplayStats};
-pub use writer::{write_synthetic_journal, JournalOptions, JournalWriter};
+pub use reader::{JournalReader, ReaderOptions, ReplayStats};
+pub use writer::{JournalOptions, JournalWriter};
 
 /// What a journal file says about the agent that wrote it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -136,34 +136,14 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// A record as stored in a journal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
-    Session(SessionInfo),
-    /// Raw kernel record bytes; see [`crate::decode::decode`].
-    Event {
-        bytes: Vec<u8>,
-    },
-    /// The kernel dropped `count` records (ring buffer full), noticed at `mono_ns`.
-    Lost {
-        count: u64,
-        mono_ns: u64,
-    },
-    Container {
-        cgroup_id: u64,
-        /// Boxed: keeps `Record` small for the event path.
-        info: Box<ContainerInfo>,
-    },
-    Note {
-        text: String,
-    },
-}
-
-/// A record as the reader lends it: the event bytes and note text borrow the reader's buffer.
+/// A frame of a journal, as the reader lends it: the kernel record bytes and note text
+/// borrow the reader's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordRef<'a> {
+pub enum Frame<'a> {
     Session(&'a SessionInfo),
-    Event(&'a [u8]),
+    /// A kernel record, exactly as the ring buffer gave it; see [`crate::decode`].
+    Kernel(&'a [u8]),
+    /// The kernel dropped `count` records (ring buffer full), noticed at `mono_ns`.
     Lost {
         count: u64,
         mono_ns: u64,
@@ -173,25 +153,6 @@ pub enum RecordRef<'a> {
         info: &'a ContainerInfo,
     },
     Note(&'a str),
-}
-
-impl RecordRef<'_> {
-    pub fn to_record(&self) -> Record {
-        match *self {
-            Self::Session(s) => Record::Session(s.clone()),
-            Self::Event(bytes) => Record::Event {
-                bytes: bytes.to_vec(),
-            },
-            Self::Lost { count, mono_ns } => Record::Lost { count, mono_ns },
-            Self::Container { cgroup_id, info } => Record::Container {
-                cgroup_id,
-                info: Box::new(info.clone()),
-            },
-            Self::Note(text) => Record::Note {
-                text: text.to_string(),
-            },
-        }
-    }
 }
 
 /// Something wrong with a file that still let the reader replay what it holds.
@@ -213,68 +174,28 @@ pub enum JournalWarning {
 
 /// What the reader found at one place.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ItemKind {
-    Record(Record),
+pub enum ItemKind<'a> {
+    Frame(Frame<'a>),
     Warning(JournalWarning),
 }
 
-/// Borrowed form of [`ItemKind`].
+/// One frame (or warning) lent by [`JournalReader::next_item`], with where it was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ItemKindRef<'a> {
-    Record(RecordRef<'a>),
-    Warning(JournalWarning),
-}
-
-/// One record (or warning) with where it was found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JournalItem {
-    pub path: Arc<Path>,
+pub struct Item<'a> {
+    pub path: &'a Arc<Path>,
     /// Byte offset of the frame (or of the damage, for a warning) in the file.
     pub offset: u64,
-    /// The clock of the file's session, once its `Session` record has been read.
+    /// The clock of the file's session, once its `Session` frame has been read.
     pub clock: Option<Clock>,
-    pub kind: ItemKind,
+    pub kind: ItemKind<'a>,
 }
 
-/// One record (or warning) lent by [`JournalReader::next_ref`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ItemRef<'a> {
-    pub path: &'a Arc<Path>,
-    pub offset: u64,
-    pub clock: Option<Clock>,
-    pub kind: ItemKindRef<'a>,
-}
-
-impl ItemRef<'_> {
-    pub fn to_item(&self) -> JournalItem {
-        JournalItem {
-            path: Arc::clone(self.path),
-            offset: self.offset,
-            clock: self.clock,
-            kind: match &self.kind {
-                ItemKindRef::Record(r) => ItemKind::Record(r.to_record()),
-                ItemKindRef::Warning(w) => ItemKind::Warning(w.clone()),
-            },
-        }
-    }
-
-    /// For an `Event` record: the decoded event, timed with the session's clock.
+impl Item<'_> {
+    /// For a `Kernel` frame: the decoded event, timed with the session's clock.
     pub fn event(&self) -> Option<Result<Event, JournalError>> {
         match self.kind {
-            ItemKindRef::Record(RecordRef::Event(bytes)) => {
+            ItemKind::Frame(Frame::Kernel(bytes)) => {
                 Some(decode_event(bytes, self.clock, self.path, self.offset))
-            }
-            _ => None,
-        }
-    }
-}
-
-impl JournalItem {
-    /// For an `Event` record: the decoded event, timed with the session's clock.
-    pub fn event(&self) -> Option<Result<Event, JournalError>> {
-        match &self.kind {
-            ItemKind::Record(Record::Event { bytes }) => {
-                Some(decode_event(bytes, self.clock, &self.path, self.offset))
             }
             _ => None,
         }

@@ -11,11 +11,10 @@ use super::format::{
     check_file_header, decode_container, decode_lost, decode_session, find_frame, parse_frame,
     record_type, Frame, HeaderCheck, FILE_HEADER_LEN,
 };
-use super::{
-    ItemKindRef, ItemRef, JournalError, JournalItem, JournalWarning, RecordRef, SessionInfo,
-};
+use super::{Frame as Lent, Item, ItemKind, JournalError, JournalWarning, SessionInfo};
 use crate::container::ContainerInfo;
 use crate::decode::Clock;
+use crate::driver::{FeedError, Input, Source};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReaderOptions {
@@ -54,7 +53,7 @@ struct OpenFile {
 
 /// What `advance` found; the parts borrowed from the buffer are ranges.
 enum Found {
-    Event(Range<usize>),
+    Kernel(Range<usize>),
     Session,
     Lost { count: u64, mono_ns: u64 },
     Container(u64),
@@ -65,8 +64,7 @@ enum Found {
 /// Reads journal files in order. A directory stands for its `*.journal` files, sorted by
 /// name (chronological for the writer's names).
 ///
-/// [`next_ref`](Self::next_ref) lends each record without allocating (the replay hot path);
-/// the [`Iterator`] implementation yields owned [`JournalItem`]s.
+/// [`next_item`](Self::next_item) lends each frame without allocating (the replay hot path).
 pub struct JournalReader {
     inputs: VecDeque<PathBuf>,
     strict: bool,
@@ -76,6 +74,10 @@ pub struct JournalReader {
     buf: Vec<u8>,
     /// The last `Container` record's info.
     container: ContainerInfo,
+    /// The last warning handed out as an input.
+    warning: Option<JournalWarning>,
+    /// Offset of the last frame handed out as an input.
+    last_offset: u64,
     stats: ReplayStats,
 }
 
@@ -92,6 +94,8 @@ impl JournalReader {
             file: None,
             buf: Vec::new(),
             container: ContainerInfo::default(),
+            warning: None,
+            last_offset: 0,
             stats: ReplayStats::default(),
         }
     }
@@ -107,27 +111,27 @@ impl JournalReader {
 
     /// The next record or warning, borrowing from the reader; `None` at the end (or after an
     /// error in strict mode).
-    pub fn next_ref(&mut self) -> Option<Result<ItemRef<'_>, JournalError>> {
+    pub fn next_item(&mut self) -> Option<Result<Item<'_>, JournalError>> {
         let (offset, found) = match self.advance()? {
             Ok(x) => x,
             Err(e) => return Some(Err(e)),
         };
         let file = self.file.as_ref()?;
-        let record = ItemKindRef::Record;
+        let frame = ItemKind::Frame;
         let kind = match found {
-            Found::Event(r) => record(RecordRef::Event(&self.buf[r])),
-            Found::Session => record(RecordRef::Session(file.session.as_ref()?)),
-            Found::Lost { count, mono_ns } => record(RecordRef::Lost { count, mono_ns }),
-            Found::Container(cgroup_id) => record(RecordRef::Container {
+            Found::Kernel(r) => frame(Lent::Kernel(&self.buf[r])),
+            Found::Session => frame(Lent::Session(file.session.as_ref()?)),
+            Found::Lost { count, mono_ns } => frame(Lent::Lost { count, mono_ns }),
+            Found::Container(cgroup_id) => frame(Lent::Container {
                 cgroup_id,
                 info: &self.container,
             }),
-            Found::Note(r) => record(RecordRef::Note(
+            Found::Note(r) => frame(Lent::Note(
                 std::str::from_utf8(&self.buf[r]).unwrap_or_default(),
             )),
-            Found::Warning(w) => ItemKindRef::Warning(w),
+            Found::Warning(w) => ItemKind::Warning(w),
         };
-        Some(Ok(ItemRef {
+        Some(Ok(Item {
             path: &file.path,
             offset,
             clock: file.clock,
@@ -176,9 +180,9 @@ impl JournalReader {
                 } => {
                     file.pos = next;
                     self.stats.records += 1;
-                    if rtype == record_type::EVENT {
+                    if rtype == record_type::KERNEL {
                         self.stats.events += 1;
-                        return Some(Ok((offset, Found::Event(payload))));
+                        return Some(Ok((offset, Found::Kernel(payload))));
                     }
                     let p = &self.buf[payload.clone()];
                     let found = match rtype {
@@ -325,11 +329,51 @@ impl JournalReader {
     }
 }
 
-impl Iterator for JournalReader {
-    type Item = Result<JournalItem, JournalError>;
+/// The journal as the driver's source: kernel, lost and container frames become inputs (each
+/// kernel record with its session's clock); damage is bad input; session and note frames give
+/// nothing more.
+impl Source for JournalReader {
+    fn next(&mut self) -> Option<Result<Input<'_>, anyhow::Error>> {
+        let (offset, found) = loop {
+            match self.advance()? {
+                Err(e) => return Some(Err(e.into())),
+                Ok((_, Found::Session | Found::Note(_))) => continue,
+                Ok(x) => break x,
+            }
+        };
+        self.last_offset = offset;
+        if let Found::Warning(w) = found {
+            return Some(Ok(Input::Warning(self.warning.insert(w))));
+        }
+        let clock = self.file.as_ref()?.clock;
+        Some(Ok(match found {
+            Found::Kernel(r) => Input::Kernel(&self.buf[r], clock),
+            Found::Lost { count, mono_ns } => Input::Lost { count, mono_ns },
+            Found::Container(cgroup_id) => Input::Container {
+                cgroup_id,
+                info: &self.container,
+            },
+            Found::Session | Found::Note(_) | Found::Warning(_) => unreachable!("handled above"),
+        }))
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        self.next_ref().map(|r| r.map(|item| item.to_item()))
+    fn locate(&self, e: FeedError) -> anyhow::Error {
+        let path = self
+            .file
+            .as_ref()
+            .map(|f| f.path.to_path_buf())
+            .unwrap_or_default();
+        let offset = self.last_offset;
+        match e {
+            FeedError::Decode(source) => JournalError::Decode {
+                path,
+                offset,
+                source,
+            }
+            .into(),
+            FeedError::NoClock => JournalError::NoSession { path, offset }.into(),
+            FeedError::Output(e) => e,
+        }
     }
 }
 
@@ -347,34 +391,4 @@ fn journal_files(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
         .collect();
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     Ok(files)
-}
-
-/// What [`decode_all`] went through.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DecodeCounts {
-    pub events: u64,
-    pub decode_errors: u64,
-    /// Wrapping sum of the decoded events' wall-clock times (keeps the decoding observable).
-    pub wall_ns_sum: u64,
-}
-
-/// Reads (strictly) and decodes every event of the given journal files or directories: the
-/// replay hot path, for throughput benchmarks.
-pub fn decode_all<P: AsRef<Path>>(paths: &[P]) -> Result<DecodeCounts, JournalError> {
-    let mut reader = JournalReader::new(
-        paths.iter().map(|p| p.as_ref().to_path_buf()),
-        ReaderOptions { strict: true },
-    );
-    let mut counts = DecodeCounts::default();
-    while let Some(item) = reader.next_ref() {
-        match item?.event() {
-            Some(Ok(ev)) => {
-                counts.events += 1;
-                counts.wall_ns_sum = counts.wall_ns_sum.wrapping_add(ev.wall_ns as u64);
-            }
-            Some(Err(_)) => counts.decode_errors += 1,
-            None => {}
-        }
-    }
-    Ok(counts)
 }

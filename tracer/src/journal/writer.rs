@@ -5,15 +5,12 @@ use std::io::{BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracer_common::{kind, Header, OomVictim, ProcessExit, SignalDeliver, SignalGenerate};
-
 use super::format::{
     encode_lost, encode_session, file_header, frame_header, is_writer_name, record_type, utc_stamp,
     FRAME_HEADER_LEN, MAGIC, MAX_PAYLOAD,
 };
 use super::{JournalError, SessionInfo};
 use crate::container::ContainerInfo;
-use crate::decode::{encode, RawRecord};
 
 /// Size limits of a journal directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,9 +119,9 @@ impl JournalWriter {
         &self.session
     }
 
-    /// Appends a raw kernel record, as the ring buffer gave it.
-    pub fn append_event(&mut self, bytes: &[u8]) -> Result<(), JournalError> {
-        self.append(record_type::EVENT, &[bytes])
+    /// Appends a kernel record, exactly as the ring buffer gave it.
+    pub fn append_kernel(&mut self, bytes: &[u8]) -> Result<(), JournalError> {
+        self.append(record_type::KERNEL, &[bytes])
     }
 
     /// Records that the kernel dropped `count` records, noticed at monotonic `mono_ns`.
@@ -334,74 +331,4 @@ fn create_file(
             Err(e) => return Err(io_err(&path, "create the journal file")(e)),
         }
     }
-}
-
-/// Writes a journal of `events` synthetic kernel records (all four kinds, in turn) to `dir`,
-/// for benchmarks of [`super::decode_all`]. Returns the files written.
-pub fn write_synthetic_journal(dir: &Path, events: u64) -> Result<Vec<PathBuf>, JournalError> {
-    let options = JournalOptions {
-        max_file_bytes: 1 << 30,
-        max_total_bytes: u64::MAX,
-    };
-    let session = SessionInfo {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        hostname: "bench".to_string(),
-        clock_offset_ns: 1_700_000_000_000_000_000,
-        started_wall_ns: 1_700_000_000_000_000_000,
-        boot_id: String::new(),
-    };
-    let mut w = JournalWriter::open(dir, options, session)?;
-    let mut first = w.path().to_path_buf();
-    let mut files = vec![first.clone()];
-    for i in 0..events {
-        let header = |k| Header {
-            kind: k,
-            cpu: (i % 4) as u32,
-            ts_ns: 1_000_000 + i * 1000,
-        };
-        let mut task = tracer_common::TaskInfo {
-            tgid: 1000 + (i % 5000) as u32,
-            tid: 1000 + (i % 5000) as u32,
-            ppid: 1,
-            ns_pid: 1,
-            cgroup_id: 4242,
-            start_ns: 5,
-            ..Default::default()
-        };
-        task.comm[..5].copy_from_slice(b"nginx");
-        task.parent_comm[..4].copy_from_slice(b"runc");
-        let rec = match i % 4 {
-            0 => RawRecord::Generate(SignalGenerate {
-                header: header(kind::SIGNAL_GENERATE),
-                sig: 15,
-                sender: task,
-                target: task,
-                ..Default::default()
-            }),
-            1 => RawRecord::Deliver(SignalDeliver {
-                header: header(kind::SIGNAL_DELIVER),
-                sig: 15,
-                receiver: task,
-                ..Default::default()
-            }),
-            2 => RawRecord::Exit(ProcessExit {
-                header: header(kind::PROCESS_EXIT),
-                task,
-                exit_code: 15,
-                group_dead: 1,
-            }),
-            _ => RawRecord::Oom(OomVictim {
-                header: header(kind::OOM_VICTIM),
-                victim: task,
-                ..Default::default()
-            }),
-        };
-        w.append_event(&encode(&rec))?;
-        if w.path() != first {
-            first = w.path().to_path_buf();
-            files.push(first.clone());
-        }
-    }
-    w.flush()?;
-    Ok(files)
 }

@@ -160,6 +160,23 @@ pub struct ExitEntry {
     pub core_dumped: bool,
 }
 
+impl ExitEntry {
+    /// How the process ended: "exited", "killed" (SIGKILL), "signaled" or "unknown".
+    pub fn outcome(&self) -> &'static str {
+        match (self.code, self.signal) {
+            (Some(_), _) => "exited",
+            (None, Some(Signal::KILL)) => "killed",
+            (None, Some(_)) => "signaled",
+            (None, None) => "unknown",
+        }
+    }
+}
+
+/// How a process or container whose exit may be unknown ended (see [`ExitEntry::outcome`]).
+pub fn outcome(exit: Option<&ExitEntry>) -> &'static str {
+    exit.map_or("unknown", ExitEntry::outcome)
+}
+
 /// Where `grace_s` comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -307,8 +324,7 @@ impl fmt::Display for TimelineEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ", self.time)?;
         if let Some(c) = &self.container {
-            let name = c.name.as_deref().unwrap_or(c.id.get(..12).unwrap_or(&c.id));
-            write!(f, "[{name}] ")?;
+            write!(f, "[{}] ", c.label())?;
         }
         match &self.what {
             TimelineWhat::Generate {

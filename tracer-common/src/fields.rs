@@ -1,0 +1,139 @@
+//! The kernel fields the programs read, declared once.
+//!
+//! Each entry of the table at the bottom names a field, the BTF path that leads to it, and how
+//! many consecutive ids it takes. Everything else follows from the table: the ids in
+//! [`field`], the [`Offsets`] array the raw-tracepoint programs read from `CONFIG`, the range
+//! of ids the load-time patcher accepts ([`field::COUNT`]), the size checks, and the paths
+//! userspace resolves in the running kernel's BTF ([`FIELDS`]).
+//!
+//! # Paths
+//!
+//! `struct.member.member` is a member (looked up through anonymous members) of a named struct
+//! or union; `->member` follows the pointer read so far to its pointee. The offset stored for
+//! the field is that of its last segment, relative to the pointer it is loaded through: for
+//! `task_struct.signal->flags`, the offset of `flags` in `signal_struct`. `[k]` indexes an
+//! array with a constant; `[]` indexes it with the slot number of a field that takes several
+//! ids (slot `i` is id `first + i`).
+
+/// One entry of the field table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldDecl {
+    /// The constant's name in [`field`].
+    pub name: &'static str,
+    /// The BTF path (see the module documentation).
+    pub path: &'static str,
+    /// Number of consecutive ids (slots) it takes; 1 for a plain field.
+    pub slots: u8,
+    /// Its first id.
+    pub first: u8,
+}
+
+macro_rules! kernel_fields {
+    ($($(#[$doc:meta])* $name:ident $([$slots:literal])? => $path:literal,)*) => {
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[repr(usize)]
+        enum Entry { $($name,)* }
+
+        const ENTRIES: usize = [$(stringify!($name)),*].len();
+
+        /// The field table, in declaration order, with each field's first id.
+        pub const FIELDS: [FieldDecl; ENTRIES] = {
+            let mut decls = [$(FieldDecl {
+                name: stringify!($name),
+                path: $path,
+                slots: 1 $(- 1 + $slots)?,
+                first: 0,
+            }),*];
+            let mut i = 0;
+            let mut next = 0u32;
+            while i < ENTRIES {
+                assert!(next + decls[i].slots as u32 <= 255, "too many kernel field ids");
+                decls[i].first = next as u8;
+                next += decls[i].slots as u32;
+                i += 1;
+            }
+            decls
+        };
+
+        /// Ids of the kernel fields, one per slot of the table.
+        ///
+        /// The BTF-tracepoint programs read kernel memory with plain loads whose offset field
+        /// holds `FIELD_MARKER + id`; userspace rewrites each with the field's offset in the
+        /// running kernel before loading the object (or turns it into `dst = 0` where the
+        /// kernel lacks the field). The raw-tracepoint programs read `CONFIG.off` at the id.
+        pub mod field {
+            $($(#[$doc])* pub const $name: u8 = super::FIELDS[super::Entry::$name as usize].first;)*
+            /// Number of ids.
+            pub const COUNT: u8 = {
+                let last = super::FIELDS[super::ENTRIES - 1];
+                last.first + last.slots
+            };
+        }
+    };
+}
+
+kernel_fields! {
+    TASK_PID => "task_struct.pid",
+    TASK_TGID => "task_struct.tgid",
+    TASK_COMM => "task_struct.comm",
+    /// The second half of `comm` (bytes 8..16).
+    TASK_COMM_HI => "task_struct.comm[8]",
+    TASK_REAL_PARENT => "task_struct.real_parent",
+    TASK_GROUP_LEADER => "task_struct.group_leader",
+    TASK_SIGNAL => "task_struct.signal",
+    TASK_SIGHAND => "task_struct.sighand",
+    TASK_CGROUPS => "task_struct.cgroups",
+    TASK_THREAD_PID => "task_struct.thread_pid",
+    TASK_EXIT_CODE => "task_struct.exit_code",
+    TASK_BLOCKED => "task_struct.blocked",
+    TASK_FLAGS => "task_struct.flags",
+    TASK_START_TIME => "task_struct.start_time",
+    SIGNAL_FLAGS => "task_struct.signal->flags",
+    SIGNAL_LIVE => "task_struct.signal->live",
+    SIGNAL_GROUP_EXIT_CODE => "task_struct.signal->group_exit_code",
+    /// `k_sigaction.sa.sa_handler` (signal_deliver's `ka` argument).
+    KA_HANDLER => "k_sigaction.sa.sa_handler",
+    /// `k_sigaction.sa.sa_flags`.
+    KA_FLAGS => "k_sigaction.sa.sa_flags",
+    CSS_SET_DFL_CGRP => "task_struct.cgroups->dfl_cgrp",
+    CGROUP_KN => "task_struct.cgroups->dfl_cgrp->kn",
+    KERNFS_NODE_ID => "task_struct.cgroups->dfl_cgrp->kn->id",
+    PID_LEVEL => "task_struct.thread_pid->level",
+    SIGINFO_CODE => "kernel_siginfo.si_code",
+    /// `sighand->action[n - 1].sa.sa_handler` for signal `n` is `SIGHAND_HANDLER + n - 1`.
+    SIGHAND_HANDLER[64] => "task_struct.sighand->action[].sa.sa_handler",
+    /// `pid->numbers[level].nr` is `PID_NR + level` (levels 0..32).
+    PID_NR[32] => "task_struct.thread_pid->numbers[].nr",
+}
+
+/// Sentinel for an offset the running kernel's BTF did not provide.
+pub const OFFSET_MISSING: u32 = u32::MAX;
+
+/// Offsets of the kernel fields, in bytes, by id ([`field`]), resolved from the running
+/// kernel's BTF by userspace. [`OFFSET_MISSING`] marks a field this kernel does not have; the
+/// programs then leave the dependent value zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offsets {
+    pub by_id: [u32; field::COUNT as usize],
+}
+
+impl Offsets {
+    /// Every offset unknown.
+    pub const MISSING: Self = Self {
+        by_id: [OFFSET_MISSING; field::COUNT as usize],
+    };
+
+    /// Byte offset of field `id` from the pointer it is loaded through, or [`OFFSET_MISSING`]
+    /// when this kernel lacks it or `id` is not a field.
+    #[inline(always)]
+    pub const fn field(&self, id: u8) -> u32 {
+        if (id as usize) < self.by_id.len() {
+            self.by_id[id as usize]
+        } else {
+            OFFSET_MISSING
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<Offsets>() == 4 * field::COUNT as usize);

@@ -1,0 +1,193 @@
+//! The live [`Source`]: a thread drains the kernel's ring buffer into batches of records as
+//! the kernel wrote them; the source hands them out one by one, with the kernel's lost-record
+//! count and a tick twice a second, until a stop is requested (SIGTERM/SIGINT) and the ring
+//! has been drained one last time.
+use std::{
+    os::fd::AsRawFd,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc::{self, Receiver, RecvTimeoutError, SyncSender},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use aya::maps::{MapData, RingBuf};
+
+use crate::{
+    decode::Clock,
+    driver::{Input, LiveStats, Source},
+    source::{Probes, SourceError},
+};
+
+/// How often the consumer gets a tick (timers, flushing, health).
+const TICK: Duration = Duration::from_millis(500);
+/// The kernel side wakes the reader only when the ring fills up: it drains on this timer too.
+const DRAIN_EVERY_MS: i32 = 25;
+/// Batches in flight between the ring thread and the consumer: a stalled consumer (a slow disk)
+/// is absorbed up to this depth, then the ring fills and the kernel counts what it drops.
+const BATCHES_IN_FLIGHT: usize = 64;
+
+/// Kernel records taken out of the ring in one drain, back to back.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// The live source over loaded probes.
+pub struct LiveSource {
+    probes: Probes,
+    rx: Receiver<Batch>,
+    reader: Option<JoinHandle<()>>,
+    read: Arc<AtomicU64>,
+    batch: Batch,
+    next_record: usize,
+    next_tick: Instant,
+    /// A tick is due: `Lost` (if any) went out, the tick itself is next.
+    tick_pending: bool,
+    lost_seen: u64,
+    stats: LiveStats,
+    ended: bool,
+}
+
+impl LiveSource {
+    /// Starts draining the ring buffer of `probes` until `stop` is set.
+    pub fn start(mut probes: Probes, stop: Arc<AtomicBool>) -> Result<Self, SourceError> {
+        let ring = probes.take_ring()?;
+        let read = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+        let counter = read.clone();
+        let reader = std::thread::Builder::new()
+            .name("sigtrace-ring".into())
+            .spawn(move || read_ring(ring, tx, &counter, &stop))
+            .map_err(|e| SourceError::Kernel {
+                what: "starting the ring-buffer reader".into(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            probes,
+            rx,
+            reader: Some(reader),
+            read,
+            batch: Batch::default(),
+            next_record: 0,
+            next_tick: Instant::now() + TICK,
+            tick_pending: false,
+            lost_seen: 0,
+            stats: LiveStats::default(),
+            ended: false,
+        })
+    }
+
+    /// What a tick brings: the counters, and the records the kernel lost since the last one.
+    fn poll_counters(&mut self) -> Option<u64> {
+        match self.probes.stats() {
+            Ok(kernel) => self.stats.kernel = kernel,
+            Err(e) => tracing::debug!("reading the kernel counters: {e}"),
+        }
+        self.stats.records_read = self.read.load(Ordering::Relaxed);
+        let lost = self.stats.kernel.lost;
+        (lost > self.lost_seen).then(|| {
+            let new = lost - self.lost_seen;
+            tracing::warn!(
+                "{new} events lost in the ring buffer (total {lost}); consider a larger --ring-kib"
+            );
+            self.lost_seen = lost;
+            new
+        })
+    }
+}
+
+impl Source for LiveSource {
+    fn next(&mut self) -> Option<Result<Input<'_>, anyhow::Error>> {
+        loop {
+            if self.tick_pending {
+                self.tick_pending = false;
+                self.next_tick = Instant::now() + TICK;
+                return Some(Ok(Input::Tick {
+                    now_mono_ns: Clock::monotonic_now_ns(),
+                    stats: &self.stats,
+                }));
+            }
+            if self.ended {
+                return None;
+            }
+            if Instant::now() >= self.next_tick {
+                self.tick_pending = true;
+                if let Some(count) = self.poll_counters() {
+                    let mono_ns = Clock::monotonic_now_ns();
+                    return Some(Ok(Input::Lost { count, mono_ns }));
+                }
+                continue;
+            }
+            if self.next_record < self.batch.ends.len() {
+                let start = match self.next_record {
+                    0 => 0,
+                    i => self.batch.ends[i - 1],
+                };
+                let end = self.batch.ends[self.next_record];
+                self.next_record += 1;
+                return Some(Ok(Input::Kernel(&self.batch.bytes[start..end], None)));
+            }
+            let wait = self.next_tick.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(wait) {
+                Ok(batch) => {
+                    self.batch = batch;
+                    self.next_record = 0;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The reader drained the ring one last time and stopped: a final tick.
+                    if let Some(r) = self.reader.take() {
+                        let _ = r.join();
+                    }
+                    self.ended = true;
+                    self.tick_pending = true;
+                    if let Some(count) = self.poll_counters() {
+                        let mono_ns = Clock::monotonic_now_ns();
+                        return Some(Ok(Input::Lost { count, mono_ns }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The ring thread: drains on wake-up or every [`DRAIN_EVERY_MS`], until `stop` is set; then
+/// drains once more, so that it loses nothing, and hangs up.
+fn read_ring(
+    mut ring: RingBuf<MapData>,
+    tx: SyncSender<Batch>,
+    read: &AtomicU64,
+    stop: &AtomicBool,
+) {
+    let fd = ring.as_raw_fd();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        if !stopping {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; the ring's fd stays open while `ring` lives.
+            unsafe { libc::poll(&mut pfd, 1, DRAIN_EVERY_MS) };
+        }
+        let mut batch = Batch::default();
+        while let Some(item) = ring.next() {
+            batch.bytes.extend_from_slice(&item);
+            batch.ends.push(batch.bytes.len());
+        }
+        if !batch.ends.is_empty() {
+            read.fetch_add(batch.ends.len() as u64, Ordering::Relaxed);
+            if tx.send(batch).is_err() {
+                return;
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
