@@ -10,6 +10,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 
 if ! command -v promtool >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "ERROR: promtool is missing: sudo apt-get install prometheus (Debian), or put promtool on PATH" >&2
+        exit 1
+    fi
     echo "installing promtool (Debian package prometheus)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
@@ -29,7 +33,9 @@ for need in ("datasource", "node", "namespace"):
         problems.append(f"template variable {need} missing")
 allowed = {"__rate_interval", "__range", "__interval", "node", "namespace"}
 n = 0
-for p in d["panels"]:
+# a collapsed row holds its panels inside it: check those too
+panels = [q for p in d["panels"] for q in [p] + p.get("panels", [])]
+for p in panels:
     if p["type"] == "row":
         continue
     if p.get("datasource", {}).get("uid") != "${datasource}":
@@ -46,6 +52,8 @@ for p in d["panels"]:
                 problems.append(f"panel {p['title']!r}: variable ${v} not in the substitution rule")
         if "rate(" in e and "[$__rate_interval]" not in e and "[$__range]" not in e:
             problems.append(f"panel {p['title']!r}: rate without $__rate_interval")
+if n == 0:
+    problems.append("no panel targets at all")
 # the committed JSON is what the generator writes
 tmp = tempfile.mkdtemp()
 try:
@@ -57,7 +65,7 @@ finally:
     shutil.rmtree(tmp)
 for pr in problems:
     print("ERROR", pr)
-print(f"sigtrace.json: {len(d['panels'])} panels, {n} targets, {len(problems)} problems")
+print(f"sigtrace.json: {len(panels)} panels, {n} targets, {len(problems)} problems")
 sys.exit(1 if problems else 0)
 PY
 

@@ -4,14 +4,22 @@
 usage: check_manifests.py FILE... (each a YAML file, possibly multi-document: a kustomize
 rendering or the base files themselves)
 
+- Selection: every object that selects pods (PodMonitor, Service, the workloads' own
+  spec.selector) must select at least one pod template of the files given, in its namespace
+  (PodMonitor: its namespaceSelector); a Service needs a selector. Selectors use matchLabels
+  and matchExpressions (In, NotIn, Exists, DoesNotExist) as the API server does.
 - PodMonitor (a CRD, no schema in kubernetes-validate): apiVersion/kind, required fields,
-  no unknown fields in the parts we use, relabel actions, durations; its port must be a named
-  container port of the pods it selects.
+  no unknown fields in the parts we use (selector included), relabel actions, durations; its
+  port must be a named container port of every pod it selects (portNumber / targetPort: a
+  declared containerPort).
 - DaemonSet policy: hostPID, not privileged, capabilities drop ALL and add only known ones,
   SYS_ADMIN never with allowPrivilegeEscalation: false (the API server refuses that),
   read-only root, read-only host mounts except the journal, probes on the `metrics` port,
   NODE_NAME from the downward API, grace period, priority, tolerations, update strategy.
-- Service targetPort names a container port.
+- Service: targetPort (default: port) is a container port of every pod it selects, by name or
+  by number; a named targetPort of a Service that selects nothing cannot be resolved: a problem.
+- The files hold at least one DaemonSet, Service and PodMonitor (an empty or partial input is
+  a problem, not a pass).
 Exits 1 listing every problem.
 """
 import re
@@ -48,8 +56,82 @@ ALLOWED_CAPS = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_ADMIN", 
 JOURNAL = "/var/lib/sigtrace"
 
 
+SELECTOR_FIELDS = {"matchLabels", "matchExpressions"}
+SELECTOR_OPERATORS = {"In", "NotIn", "Exists", "DoesNotExist"}
+REQUIRED_KINDS = ("DaemonSet", "Service", "PodMonitor")
+
+
+def check_selector(where, selector):
+    """A LabelSelector's shape (for the PodMonitor: no schema checks it). True when usable."""
+    if not isinstance(selector, dict):
+        err(where, "selector must be a map")
+        return False
+    ok = True
+    for k in set(selector) - SELECTOR_FIELDS:
+        err(where, f"unknown selector field {k!r}")
+        ok = False
+    if not isinstance(selector.get("matchLabels") or {}, dict):
+        err(where, "matchLabels must be a map")
+        ok = False
+    for i, e in enumerate(selector.get("matchExpressions") or []):
+        if not isinstance(e, dict) or not e.get("key"):
+            err(where, f"matchExpressions[{i}]: needs a key")
+            ok = False
+            continue
+        op = e.get("operator")
+        if op not in SELECTOR_OPERATORS:
+            err(where, f"matchExpressions[{i}]: unknown operator {op!r}")
+            ok = False
+        elif (op in ("In", "NotIn")) != bool(e.get("values")):
+            err(where, f"matchExpressions[{i}]: {op} {'needs' if op in ('In', 'NotIn') else 'takes no'} values")
+            ok = False
+    return ok
+
+
 def matches(selector, labels):
-    return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
+    """LabelSelector semantics (matchLabels AND every matchExpression)."""
+    selector = selector or {}
+    if not all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        k, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        if op == "In":
+            ok = k in labels and labels[k] in values
+        elif op == "NotIn":
+            ok = labels.get(k) not in values
+        elif op == "Exists":
+            ok = k in labels
+        elif op == "DoesNotExist":
+            ok = k not in labels
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+def namespace(doc):
+    return (doc.get("metadata") or {}).get("namespace")
+
+
+def selected_pods(pods, selector, namespaces):
+    """Pod templates in one of namespaces (None: any) whose labels the selector matches."""
+    return [p for p in pods
+            if (namespaces is None or p["namespace"] in namespaces) and matches(selector, p["labels"])]
+
+
+def check_port(where, what, port, selected):
+    """port: a container port name (str) or number (int) every selected pod must declare."""
+    if not selected:
+        if isinstance(port, str):
+            err(where, f"{what} {port!r} cannot be resolved: the selector matches no pod template")
+        return
+    for p in selected:
+        if isinstance(port, str):
+            if port not in p["ports"]:
+                err(where, f"{what} {port!r} is not a named container port of {p['name']}")
+        elif port not in p["numbers"]:
+            err(where, f"{what} {port!r} is not a containerPort of {p['name']}")
 
 
 def check_relabelings(where, rules):
@@ -81,15 +163,22 @@ def check_podmonitor(doc, pods):
         return
     for k in set(spec) - PODMONITOR_SPEC_FIELDS:
         err(w, f"unknown spec field {k!r}")
+    selected = []
     if "selector" not in spec:
         err(w, "spec.selector is required")
+    elif check_selector(f"{w} spec.selector", spec["selector"]):
+        nss = spec.get("namespaceSelector") or {}
+        if nss.get("any"):
+            allowed = None
+        else:
+            allowed = set(nss.get("matchNames") or [namespace(doc)])
+        selected = selected_pods(pods, spec["selector"], allowed)
+        if not selected:
+            err(w, "selector matches no pod template (in the namespaces it watches)")
     eps = spec.get("podMetricsEndpoints")
     if not eps:
         err(w, "spec.podMetricsEndpoints is empty")
         return
-    selected = [p for p in pods if matches(spec.get("selector"), p["labels"])]
-    if pods and not selected:
-        err(w, "selector matches no pod template")
     for i, ep in enumerate(eps):
         we = f"{w} podMetricsEndpoints[{i}]"
         for k in set(ep) - ENDPOINT_FIELDS:
@@ -102,11 +191,14 @@ def check_podmonitor(doc, pods):
         for k in ("relabelings", "metricRelabelings"):
             if k in ep:
                 check_relabelings(f"{we}.{k}", ep[k])
-        port = ep.get("port")
-        if port is not None:
-            for p in selected:
-                if port not in p["ports"]:
-                    err(we, f"port {port!r} is not a named container port of {p['name']}")
+        if "port" in ep:
+            if not isinstance(ep["port"], str):
+                err(we, f"port {ep['port']!r} must be a container port name (portNumber is the number)")
+            else:
+                check_port(we, "port", ep["port"], selected)
+        for k in ("portNumber", "targetPort"):
+            if k in ep:
+                check_port(we, k, ep[k], selected)
     # the dashboard needs the node label
     rel = [r for ep in eps for r in ep.get("relabelings", [])]
     if not any(r.get("targetLabel") == "node" and "__meta_kubernetes_pod_node_name" in r.get("sourceLabels", [])
@@ -184,6 +276,22 @@ def check_daemonset(doc):
             err(wc, f"no journal mount at {JOURNAL}")
 
 
+def check_service(doc, pods):
+    w = f"Service/{doc['metadata']['name']}"
+    spec = doc.get("spec") or {}
+    # a Service's selector is a plain label map; none (or empty) selects no pod at all
+    selector = spec.get("selector") or {}
+    selected = []
+    if not selector:
+        err(w, "no selector: it selects no pod")
+    else:
+        selected = selected_pods(pods, {"matchLabels": selector}, {namespace(doc)})
+        if not selected:
+            err(w, "selector matches no pod template (in its namespace)")
+    for i, p in enumerate(spec.get("ports") or []):
+        check_port(f"{w} ports[{i}]", "targetPort", p.get("targetPort", p.get("port")), selected)
+
+
 def main(paths):
     docs = []
     for p in paths:
@@ -193,11 +301,22 @@ def main(paths):
     for _, d in docs:
         if d.get("kind") in ("DaemonSet", "Deployment", "StatefulSet"):
             t = d["spec"]["template"]
+            name = f"{d['kind']}/{d['metadata']['name']}"
+            labels = (t.get("metadata") or {}).get("labels") or {}
+            cports = [p for c in t["spec"]["containers"] for p in c.get("ports", [])]
             pods.append({
-                "name": f"{d['kind']}/{d['metadata']['name']}",
-                "labels": t.get("metadata", {}).get("labels", {}),
-                "ports": {p.get("name") for c in t["spec"]["containers"] for p in c.get("ports", [])},
+                "name": name,
+                "namespace": namespace(d),
+                "labels": labels,
+                "ports": {p.get("name") for p in cports if p.get("name")},
+                "numbers": {p.get("containerPort") for p in cports},
             })
+            # the API server refuses a workload whose selector does not match its template
+            sel = d["spec"].get("selector")
+            if not sel or not (sel.get("matchLabels") or sel.get("matchExpressions")):
+                err(name, "spec.selector is empty")
+            elif not matches(sel, labels):
+                err(name, "spec.selector does not match the pod template's labels")
     kinds = set()
     for path, d in docs:
         kind = d.get("kind")
@@ -207,13 +326,10 @@ def main(paths):
         elif kind == "DaemonSet":
             check_daemonset(d)
         elif kind == "Service":
-            for p in d["spec"].get("ports", []):
-                tp = p.get("targetPort")
-                if isinstance(tp, str):
-                    sel = [q for q in pods if matches({"matchLabels": d["spec"].get("selector", {})}, q["labels"])]
-                    for q in sel:
-                        if tp not in q["ports"]:
-                            err(f"Service/{d['metadata']['name']}", f"targetPort {tp!r} not a port of {q['name']}")
+            check_service(d, pods)
+    for kind in REQUIRED_KINDS:
+        if kind not in kinds:
+            err(", ".join(paths) or "(no files)", f"no {kind} found")
     for e in errors:
         print(f"ERROR {e}")
     print(f"checked {len(docs)} objects ({', '.join(sorted(k for k in kinds if k))}): {len(errors)} problems")

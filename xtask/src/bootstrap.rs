@@ -180,19 +180,3 @@ pub fn test_deps() -> Result<()> {
     apt_install(TEST_PACKAGES, "the end-to-end tests")?;
     Ok(())
 }
-
-/// Installs a Python tool with pip if its command is missing.
-pub fn pip_tool(command: &str, package: &str) -> Result<()> {
-    if which(command).is_some() {
-        return Ok(());
-    }
-    say(&format!("installing {package} from PyPI"));
-    run(Command::new("python3").args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        package,
-    ]))
-}

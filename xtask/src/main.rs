@@ -3,7 +3,10 @@
 mod bench;
 mod bootstrap;
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -64,6 +67,31 @@ pub fn run_checked(cmd: &mut Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// The offline checks of the Kubernetes manifests (deploy/validate.sh) and of the dashboard
+/// and alert rules (dashboards/check.sh). They install their own tools (a virtualenv in
+/// target/pyenv, kustomize; promtool comes with `test_deps`) and fail instead of skipping.
+/// Both run; either failing fails the command.
+fn offline_checks() -> Result<()> {
+    let mut failed = Vec::new();
+    for script in ["deploy/validate.sh", "dashboards/check.sh"] {
+        eprintln!("xtask: running {script}");
+        let status = Command::new("bash")
+            .arg(workspace_root().join(script))
+            .current_dir(workspace_root())
+            .env_remove("PROM_URL")
+            .stdin(Stdio::null())
+            .status()
+            .with_context(|| format!("starting bash {script}"))?;
+        if !status.success() {
+            failed.push(format!("{script} ({status})"));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("offline checks failed: {}", failed.join(", "));
     }
     Ok(())
 }
@@ -129,7 +157,7 @@ fn main() -> Result<()> {
                 bail!("the end-to-end tests load eBPF programs and create PID namespaces and cgroups: run `cargo xtask test` as root (or `cargo xtask test --unit`)");
             }
             bootstrap::test_deps()?;
-            bootstrap::pip_tool("kubernetes-validate", "kubernetes-validate")?;
+            offline_checks()?;
             let bin = build_sigtrace(false)?;
             // Privileged tests share the kernel, cgroups and daemons: one at a time.
             run_checked(
