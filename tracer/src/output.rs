@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Write};
 
 use crate::decode::{Clock, KernelRecord};
 use crate::driver::{Consumer, FeedError, Input};
-use crate::engine::{ContainerStop, Diagnosis, Output, ProcessStop, TimelineEvent, TimelineWhat};
+use crate::engine::{
+    ContainerStop, Diagnosis, Output, ProcessStop, SignalOrigin, TimelineEvent, TimelineWhat,
+};
 use crate::event::WallTime;
 
 /// How records are printed.
@@ -24,10 +26,17 @@ impl Format {
         if json {
             return Format::Json;
         }
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Format::Terminal {
-            color: !no_color && std::io::stdout().is_terminal(),
+            color: Self::colour_for(
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            ),
         }
+    }
+
+    /// Colour for a terminal, unless `NO_COLOR` is set to anything but the empty string.
+    pub fn colour_for(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        terminal && no_color.is_none_or(|v| v.is_empty())
     }
 }
 
@@ -70,15 +79,80 @@ fn diagnosis_color(d: Diagnosis) -> &'static str {
 fn place(c: Option<&crate::container::ContainerInfo>) -> String {
     match c {
         None => "host".to_string(),
-        Some(c) => {
-            let short = c.id.get(..12).unwrap_or(&c.id);
-            let name = c.name.as_deref().unwrap_or(short);
-            match (&c.namespace, &c.pod) {
-                (Some(ns), Some(pod)) => format!("{ns}/{pod}/{name}"),
-                _ => name.to_string(),
-            }
-        }
+        Some(c) => match (&c.namespace, &c.pod) {
+            (Some(ns), Some(pod)) => format!("{ns}/{pod}/{}", c.label()),
+            _ => c.label().to_string(),
+        },
     }
+}
+
+/// One line of the terminal timeline (without colour): the only rendering of a
+/// [`TimelineEvent`] for people.
+pub fn timeline_line(t: &TimelineEvent) -> String {
+    let who = format!("{}({})", t.comm, t.pid);
+    let what = match &t.what {
+        TimelineWhat::Generate {
+            signal,
+            sender,
+            result,
+            disposition,
+            forwarded,
+            escalation,
+            origin,
+            ..
+        } => {
+            let mut s = format!(
+                "{:<8} {}({}) → {who}  {}, {}",
+                signal.name(),
+                sender.comm,
+                sender.pid,
+                result.as_str(),
+                disposition.as_str()
+            );
+            if *forwarded {
+                s.push_str("  [forwarded]");
+            }
+            if *escalation {
+                s.push_str("  [escalation]");
+            }
+            match origin {
+                SignalOrigin::User => {}
+                SignalOrigin::Kernel => s.push_str("  [kernel]"),
+                SignalOrigin::NamespaceTeardown => s.push_str("  [namespace teardown]"),
+            }
+            s
+        }
+        TimelineWhat::Deliver {
+            signal,
+            tid,
+            disposition,
+            converted_from,
+        } => match converted_from {
+            Some(orig) => format!(
+                "{:<8} {who} dies of {orig} (default action, delivered as {signal})",
+                orig.name()
+            ),
+            None => format!(
+                "{:<8} delivered to {who} tid {tid} → {}",
+                signal.name(),
+                disposition.as_str()
+            ),
+        },
+        TimelineWhat::Exit { exit, after_s } => format!(
+            "{:<8} {who} {} after {after_s:.3}s",
+            "exit",
+            exit_text(Some(exit))
+        ),
+        TimelineWhat::OomVictim { invoker_pid } => format!(
+            "{:<8} {who} chosen by the OOM killer (allocation by pid {invoker_pid})",
+            "OOM"
+        ),
+    };
+    format!(
+        "{}  {:<28} {what}",
+        clock_time(t.time),
+        place(t.container.as_deref())
+    )
 }
 
 /// "HH:MM:SS.mmm" of a time.
@@ -130,62 +204,7 @@ impl<W: Write> Printer<W> {
         if self.format == Format::Json || (self.containers_only && t.container.is_none()) {
             return Ok(());
         }
-        let who = format!("{}({})", t.comm, t.pid);
-        let what = match &t.what {
-            TimelineWhat::Generate {
-                signal,
-                sender,
-                result,
-                disposition,
-                forwarded,
-                escalation,
-                ..
-            } => {
-                let mut s = format!(
-                    "{:<8} {}({}) → {who}  {}, {}",
-                    signal.name(),
-                    sender.comm,
-                    sender.pid,
-                    result.as_str(),
-                    disposition.as_str()
-                );
-                if *forwarded {
-                    s.push_str("  [forwarded]");
-                }
-                if *escalation {
-                    s.push_str("  [escalation]");
-                }
-                s
-            }
-            TimelineWhat::Deliver {
-                signal,
-                tid,
-                disposition,
-                converted_from,
-            } => match converted_from {
-                Some(orig) => format!("{:<8} {who} dies of {orig} (default action)", orig.name()),
-                None => format!(
-                    "{:<8} delivered to {who} tid {tid} → {}",
-                    signal.name(),
-                    disposition.as_str()
-                ),
-            },
-            TimelineWhat::Exit { exit, after_s } => format!(
-                "{:<8} {who} {} after {after_s:.3}s",
-                "exit",
-                exit_text(Some(exit))
-            ),
-            TimelineWhat::OomVictim { invoker_pid } => format!(
-                "{:<8} {who} chosen by the OOM killer (allocation by pid {invoker_pid})",
-                "OOM"
-            ),
-        };
-        let line = format!(
-            "{}  {:<28} {what}",
-            clock_time(t.time),
-            place(t.container.as_deref())
-        );
-        writeln!(self.out, "{}", self.paint(DIM, &line))
+        writeln!(self.out, "{}", self.paint(DIM, &timeline_line(t)))
     }
 
     fn process_stop(&mut self, p: &ProcessStop) -> std::io::Result<()> {
@@ -237,7 +256,7 @@ impl<W: Write> Printer<W> {
             clock_time(c.started),
             place(Some(&c.container)),
             self.paint(BOLD, "CONTAINER STOP"),
-            c.container.id.get(..12).unwrap_or(&c.container.id),
+            c.container.short_id(),
             c.container.runtime,
             c.duration_s,
             c.processes.len(),
@@ -260,6 +279,11 @@ impl<W: Write> Printer<W> {
 
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.out
     }
 }
 
@@ -299,3 +323,7 @@ impl<W: Write> Consumer for RawPrinter<W> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "output_tests.rs"]
+mod tests;

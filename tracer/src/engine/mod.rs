@@ -41,7 +41,7 @@ mod output;
 mod queue;
 mod state;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use classify::{classify, SenderClass, RUNTIME_COMMS};
 pub use containers::ContainerStop;

@@ -167,16 +167,51 @@ fn host_processes_make_no_container_record() {
     assert_eq!(stops(&out).len(), 1);
 }
 
+/// Every pair of diagnoses in a container decides its diagnosis by the documented precedence
+/// (module doc of `engine::containers`), whichever process (the init or its child) holds
+/// which.
 #[test]
 fn ranking_prefers_the_cause_over_its_consequences() {
-    use crate::engine::containers::rank;
-    assert!(rank(Diagnosis::ForceKilled) < rank(Diagnosis::OrphanKilled));
-    assert!(rank(Diagnosis::OrphanKilled) < rank(Diagnosis::Graceful));
-    assert!(rank(Diagnosis::OomKilled) < rank(Diagnosis::SlowHandler));
-    let mut ranks: Vec<u8> = Diagnosis::ALL.iter().map(|&d| rank(d)).collect();
-    ranks.sort_unstable();
-    ranks.dedup();
-    assert_eq!(ranks.len(), Diagnosis::ALL.len());
+    use crate::engine::containers::Containers;
+    const ORDER: [Diagnosis; 11] = [
+        Diagnosis::OomKilled,
+        Diagnosis::ShellNotForwarding,
+        Diagnosis::IgnoredByPid1,
+        Diagnosis::WrongSignal,
+        Diagnosis::SignalIgnored,
+        Diagnosis::SignalBlocked,
+        Diagnosis::SlowHandler,
+        Diagnosis::ForceKilled,
+        Diagnosis::DefaultAction,
+        Diagnosis::OrphanKilled,
+        Diagnosis::Graceful,
+    ];
+    assert!(Diagnosis::ALL.iter().all(|d| ORDER.contains(d)));
+    let app = task(100, "app").init().cgroup(7);
+    let mut template = stop_of(&run(handled_runtime_term(&app, 0.1, 10.0)), 100);
+    template.container = Some(info(7));
+    let record = |pid: u32, init: bool, d: Diagnosis| ProcessStop {
+        pid,
+        ns_init: init,
+        diagnosis: d,
+        ..template.clone()
+    };
+    for (i, &stronger) in ORDER.iter().enumerate() {
+        for &weaker in &ORDER[i + 1..] {
+            for (init_d, child_d) in [(stronger, weaker), (weaker, stronger)] {
+                let mut groups = Containers::default();
+                let mut out = Vec::new();
+                let first = (ns(0.0), wall(0.0));
+                groups.record(record(101, false, child_d), first, ns(5.0), 1, &mut out);
+                groups.record(record(100, true, init_d), first, ns(10.0), 0, &mut out);
+                let c = one(&out);
+                assert_eq!(
+                    c.diagnosis, stronger,
+                    "init {init_d:?}, child {child_d:?}: {stronger:?} must explain the container"
+                );
+            }
+        }
+    }
 }
 
 /// S9 as docker runs it (`--init`): tini blocks its signals and takes SIGTERM with sigwait (no
