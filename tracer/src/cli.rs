@@ -155,67 +155,9 @@ fn parse_signal(s: &str) -> Result<i32, String> {
         .ok_or_else(|| format!("unknown signal {s:?} (use a name like SIGTERM or TERM, or 1-64)"))
 }
 
-/// Parses an RFC 3339 UTC time ("2026-11-21T10:00:00Z", fractional seconds and numeric
-/// offsets accepted) into nanoseconds since the epoch.
+/// `--since`/`--until`: RFC 3339 (see [`crate::event::parse_time`]).
 pub fn parse_time(s: &str) -> Result<i64, String> {
-    let err = || format!("invalid time {s:?}: expected RFC 3339 like 2026-11-21T10:00:00Z");
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return Err(err());
-    }
-    let num =
-        |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(err);
-    let (y, mo, d, h, mi, sec) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    let mut rest = &s[19..];
-    let mut frac_ns = 0i64;
-    if let Some(f) = rest.strip_prefix('.') {
-        let digits: String = f.chars().take_while(|c| c.is_ascii_digit()).collect();
-        if digits.is_empty() {
-            return Err(err());
-        }
-        let padded = format!("{digits:0<9}");
-        frac_ns = padded[..9].parse().map_err(|_| err())?;
-        rest = &f[digits.len()..];
-    }
-    let offset_s = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let oh: i64 = o[1..3].parse().map_err(|_| err())?;
-            let om: i64 = o[4..6].parse().map_err(|_| err())?;
-            let v = oh * 3600 + om * 60;
-            if o.starts_with('-') {
-                -v
-            } else {
-                v
-            }
-        }
-        _ => return Err(err()),
-    };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return Err(err());
-    }
-    // Days from civil (Howard Hinnant).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_s) * 1_000_000_000 + frac_ns)
+    crate::event::parse_time(s)
 }
 
 #[cfg(test)]
@@ -233,6 +175,8 @@ mod tests {
         );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2026-13-01T00:00:00Z").is_err());
+        // Multi-byte text where digits were expected: an error, not a panic.
+        assert!(parse_time("2026-11-21T10:00:00+0é00").is_err());
     }
 
     #[test]

@@ -11,8 +11,7 @@ mod comm;
 mod time;
 
 pub use comm::{Comm, COMM_LEN};
-pub(crate) use time::civil_from_days;
-pub use time::{rfc3339, WallTime};
+pub use time::{parse_time, rfc3339, utc_stamp, WallTime};
 
 /// A signal number, shown by name ("SIGTERM", "SIGRTMIN+3").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -371,18 +370,12 @@ mod tests {
 
     #[test]
     fn rfc3339_fast_path_matches_the_formatter() {
-        // The formatter-only version this replaced.
+        // jiff's own formatter.
         let slow = |wall_ns: i64| {
-            let secs = wall_ns.div_euclid(1_000_000_000);
-            let micros = wall_ns.rem_euclid(1_000_000_000) / 1000;
-            let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-            let (y, m, d) = civil_from_days(days);
-            format!(
-                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-                sod / 3600,
-                sod % 3600 / 60,
-                sod % 60
-            )
+            jiff::Timestamp::from_microsecond(wall_ns.div_euclid(1000))
+                .unwrap()
+                .strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
+                .to_string()
         };
         let mut x = 0x1234_5678_9abc_def0u64;
         for _ in 0..10_000 {

@@ -1,8 +1,9 @@
-//! Wall-clock instants: [`WallTime`], formatted as RFC 3339 only when shown, and the
-//! calendar arithmetic behind it.
+//! Wall-clock instants: [`WallTime`], formatted as RFC 3339 only when shown, and
+//! [`parse_time`], the one parser of times people type; the calendar is `jiff`'s.
 use std::borrow::Cow;
 use std::fmt;
 
+use jiff::{tz::Offset, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A wall-clock instant (microseconds since the Unix epoch), shown and serialised as an
@@ -20,55 +21,32 @@ impl WallTime {
         self.0
     }
 
-    /// Parses what [`fmt::Display`] writes ("2023-11-14T22:13:20.123456Z").
+    /// Parses what [`fmt::Display`] writes ("2023-11-14T22:13:20.123456Z"), nothing else.
     pub fn parse(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() != 27 {
-            return None;
-        }
-        let num = |at: usize, width: usize| -> Option<i64> {
-            b[at..at + width].iter().try_fold(0i64, |v, &c| {
-                c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0'))
-            })
-        };
-        let (y, m, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-        let (hh, mm, ss, us) = (num(11, 2)?, num(14, 2)?, num(17, 2)?, num(20, 6)?);
-        if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
-            return None;
-        }
-        let days = days_from_civil(y, m, d);
-        let t = Self((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000 + us);
-        // Rejects what does not format back the same (a 30th of February, separators).
+        let t = Self(s.parse::<Timestamp>().ok()?.as_microsecond());
+        // Rejects other precisions, offsets and separators: only what formats back the same.
         t.is(s).then_some(t)
     }
-}
 
-impl WallTime {
-    /// The RFC 3339 text, without the formatting machinery, for years 0 to 9999 (every time
-    /// an i64 of nanoseconds can hold).
+    /// The RFC 3339 text, without the formatting machinery.
     fn rfc3339_bytes(self) -> Option<[u8; 27]> {
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-        if !(0..=9999).contains(&y) {
-            return None;
-        }
+        let dt = Offset::UTC.to_datetime(Timestamp::from_microsecond(self.0).ok()?);
         let mut b = *b"0000-00-00T00:00:00.000000Z";
-        let mut put = |at: usize, width: usize, mut v: i64| {
+        let mut put = |at: usize, width: usize, v: i64| {
+            let mut v = v;
             for i in (at..at + width).rev() {
                 b[i] = b'0' + (v % 10) as u8;
                 v /= 10;
             }
         };
-        put(0, 4, y);
-        put(5, 2, m);
-        put(8, 2, d);
-        put(11, 2, sod / 3600);
-        put(14, 2, sod % 3600 / 60);
-        put(17, 2, sod % 60);
-        put(20, 6, micros);
-        Some(b)
+        put(0, 4, i64::from(dt.year()));
+        put(5, 2, i64::from(dt.month()));
+        put(8, 2, i64::from(dt.day()));
+        put(11, 2, i64::from(dt.hour()));
+        put(14, 2, i64::from(dt.minute()));
+        put(17, 2, i64::from(dt.second()));
+        put(20, 6, i64::from(dt.subsec_nanosecond() / 1000));
+        (dt.year() >= 0).then_some(b)
     }
 
     fn is(self, text: &str) -> bool {
@@ -81,19 +59,14 @@ impl WallTime {
 
 impl fmt::Display for WallTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(b) = self.rfc3339_bytes() {
-            return f.pad(std::str::from_utf8(&b).unwrap_or_default());
+        match self.rfc3339_bytes() {
+            Some(b) => f.pad(std::str::from_utf8(&b).unwrap_or_default()),
+            // Before year 0 or past what jiff spans: not a time a kernel clock gives.
+            None => match Timestamp::from_microsecond(self.0) {
+                Ok(t) => f.pad(&t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()),
+                Err(_) => write!(f, "{}us", self.0),
+            },
         }
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-        f.pad(&format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            sod / 3600,
-            sod % 3600 / 60,
-            sod % 60
-        ))
     }
 }
 
@@ -135,31 +108,28 @@ impl<'de> Deserialize<'de> for WallTime {
     }
 }
 
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Days since 1970-01-01 of a (year, month, day) (Howard Hinnant's days_from_civil).
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Formats wall-clock nanoseconds since the epoch as RFC 3339 UTC with microseconds.
 pub fn rfc3339(wall_ns: i64) -> String {
     WallTime::from_ns(wall_ns).to_string()
+}
+
+/// Parses an RFC 3339 time ("2026-11-21T10:00:00Z", fractional seconds and numeric offsets
+/// accepted) into nanoseconds since the epoch.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let t: Timestamp = s.parse().map_err(|e| {
+        format!("invalid time {s:?}: expected RFC 3339 like 2026-11-21T10:00:00Z ({e})")
+    })?;
+    i64::try_from(t.as_nanosecond())
+        .map_err(|_| format!("time {s:?} is outside what nanoseconds since 1970 can hold"))
+}
+
+/// `yyyymmddThhmmssZ` for seconds since the Unix epoch (UTC): journal file names.
+pub fn utc_stamp(secs: u64) -> String {
+    match i64::try_from(secs)
+        .ok()
+        .and_then(|s| Timestamp::from_second(s).ok())
+    {
+        Some(t) => t.strftime("%Y%m%dT%H%M%SZ").to_string(),
+        None => format!("{secs}"),
+    }
 }

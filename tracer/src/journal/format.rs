@@ -225,17 +225,7 @@ pub(crate) fn decode_container(p: &[u8]) -> Result<(u64, ContainerInfo), String>
     Ok((le_u64(p, 0), info))
 }
 
-/// `yyyymmddThhmmssZ` for seconds since the Unix epoch (UTC).
-pub(crate) fn utc_stamp(secs: u64) -> String {
-    let (year, month, day) = crate::event::civil_from_days((secs / 86_400) as i64);
-    let sod = secs % 86_400;
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
-}
+pub(crate) use crate::event::utc_stamp;
 
 /// Whether a file name is one the writer creates (and may therefore delete).
 pub(crate) fn is_writer_name(name: &str) -> bool {

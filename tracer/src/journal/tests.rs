@@ -1,6 +1,5 @@
 //! Journal tests: round trips, rotation, and every kind of damage.
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use tracer_common::{kind, Header, ProcessExit, SignalGenerate, TaskInfo};
 
@@ -8,26 +7,12 @@ use super::format::{file_header, frame_header, utc_stamp};
 use super::*;
 use crate::decode::{encode, KernelRecord};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "sigtrace-journal-test-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh directory, removed on drop.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sigtrace-journal-test-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 const OFFSET: i64 = 1_000_000_000;
@@ -165,7 +150,7 @@ fn warnings(items: &[Result<OwnedItem, JournalError>]) -> Vec<&JournalWarning> {
 
 #[test]
 fn every_record_type_round_trips() {
-    let dir = TempDir::new("roundtrip");
+    let dir = temp_dir("roundtrip");
     let generate = encode(&KernelRecord::Generate(SignalGenerate {
         header: Header {
             kind: kind::SIGNAL_GENERATE,
@@ -176,7 +161,7 @@ fn every_record_type_round_trips() {
         ..Default::default()
     }));
     let info = container("abc");
-    let mut w = JournalWriter::open(&dir.0, JournalOptions::default(), session()).unwrap();
+    let mut w = JournalWriter::open(dir.path(), JournalOptions::default(), session()).unwrap();
     w.append_kernel(&generate).unwrap();
     w.append_lost(7, 6_000).unwrap();
     w.append_container(77, &info).unwrap();
@@ -186,7 +171,7 @@ fn every_record_type_round_trips() {
     let path = w.path().to_path_buf();
     drop(w);
 
-    let (items, stats) = read(&[&dir.0], true);
+    let (items, stats) = read(&[dir.path()], true);
     let items: Vec<OwnedItem> = items.into_iter().map(Result::unwrap).collect();
     let kinds: Vec<Owned> = items.iter().map(|i| i.kind.clone()).collect();
     assert_eq!(
@@ -236,7 +221,7 @@ fn current_session_describes_this_process() {
 
 #[test]
 fn rotation_caps_the_directory_and_spares_foreign_files() {
-    let dir = TempDir::new("rotate");
+    let dir = temp_dir("rotate");
     let foreign = [
         ("notes.txt", &b"hello"[..]),
         ("other.journal", &b"xx"[..]),
@@ -247,13 +232,13 @@ fn rotation_caps_the_directory_and_spares_foreign_files() {
         ),
     ];
     for (name, content) in foreign {
-        std::fs::write(dir.0.join(name), content).unwrap();
+        std::fs::write(dir.path().join(name), content).unwrap();
     }
     let options = JournalOptions {
         max_file_bytes: 1500,
         max_total_bytes: 5000,
     };
-    let mut w = JournalWriter::open(&dir.0, options, session()).unwrap();
+    let mut w = JournalWriter::open(dir.path(), options, session()).unwrap();
     w.append_container(9, &container("c9")).unwrap();
     let mut created = vec![w.path().to_path_buf()];
     for i in 0..300 {
@@ -283,7 +268,7 @@ fn rotation_caps_the_directory_and_spares_foreign_files() {
     assert!(sizes.iter().all(|&s| s <= 1500), "{sizes:?}");
     assert!(sizes.iter().sum::<u64>() <= 5000);
     for (name, content) in foreign {
-        assert_eq!(std::fs::read(dir.0.join(name)).unwrap(), content);
+        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), content);
     }
 
     // Every file replays alone: session first, then the container it knew.
@@ -297,7 +282,7 @@ fn rotation_caps_the_directory_and_spares_foreign_files() {
         assert!(matches!(first[1], Owned::Container { cgroup_id: 9, .. }));
     }
     // The directory: the two foreign .journal files are errors, the events are the newest.
-    let (items, _) = read(&[&dir.0], false);
+    let (items, _) = read(&[dir.path()], false);
     let errs = errors(&items);
     assert_eq!(errs.len(), 2);
     assert!(errs
@@ -310,20 +295,20 @@ fn rotation_caps_the_directory_and_spares_foreign_files() {
 
 #[test]
 fn a_new_writer_in_the_same_second_sorts_after_the_old_one() {
-    let dir = TempDir::new("reopen");
-    let a = write_events(&dir.0, 1);
-    let b = write_events(&dir.0, 1);
+    let dir = temp_dir("reopen");
+    let a = write_events(dir.path(), 1);
+    let b = write_events(dir.path(), 1);
     assert!(a < b, "{a:?} {b:?}");
-    let (items, _) = read(&[&dir.0], true);
+    let (items, _) = read(&[dir.path()], true);
     assert_eq!(event_ids(&items), [0, 0]);
 }
 
 #[test]
 fn a_truncated_last_frame_replays_everything_before_it_with_a_warning() {
-    let dir = TempDir::new("truncated");
-    let full = std::fs::read(write_events(&dir.0, 10)).unwrap();
+    let dir = temp_dir("truncated");
+    let full = std::fs::read(write_events(dir.path(), 10)).unwrap();
     let last = full.len() - EXIT_FRAME;
-    let cut_path = dir.0.join("cut.journal");
+    let cut_path = dir.path().join("cut.journal");
     for cut in [0, 1, 3, 4, 9, 15, 16, 17, 60, EXIT_FRAME - 1] {
         std::fs::write(&cut_path, &full[..last + cut]).unwrap();
         let (items, stats) = read(&[&cut_path], true);
@@ -391,8 +376,8 @@ fn event_offsets(path: &Path) -> Vec<usize> {
 
 #[test]
 fn garbage_in_the_middle_is_an_error_and_lenient_mode_resynchronises() {
-    let dir = TempDir::new("garbage");
-    let path = write_events(&dir.0, 10);
+    let dir = temp_dir("garbage");
+    let path = write_events(dir.path(), 10);
     let full = std::fs::read(&path).unwrap();
     let offs = event_offsets(&path);
     let at = offs[5];
@@ -436,8 +421,8 @@ fn garbage_in_the_middle_is_an_error_and_lenient_mode_resynchronises() {
 
 #[test]
 fn a_bad_crc_or_length_loses_only_that_record() {
-    let dir = TempDir::new("crc");
-    let path = write_events(&dir.0, 10);
+    let dir = temp_dir("crc");
+    let path = write_events(dir.path(), 10);
     let offs = event_offsets(&path);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[offs[3] + 16 + 40] ^= 0xff; // payload byte
@@ -463,8 +448,8 @@ fn a_bad_crc_or_length_loses_only_that_record() {
 
 #[test]
 fn garbage_at_the_end_is_corruption_not_truncation() {
-    let dir = TempDir::new("tail");
-    let path = write_events(&dir.0, 3);
+    let dir = temp_dir("tail");
+    let path = write_events(dir.path(), 3);
     let mut bytes = std::fs::read(&path).unwrap();
     let end = bytes.len() as u64;
     bytes.extend_from_slice(b"garbage garbage");
@@ -481,16 +466,16 @@ fn garbage_at_the_end_is_corruption_not_truncation() {
 
 #[test]
 fn foreign_and_future_files_are_errors_and_the_others_are_still_read() {
-    let dir = TempDir::new("foreign");
-    write_events(&dir.0, 4);
-    let bogus = dir.0.join("bogus.journal");
+    let dir = temp_dir("foreign");
+    write_events(dir.path(), 4);
+    let bogus = dir.path().join("bogus.journal");
     std::fs::write(&bogus, b"hello, this is not a journal at all").unwrap();
-    let future = dir.0.join("future.journal");
+    let future = dir.path().join("future.journal");
     let mut header = file_header();
     header[8..10].copy_from_slice(&2u16.to_le_bytes());
     std::fs::write(&future, header).unwrap();
 
-    let (items, stats) = read(&[&dir.0], false);
+    let (items, stats) = read(&[dir.path()], false);
     let errs: Vec<String> = errors(&items).iter().map(|e| e.to_string()).collect();
     assert_eq!(
         errs,
@@ -505,13 +490,13 @@ fn foreign_and_future_files_are_errors_and_the_others_are_still_read() {
     assert_eq!(event_ids(&items), [0, 1, 2, 3]);
     assert_eq!((stats.failed_files, stats.files), (2, 1));
 
-    let (items, _) = read(&[&dir.0], true);
+    let (items, _) = read(&[dir.path()], true);
     assert_eq!(items.len(), 1);
     assert!(matches!(&items[0], Err(JournalError::NotAJournal { path }) if *path == bogus));
 
     // A missing input names its path; lenient mode goes on.
-    let missing = dir.0.join("missing.journal");
-    let (items, _) = read(&[&missing, &dir.0.join("bogus.journal")], false);
+    let missing = dir.path().join("missing.journal");
+    let (items, _) = read(&[&missing, &dir.path().join("bogus.journal")], false);
     assert!(errors(&items)[0]
         .to_string()
         .starts_with(&format!("{}: cannot read the journal:", missing.display())));
@@ -520,8 +505,8 @@ fn foreign_and_future_files_are_errors_and_the_others_are_still_read() {
 
 #[test]
 fn unknown_record_types_are_skipped_and_counted() {
-    let dir = TempDir::new("unknown");
-    let path = write_events(&dir.0, 2);
+    let dir = temp_dir("unknown");
+    let path = write_events(dir.path(), 2);
     let mut bytes = std::fs::read(&path).unwrap();
     let payload = b"a record from the future";
     bytes.extend_from_slice(&frame_header(999, &[payload]));
@@ -551,8 +536,8 @@ fn unknown_record_types_are_skipped_and_counted() {
 
 #[test]
 fn an_event_before_any_session_has_no_clock() {
-    let dir = TempDir::new("nosession");
-    let path = dir.0.join("x.journal");
+    let dir = temp_dir("nosession");
+    let path = dir.path().join("x.journal");
     let ev = exit_record(0);
     let mut bytes = file_header().to_vec();
     bytes.extend_from_slice(&frame_header(record_type::KERNEL, &[&ev]));
@@ -569,8 +554,8 @@ fn an_event_before_any_session_has_no_clock() {
 
 #[test]
 fn lent_kernel_frames_are_the_bytes_written() {
-    let dir = TempDir::new("lend");
-    let path = write_events(&dir.0, 5);
+    let dir = temp_dir("lend");
+    let path = write_events(dir.path(), 5);
     let mut r = JournalReader::new([&path], ReaderOptions::default());
     let mut seen = Vec::new();
     while let Some(item) = r.next_item() {
@@ -586,8 +571,8 @@ fn lent_kernel_frames_are_the_bytes_written() {
 
 #[test]
 fn writer_errors_name_the_path() {
-    let dir = TempDir::new("errors");
-    let blocker = dir.0.join("blocker");
+    let dir = temp_dir("errors");
+    let blocker = dir.path().join("blocker");
     std::fs::write(&blocker, b"a file").unwrap();
     let target = blocker.join("journal");
     let Err(e) = JournalWriter::open(&target, JournalOptions::default(), session()) else {
@@ -599,7 +584,7 @@ fn writer_errors_name_the_path() {
     )));
     assert_eq!(e.path(), target);
 
-    let mut w = JournalWriter::open(&dir.0, JournalOptions::default(), session()).unwrap();
+    let mut w = JournalWriter::open(dir.path(), JournalOptions::default(), session()).unwrap();
     let huge = "x".repeat(MAX_PAYLOAD + 1);
     assert!(matches!(
         w.append_note(&huge),
