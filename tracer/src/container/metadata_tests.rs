@@ -122,6 +122,8 @@ fn crio_annotations() {
     );
 }
 
+/// The annotation, not the cgroup layout's guess, says podman: a look-up that expected CRI-O
+/// (both keep bundles in containers/storage) still finds podman.
 #[test]
 fn podman_bundle_in_containers_storage() {
     let root = TempDir::new("md-podman");
@@ -131,8 +133,19 @@ fn podman_bundle_in_containers_storage() {
     );
     let mut c = MetadataCache::new(dirs(&root), 16);
     assert_eq!(
-        c.lookup(ID, Runtime::Podman, true).unwrap().runtime,
+        c.lookup(ID, Runtime::CriO, true).unwrap().runtime,
         Some(Runtime::Podman)
+    );
+    // Without the annotation, the same bundle is CRI-O's.
+    let plain = TempDir::new("md-podman-plain");
+    plain.write(
+        &format!("storage/overlay-containers/{ID}/userdata/config.json"),
+        r#"{"annotations": {"io.container.manager": "cri-o"}}"#,
+    );
+    let mut c = MetadataCache::new(dirs(&plain), 16);
+    assert_eq!(
+        c.lookup(ID, Runtime::CriO, true).unwrap().runtime,
+        Some(Runtime::CriO)
     );
 }
 
