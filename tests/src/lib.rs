@@ -11,6 +11,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod metrics;
 pub mod runc;
 pub mod runtime;
 pub mod stop;
@@ -408,6 +409,53 @@ impl Drop for Cgroup {
         for dir in self.created.iter().rev() {
             remove_cgroup_dir(dir);
         }
+    }
+}
+
+/// A hand-made Kubernetes-style container: a kubepods cgroup and, in a containerd state
+/// directory of its own, the CRI annotations of a pod in namespace `namespace`. Processes
+/// moved into it are attributed to that namespace, which nothing else on the machine uses.
+pub struct FakePod {
+    /// The container id (64 hex).
+    pub id: String,
+    pub cgroup: Cgroup,
+    /// Pass to the agent as `--containerd-state`.
+    pub state: TempDir,
+}
+
+impl FakePod {
+    /// `tag` names the test (the cgroup tree is per test and process).
+    pub fn new(tag: &str, namespace: &str) -> Self {
+        let id = format!(
+            "{:032x}{:032x}",
+            tag.bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+            std::process::id()
+        );
+        let uid = format!(
+            "0badf00d-{:04x}-4b6e-9a3f-0123456789ab",
+            std::process::id() & 0xffff
+        );
+        let cgroup = Cgroup::create(&format!(
+            "sigtrace-test-{}-{tag}/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
+            std::process::id(),
+            uid.replace('-', "_")
+        ));
+        let state = TempDir::new("fake-containerd");
+        let bundle = state
+            .path()
+            .join("io.containerd.runtime.v2.task/k8s.io")
+            .join(&id);
+        fs::create_dir_all(&bundle).expect("bundle dir");
+        let config = serde_json::json!({"annotations": {
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": "app",
+            "io.kubernetes.cri.sandbox-name": "app-0",
+            "io.kubernetes.cri.sandbox-namespace": namespace,
+            "io.kubernetes.cri.sandbox-uid": uid,
+        }});
+        fs::write(bundle.join("config.json"), config.to_string()).expect("config.json");
+        Self { id, cgroup, state }
     }
 }
 

@@ -34,9 +34,15 @@ fn agent(args: &[&str]) -> Agent {
 
 /// The agent, pointed at this docker's data root and its containerd's state.
 fn docker_agent(d: &Docker) -> Agent {
+    docker_agent_with(d, &[])
+}
+
+fn docker_agent_with(d: &Docker, extra: &[&str]) -> Agent {
     let root = d.data_root.to_string_lossy().to_string();
     let state = d.containerd_state().to_string_lossy().to_string();
-    agent(&["--docker-data-root", &root, "--containerd-state", &state])
+    let mut args = vec!["--docker-data-root", &root, "--containerd-state", &state];
+    args.extend_from_slice(extra);
+    agent(&args)
 }
 
 /// The process record of host PID `pid` inside a container record.
@@ -538,7 +544,8 @@ fn docker_s12_init_exits_child_orphan_killed() {
 #[test]
 fn docker_s11_oom_killed() {
     let d = Docker::start();
-    let agent = docker_agent(&d);
+    let addr = format!("127.0.0.1:{}", tests::metrics::free_port());
+    let agent = docker_agent_with(&d, &["--metrics", &addr]);
     let id = d.run(
         "s11",
         &["-m", "32m", "--memory-swap", "32m"],
@@ -581,6 +588,23 @@ fn docker_s11_oom_killed() {
     assert!(!kills.is_empty(), "{p:#}");
     assert_eq!(kills[0]["sender_class"], "kernel", "{p:#}");
     assert!(signals(p, "SIGTERM").is_empty(), "{p:#}");
+    // The metrics count it as this container's OOM kill, and not as an overrun.
+    let name = rec["container"]["name"].as_str().expect("container name");
+    let series = [("container", name)];
+    let text = tests::metrics::wait_metrics(&addr, "the OOM kill", |t| {
+        tests::metrics::value(t, "sigtrace_oom_kills_total", &series) == Some(1.0)
+    });
+    let container_stops = tests::metrics::value(
+        &text,
+        "sigtrace_container_stops_total",
+        &[("container", name), ("diagnosis", "oom_killed")],
+    );
+    assert_eq!(container_stops, Some(1.0), "{text}");
+    assert_eq!(
+        tests::metrics::value(&text, "sigtrace_grace_overruns_total", &series),
+        None,
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,51 +1,20 @@
 //! End-to-end: the Prometheus side of sigtrace. The exposition checked by `promtool`, a real
 //! Prometheus (Debian package) scraping the agent while real containers stop and evaluating
-//! every dashboard query and alert rule, sigtrace's own graceful shutdown as seen by a second
-//! sigtrace, and the offline validation of the manifests and rules.
+//! every dashboard query and alert rule, and sigtrace's own graceful shutdown as seen by a second
+//! sigtrace.
 use std::{
     fs,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
-use tests::{runtime::Docker, *};
+use tests::{metrics::*, runtime::Docker, *};
 
 const T: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// `GET path` over HTTP/1.0 (the server closes the connection): (status, body).
-fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_string()))
-}
 
 fn url_encode(s: &str) -> String {
     let mut out = String::new();
@@ -58,54 +27,6 @@ fn url_encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// One sample of the text exposition: (series with labels, value).
-fn samples(text: &str) -> Vec<(String, f64)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-/// Sum of the samples of `name` whose labels include every `k="v"` of `labels`.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = None;
-    for (series, v) in samples(text) {
-        let (n, rest) = series.split_once('{').unwrap_or((&series, ""));
-        if n != name {
-            continue;
-        }
-        if labels
-            .iter()
-            .all(|(k, val)| rest.contains(&format!("{k}=\"{val}\"")))
-        {
-            *found.get_or_insert(0.0) += v;
-        }
-    }
-    found
-}
-
-fn metrics_text(addr: &str) -> String {
-    let (status, body) = http_get(addr, "/metrics").expect("GET /metrics");
-    assert_eq!(status, 200, "GET /metrics: {body}");
-    body
-}
-
-/// Waits until the exposition satisfies `f`; returns the last exposition.
-fn wait_metrics(addr: &str, what: &str, mut f: impl FnMut(&str) -> bool) -> String {
-    let mut text = String::new();
-    let ok = wait_until(T, || {
-        text = http_get(addr, "/metrics")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        f(&text)
-    });
-    assert!(ok, "metrics never showed {what}:\n{text}");
-    text
 }
 
 /// The agent with metrics on `127.0.0.1:<free port>`; returns it and the address.
@@ -265,13 +186,32 @@ fn dashboard_queries() -> Vec<(String, String)> {
 // tests
 
 /// The exposition passes `promtool check metrics`, the probes answer, and the stops of a few
-/// real processes show up in the right series with the right values.
+/// real processes show up in the right series with the right values. The processes run in a
+/// pod of a namespace of their own, so that the counts are exactly theirs.
 #[test]
 fn exposition_passes_promtool() {
-    let (agent, addr) = metrics_agent(&[]);
+    let ns = format!("metrics-test-{}", std::process::id());
+    let pod = FakePod::new("metrics", &ns);
+    let state = pod.state.path().to_string_lossy().to_string();
+    let (agent, addr) = metrics_agent(&["--containerd-state", &state]);
     // A handler that exits 0 (graceful) and a process killed by SIGTERM's default action.
     let mut graceful = Proc::victim(&["--handle", "TERM:0:0"]);
     let mut default = Proc::victim(&[]);
+    pod.cgroup.add(graceful.pid);
+    pod.cgroup.add(default.pid);
+    let before = metrics_text(&addr);
+    let term = |text: &str| {
+        value(
+            text,
+            "sigtrace_signals_total",
+            &[
+                ("signal", "SIGTERM"),
+                ("result", "delivered"),
+                ("sender_class", "host"),
+            ],
+        )
+        .unwrap_or(0.0)
+    };
     kill(graceful.pid, libc::SIGTERM);
     kill(default.pid, libc::SIGTERM);
     assert_eq!(graceful.wait_exit(T).and_then(|s| s.code()), Some(0));
@@ -280,10 +220,16 @@ fn exposition_passes_promtool() {
     let d = process_stop(&agent, default.pid);
     assert_eq!(g["diagnosis"], "graceful", "{g:#}");
     assert_eq!(d["diagnosis"], "default_action", "{d:#}");
+    assert_eq!(g["container"]["namespace"], ns.as_str(), "{g:#}");
 
-    let text = wait_metrics(&addr, "events read", |t| {
-        value(t, "sigtrace_events_read_total", &[]).is_some_and(|v| v > 0.0)
+    let text = wait_metrics(&addr, "both stops", |t| {
+        value(
+            t,
+            "sigtrace_stop_duration_seconds_count",
+            &[("namespace", ns.as_str())],
+        ) == Some(2.0)
     });
+    assert!(value(&text, "sigtrace_events_read_total", &[]).is_some_and(|v| v > 0.0));
     let file = agent.dir.path().join("metrics.txt");
     fs::write(&file, &text).expect("write metrics");
     let out = Command::new("promtool")
@@ -309,51 +255,39 @@ fn exposition_passes_promtool() {
             "sigtrace_process_stops_total",
             &[
                 ("diagnosis", diagnosis),
-                ("namespace", ""),
+                ("namespace", ns.as_str()),
                 ("outcome", outcome),
             ],
         )
     };
+    assert_eq!(stops("graceful", "exited"), Some(1.0), "{text}");
+    assert_eq!(stops("default_action", "signaled"), Some(1.0), "{text}");
+    // Signals carry no namespace: at least our two since the exposition before them.
     assert!(
-        stops("graceful", "exited").is_some_and(|v| v >= 1.0),
-        "graceful/exited stop missing:\n{text}"
-    );
-    assert!(
-        stops("default_action", "signaled").is_some_and(|v| v >= 1.0),
-        "default_action/signaled stop missing:\n{text}"
-    );
-    let term = |result| {
-        value(
-            &text,
-            "sigtrace_signals_total",
-            &[
-                ("signal", "SIGTERM"),
-                ("result", result),
-                ("sender_class", "host"),
-            ],
-        )
-    };
-    assert!(
-        term("delivered").is_some_and(|v| v >= 2.0),
+        term(&text) - term(&before) >= 2.0,
         "two SIGTERMs from the host:\n{text}"
     );
-    assert!(
+    assert_eq!(
         value(
             &text,
             "sigtrace_stop_duration_seconds_count",
-            &[("kind", "process"), ("namespace", "")]
-        )
-        .is_some_and(|v| v >= 2.0),
+            &[("kind", "process"), ("namespace", ns.as_str())]
+        ),
+        Some(2.0),
         "two process stop durations:\n{text}"
     );
     // Both stops were immediate: under 0.25 s.
-    assert!(
+    assert_eq!(
         value(
             &text,
             "sigtrace_stop_duration_seconds_bucket",
-            &[("kind", "process"), ("le", "0.25")]
-        )
-        .is_some_and(|v| v >= 2.0),
+            &[
+                ("kind", "process"),
+                ("namespace", ns.as_str()),
+                ("le", "0.25")
+            ]
+        ),
+        Some(2.0),
         "durations in the 0.25 s bucket:\n{text}"
     );
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
@@ -636,8 +570,19 @@ fn graceful_shutdown_is_observed_by_a_second_sigtrace() {
     // Something for B to record.
     let mut v = Proc::victim(&["--handle", "TERM:0:0"]);
     kill(v.pid, libc::SIGTERM);
-    v.wait_exit(T).expect("victim exit");
-    std::thread::sleep(Duration::from_millis(500));
+    // B is stopped the moment the victim is gone, before its ring-buffer reader (every
+    // 25 ms) or its periodic flush (every 500 ms) took the victim's events: only the last
+    // drain and the flush on SIGTERM can put them in the journal.
+    let deadline = Instant::now() + T;
+    while v
+        .child
+        .as_mut()
+        .and_then(|c| c.try_wait().ok().flatten())
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "victim did not exit");
+        std::thread::yield_now();
+    }
 
     // `stop` sends SIGTERM and polls for the exit every 10 ms.
     let t = Instant::now();

@@ -60,10 +60,15 @@ fn sigterm_without_a_handler_is_not_reported_as_sigkill() {
     assert_eq!(gen["disposition"], "default");
     // No SIGKILL was generated for it; the deliver-side SIGKILL is the kernel's conversion.
     assert!(find(&evs, "signal_generate", |e| e["signal"] == "SIGKILL").is_none());
-    for d in evs
+    let converted: Vec<&&Value> = evs
         .iter()
         .filter(|e| e["event"] == "signal_deliver" && e["signal"] == "SIGKILL")
-    {
+        .collect();
+    assert!(
+        !converted.is_empty(),
+        "the kernel delivers the fatal SIGTERM as SIGKILL: {evs:#?}"
+    );
+    for d in converted {
         assert_eq!(
             d["converted_from"], "SIGTERM",
             "deliver-side SIGKILL must name SIGTERM: {d}"
@@ -238,6 +243,8 @@ fn btf_and_raw_tracepoint_programs_read_the_same_fields() {
     // Let the victim install its dispositions before it is signalled.
     std::thread::sleep(Duration::from_millis(300));
     kill(pid, libc::SIGINT);
+    // QUIT stays blocked (and pending) until the TERM handler ends the process.
+    kill(pid, libc::SIGQUIT);
     kill(pid, libc::SIGTERM);
     ns.wait_exit(T).expect("the namespace's init exits");
     let (b, r) = (exit_of(&btf, pid), exit_of(&raw, pid));
@@ -257,6 +264,30 @@ fn btf_and_raw_tracepoint_programs_read_the_same_fields() {
     assert_eq!(gen["stop_dispositions"]["SIGTERM"], "handler");
     assert_eq!(gen["stop_dispositions"]["SIGINT"], "ignore");
     assert_eq!(gen["sender"]["pid"], std::process::id());
+    assert_eq!(gen["blocked"], false);
+    let quit = b
+        .iter()
+        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGQUIT")
+        .unwrap_or_else(|| panic!("no SIGQUIT generate: {b:?}"));
+    assert_eq!(quit["blocked"], true, "{quit}");
+    assert_eq!(quit["result"], "delivered", "{quit}");
+    let int = b
+        .iter()
+        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGINT")
+        .unwrap_or_else(|| panic!("no SIGINT generate: {b:?}"));
+    assert_eq!(int["result"], "ignored", "{int}");
+    assert_eq!(gen["blocked"], false);
+    let quit = b
+        .iter()
+        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGQUIT")
+        .unwrap_or_else(|| panic!("no SIGQUIT generate: {b:?}"));
+    assert_eq!(quit["blocked"], true, "{quit}");
+    assert_eq!(quit["result"], "delivered", "{quit}");
+    let int = b
+        .iter()
+        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGINT")
+        .unwrap_or_else(|| panic!("no SIGINT generate: {b:?}"));
+    assert_eq!(int["result"], "ignored", "{int}");
     assert_eq!(
         b, r,
         "the same events with the same fields from both program flavours"

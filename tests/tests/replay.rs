@@ -14,12 +14,15 @@ use tests::{stop::stop, *};
 
 const T: Duration = Duration::from_secs(10);
 
-/// A recorded run: scenario X (S12: PID 1 exits at once, its child is orphan-killed), then,
+/// A recorded run: scenario X (S12 in a pod: PID 1 exits at once, its child is orphan-killed;
+/// a container record), then,
 /// once X's records are printed and the journal has been flushed, scenario Y (S5: tini
 /// forwards to sleep, and S7: a slow handler SIGKILLed after the grace), then two "tail"
 /// processes so that the last frames of the journal are not about X or Y.
 struct Recorded {
     data: TempDir,
+    /// X's pod; its container record is X's.
+    pod: FakePod,
     /// Every line the agent printed.
     live: Vec<Value>,
     x_pids: Vec<u32>,
@@ -48,7 +51,15 @@ fn wait_record(agent: &Agent, pid: u32) {
 
 fn record_run() -> Recorded {
     let data = TempDir::new("journal");
-    let agent = Agent::start(&["run", "--json", "--data-dir", data.path().to_str().unwrap()]);
+    let pod = FakePod::new("replay", "replay-test");
+    let agent = Agent::start(&[
+        "run",
+        "--json",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--containerd-state",
+        pod.state.path().to_str().unwrap(),
+    ]);
 
     // X: S12.
     let ready_dir = TempDir::new("ready");
@@ -65,9 +76,12 @@ fn record_run() -> Recorded {
     ]);
     assert!(wait_until(T, || ready.exists()), "X not ready");
     let orphan = child_named(init, "victim");
+    pod.cgroup.add(init);
+    pod.cgroup.add(orphan);
     assert!(stop(init, libc::SIGTERM, Duration::from_secs(2)).exited_in_grace);
     wait_record(&agent, init);
     wait_record(&agent, orphan);
+    agent.container_stop(T, &pod.id);
     // The journal is flushed right after the records are printed.
     std::thread::sleep(Duration::from_millis(200));
     let current = journal_files(data.path()).pop().expect("a journal file");
@@ -101,6 +115,7 @@ fn record_run() -> Recorded {
     );
     Recorded {
         data,
+        pod,
         live: out.lines,
         x_pids: vec![init, orphan],
         y_pids: vec![tini, sleep, slow.pid],
@@ -156,6 +171,24 @@ fn assert_same(live: &[Value], replayed: &[Value], pids: &[u32], what: &str) {
     assert_eq!(r.len(), l.len(), "{what}");
 }
 
+/// Asserts that the replayed container record of `id` equals the live one.
+fn assert_same_container(live: &[Value], replayed: &[Value], id: &str, what: &str) {
+    let of = |lines: &[Value]| -> Vec<Value> {
+        lines
+            .iter()
+            .filter(|l| l["type"] == "container_stop" && l["container"]["id"] == id)
+            .cloned()
+            .collect()
+    };
+    let l = of(live);
+    assert_eq!(l.len(), 1, "{what}: one live container record for {id}");
+    assert_eq!(
+        of(replayed),
+        l,
+        "{what}: replayed container record differs from the live one"
+    );
+}
+
 /// Copies the journal files of `from` into a new directory.
 fn copy_journal(from: &Path, tag: &str) -> TempDir {
     let d = TempDir::new(tag);
@@ -201,6 +234,7 @@ fn replay_gives_exactly_the_live_records() {
     let replayed = stdout_lines(&o);
     let pids: Vec<u32> = run.x_pids.iter().chain(&run.y_pids).copied().collect();
     assert_same(&run.live, &replayed, &pids, "replay");
+    assert_same_container(&run.live, &replayed, &run.pod.id, "replay");
     // Spot-check that these are the scenario records, not something vacuous.
     let r = by_pid(&replayed, &pids);
     let d = |p: u32| r[&p]["diagnosis"].as_str().unwrap().to_string();
@@ -208,6 +242,7 @@ fn replay_gives_exactly_the_live_records() {
     assert_eq!(d(run.x_pids[1]), "orphan_killed");
     assert_eq!(d(run.y_pids[1]), "default_action");
     assert_eq!(d(run.y_pids[2]), "slow_handler");
+    assert_eq!(r[&run.x_pids[0]]["container"]["namespace"], "replay-test");
     assert!(
         !stderr(&o).contains("warning"),
         "clean journal gives no warning: {}",
@@ -347,6 +382,12 @@ fn wrong_format_files_are_errors_and_other_files_still_replay() {
         &run.live,
         &stdout_lines(&o),
         &pids,
+        "valid files next to foreign ones",
+    );
+    assert_same_container(
+        &run.live,
+        &stdout_lines(&o),
+        &run.pod.id,
         "valid files next to foreign ones",
     );
 
