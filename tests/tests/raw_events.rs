@@ -254,10 +254,12 @@ fn btf_and_raw_tracepoint_programs_read_the_same_fields() {
         raw_events_for(lines, pid).into_iter().map(fields).collect()
     };
     let (b, r) = (kinds(&btf.lines), kinds(&raw.lines));
-    let gen = b
-        .iter()
-        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGTERM")
-        .unwrap_or_else(|| panic!("no SIGTERM generate: {b:?}"));
+    let generated = |sig: &str| {
+        b.iter()
+            .find(|e| e["event"] == "signal_generate" && e["signal"] == sig)
+            .unwrap_or_else(|| panic!("no {sig} generate: {b:?}"))
+    };
+    let gen = generated("SIGTERM");
     assert_eq!(gen["target"]["ns_pid"], 1);
     assert_eq!(gen["target"]["ns_init"], true);
     assert_eq!(gen["target"]["cgroup_id"].as_u64(), Some(cg.id()));
@@ -265,28 +267,10 @@ fn btf_and_raw_tracepoint_programs_read_the_same_fields() {
     assert_eq!(gen["stop_dispositions"]["SIGINT"], "ignore");
     assert_eq!(gen["sender"]["pid"], std::process::id());
     assert_eq!(gen["blocked"], false);
-    let quit = b
-        .iter()
-        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGQUIT")
-        .unwrap_or_else(|| panic!("no SIGQUIT generate: {b:?}"));
+    let quit = generated("SIGQUIT");
     assert_eq!(quit["blocked"], true, "{quit}");
     assert_eq!(quit["result"], "delivered", "{quit}");
-    let int = b
-        .iter()
-        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGINT")
-        .unwrap_or_else(|| panic!("no SIGINT generate: {b:?}"));
-    assert_eq!(int["result"], "ignored", "{int}");
-    assert_eq!(gen["blocked"], false);
-    let quit = b
-        .iter()
-        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGQUIT")
-        .unwrap_or_else(|| panic!("no SIGQUIT generate: {b:?}"));
-    assert_eq!(quit["blocked"], true, "{quit}");
-    assert_eq!(quit["result"], "delivered", "{quit}");
-    let int = b
-        .iter()
-        .find(|e| e["event"] == "signal_generate" && e["signal"] == "SIGINT")
-        .unwrap_or_else(|| panic!("no SIGINT generate: {b:?}"));
+    let int = generated("SIGINT");
     assert_eq!(int["result"], "ignored", "{int}");
     assert_eq!(
         b, r,
