@@ -2,7 +2,10 @@
 //! - `overhead`: the cost of `kill()` to self, for a counted-only signal (SIGURG) and an emitted
 //!   one (SIGUSR1 set to SIG_IGN), with no tracer, with empty programs on the same hooks (the
 //!   floor), with sigtrace, and with bpftrace counting `signal_generate` (a peer). Runs are
-//!   interleaved; medians and ratios are printed.
+//!   interleaved; medians and ratios are printed. Then the agent's own CPU per emitted event
+//!   (user + system time over 1 M events), with and without its journal.
+//!   `SIGTRACE_BENCH_BASELINE=/path/to/another/sigtrace` adds that binary to every
+//!   measurement, interleaved with this build: an A/B comparison in the same run.
 //! - `engine`: replay throughput of the correlation engine over a large synthetic journal and
 //!   the memory per tracked process (runs the tracer crate's `engine` bench target).
 use std::{
@@ -41,6 +44,8 @@ enum Tracer {
     Floor,
     Sigtrace,
     Bpftrace,
+    /// `SIGTRACE_BENCH_BASELINE`, run like `Sigtrace`.
+    Baseline,
 }
 
 impl Tracer {
@@ -50,8 +55,15 @@ impl Tracer {
             Tracer::Floor => "empty programs (floor)",
             Tracer::Sigtrace => "sigtrace",
             Tracer::Bpftrace => "bpftrace count",
+            Tracer::Baseline => "sigtrace (baseline binary)",
         }
     }
+}
+
+/// The binaries under test: this build, and the baseline when one is given.
+struct Bins {
+    this: PathBuf,
+    baseline: Option<PathBuf>,
 }
 
 /// A running tracer, stopped (SIGTERM, then SIGKILL) when dropped.
@@ -90,7 +102,7 @@ fn wait_for_file(path: &Path, child: &mut Child, log: &Path) -> Result<()> {
     bail!("tracer not ready after 30 s")
 }
 
-fn start(tracer: Tracer, bin: &Path, tmp: &Path) -> Result<Running> {
+fn start(tracer: Tracer, bins: &Bins, tmp: &Path, journal: bool) -> Result<Running> {
     let ready = tmp.join("ready");
     let _ = std::fs::remove_file(&ready);
     let log = tmp.join(format!("{tracer:?}.log"));
@@ -101,14 +113,26 @@ fn start(tracer: Tracer, bin: &Path, tmp: &Path) -> Result<Running> {
     };
     let mut child = match tracer {
         Tracer::None => return Ok(Running(None)),
-        Tracer::Floor | Tracer::Sigtrace => {
+        Tracer::Floor | Tracer::Sigtrace | Tracer::Baseline => {
+            let bin = match (tracer, &bins.baseline) {
+                (Tracer::Baseline, Some(b)) => b,
+                _ => &bins.this,
+            };
             let mut c = Command::new(bin);
             c.arg("run")
                 .arg("--ready-file")
                 .arg(&ready)
-                .arg("--no-record")
                 .arg("--log")
                 .arg("warn");
+            if journal {
+                let dir = tmp.join("journal");
+                let _ = std::fs::remove_dir_all(&dir);
+                c.arg("--data-dir")
+                    .arg(dir)
+                    .args(["--journal-total-mib", "512"]);
+            } else {
+                c.arg("--no-record");
+            }
             if tracer == Tracer::Floor {
                 c.arg("--floor");
             } else {
@@ -188,18 +212,24 @@ fn overhead() -> Result<()> {
     }
     bootstrap::test_deps()?;
     let _tracefs = Tracefs::ensure()?;
-    let bin = build_sigtrace(true)?;
+    let bins = Bins {
+        this: build_sigtrace(true)?,
+        baseline: std::env::var_os("SIGTRACE_BENCH_BASELINE").map(PathBuf::from),
+    };
     let tmp = std::env::temp_dir().join(format!("sigtrace-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     // SAFETY: installing SIG_IGN for SIGUSR1 in this process.
     unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
 
-    let tracers = [
+    let mut tracers = vec![
         Tracer::None,
         Tracer::Floor,
         Tracer::Sigtrace,
         Tracer::Bpftrace,
     ];
+    if bins.baseline.is_some() {
+        tracers.push(Tracer::Baseline);
+    }
     let signals = [
         ("SIGURG (counted only)", libc::SIGURG),
         ("SIGUSR1 (emitted)", libc::SIGUSR1),
@@ -210,13 +240,14 @@ fn overhead() -> Result<()> {
     for round in 0..ROUNDS {
         for k in 0..tracers.len() {
             let t = (k + round) % tracers.len();
-            let _running = start(tracers[t], &bin, &tmp)?;
+            let _running = start(tracers[t], &bins, &tmp, false)?;
             for (s, (_, sig)) in signals.iter().enumerate() {
                 samples[t][s].push(kill_loop(*sig));
             }
         }
         eprintln!("xtask: round {}/{ROUNDS} done", round + 1);
     }
+    let cpu = agent_cpu(&bins, &tmp)?;
     let _ = std::fs::remove_dir_all(&tmp);
 
     let med: Vec<Vec<f64>> = samples
@@ -246,6 +277,14 @@ fn overhead() -> Result<()> {
             added(t, 1)
         ));
     }
+    if bins.baseline.is_some() {
+        report.push_str(&format!(
+            "\nA/B: this build added / baseline added, emitted = {:.2}, counted only = {:.2}\n",
+            added(2, 1) / added(4, 1).max(1.0),
+            added(2, 0) / added(4, 0).max(1.0),
+        ));
+    }
+    report.push_str(&cpu);
     let counted_ratio = added(2, 0) / added(1, 0).max(1.0);
     let emitted_ratio = added(2, 1) / added(3, 1).max(1.0);
     report.push_str(&format!(
@@ -267,4 +306,57 @@ fn overhead() -> Result<()> {
     std::fs::write(&out, &report)?;
     eprintln!("xtask: report written to {}", out.display());
     Ok(())
+}
+
+/// CPU time (user + system) of process `pid` so far, in nanoseconds.
+fn cpu_ns(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the comm: state is field 3, utime field 14, stime field 15 (1-based, man proc).
+    let ticks = |i: usize| -> u64 { f.get(i - 3).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok((ticks(14) + ticks(15)) * 1_000_000_000 / hz)
+}
+
+/// The agent's CPU per emitted event: 1 M emitted kills, then a pause for the agent to catch
+/// up; its CPU time over that, per event. Without and with the journal; this build and the
+/// baseline interleaved; median of three rounds.
+fn agent_cpu(bins: &Bins, tmp: &Path) -> Result<String> {
+    const CPU_ROUNDS: usize = 3;
+    let mut agents = vec![(Tracer::Sigtrace, false), (Tracer::Sigtrace, true)];
+    if bins.baseline.is_some() {
+        agents.extend([(Tracer::Baseline, false), (Tracer::Baseline, true)]);
+    }
+    let mut samples = vec![Vec::new(); agents.len()];
+    for round in 0..CPU_ROUNDS {
+        for k in 0..agents.len() {
+            let a = (k + round) % agents.len();
+            let (tracer, journal) = agents[a];
+            let running = start(tracer, bins, tmp, journal)?;
+            let pid = running.0.as_ref().map(|c| c.id()).unwrap_or(0);
+            let before = cpu_ns(pid)?;
+            kill_loop(libc::SIGUSR1);
+            std::thread::sleep(Duration::from_millis(1500));
+            let used = cpu_ns(pid)? - before;
+            samples[a].push(used as f64 / KILLS as f64);
+        }
+        eprintln!("xtask: agent CPU round {}/{CPU_ROUNDS} done", round + 1);
+    }
+    let mut out = String::from(
+        "\nagent CPU per emitted event (user + system over 1 M events, median of 3 rounds, ns):\n\n| agent | --no-record | journal |\n|---|---|---|\n",
+    );
+    for t in [Tracer::Sigtrace, Tracer::Baseline] {
+        let mut of = |journal: bool| {
+            agents
+                .iter()
+                .position(|&x| x == (t, journal))
+                .map(|i| median(&mut samples[i]))
+        };
+        if let (Some(a), Some(b)) = (of(false), of(true)) {
+            out.push_str(&format!("| {} | {a:.0} | {b:.0} |\n", t.name()));
+        }
+    }
+    Ok(out)
 }
