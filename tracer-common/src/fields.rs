@@ -109,26 +109,30 @@ kernel_fields! {
 /// Sentinel for an offset the running kernel's BTF did not provide.
 pub const OFFSET_MISSING: u32 = u32::MAX;
 
+/// Slots of [`Offsets`]: one per id, rounded up to an even number so that the struct (and
+/// the `Config` that holds it) has no padding whatever the table's length.
+const SLOTS: usize = (field::COUNT as usize + 1) & !1;
+
 /// Offsets of the kernel fields, in bytes, by id ([`field`]), resolved from the running
 /// kernel's BTF by userspace. [`OFFSET_MISSING`] marks a field this kernel does not have; the
 /// programs then leave the dependent value zero.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Offsets {
-    pub by_id: [u32; field::COUNT as usize],
+    pub by_id: [u32; SLOTS],
 }
 
 impl Offsets {
     /// Every offset unknown.
     pub const MISSING: Self = Self {
-        by_id: [OFFSET_MISSING; field::COUNT as usize],
+        by_id: [OFFSET_MISSING; SLOTS],
     };
 
     /// Byte offset of field `id` from the pointer it is loaded through, or [`OFFSET_MISSING`]
     /// when this kernel lacks it or `id` is not a field.
     #[inline(always)]
     pub const fn field(&self, id: u8) -> u32 {
-        if (id as usize) < self.by_id.len() {
+        if id < field::COUNT {
             self.by_id[id as usize]
         } else {
             OFFSET_MISSING
@@ -136,4 +140,4 @@ impl Offsets {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<Offsets>() == 4 * field::COUNT as usize);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 4 * SLOTS);

@@ -244,7 +244,7 @@ mod tests {
         let btf = KernelBtf::from_file(VMLINUX_BTF).expect("kernel BTF");
         let (o, missing) = btf.offsets();
         assert!(missing.is_empty(), "missing offsets: {missing:?}");
-        assert!(o.by_id.iter().all(|&v| v != OFFSET_MISSING));
+        assert!((0..field::COUNT).all(|id| o.field(id) != OFFSET_MISSING));
         // Invariants that hold on every kernel: tgid follows pid, sa_handler leads sigaction,
         // comm's second half is 8 bytes in, si_code is the third int of siginfo.
         assert_eq!(o.field(field::TASK_TGID), o.field(field::TASK_PID) + 4);
