@@ -12,6 +12,7 @@ use std::{
 use serde_json::Value;
 
 pub mod metrics;
+pub mod records;
 pub mod runc;
 pub mod runtime;
 pub mod stop;

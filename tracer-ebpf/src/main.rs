@@ -18,17 +18,17 @@ use core::ptr::{addr_of, read_volatile};
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_ns,
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_smp_processor_id, bpf_ktime_get_ns,
     },
     macros::{btf_tracepoint, map, raw_tracepoint},
-    maps::{PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use mem::{has, Direct, Mem, Probe};
 use tracer_common::{
     disp, field, kind, stat, task_flags, Config, Header, OomVictim, ProcessExit, SignalDeliver,
-    SignalGenerate, TaskInfo, DISP_SIGNALS, NSIG, SI_KERNEL,
+    SignalGenerate, TaskInfo, COMM_LEN, DISP_SIGNALS, NSIG, SI_KERNEL,
 };
 
 /// Filled by userspace before load.
@@ -42,6 +42,11 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 static SIGNAL_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NSIG as u32, 0);
 
+/// Process names (comm, NUL-padded) of container runtimes, filled by userspace: the signals
+/// they send are emitted whatever their number.
+#[map]
+static RUNTIME_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(64, 0);
+
 /// Health counters, indexed by `tracer_common::stat`.
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
@@ -50,6 +55,7 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
 const SIGNAL_GROUP_EXIT: u32 = 0x0000_0004;
 const SIGNAL_UNKILLABLE: u32 = 0x0000_0040;
 const PF_KTHREAD: u32 = 0x0020_0000;
+const SIGCHLD: i32 = 17;
 const SI_USER: i32 = 0;
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
@@ -183,8 +189,12 @@ fn disposition<M: Mem>(sighand: u64, sig: i32) -> u8 {
     }
 }
 
+/// Whether `sig` is emitted; otherwise it is counted. `runtime_sent` is asked only for a
+/// signal outside the emit mask: a signal a container runtime sends (its comm is in
+/// `RUNTIME_COMMS`) is emitted whatever its number, since it is some container's stop signal,
+/// except SIGCHLD (a runtime process that exits sends it to its parent).
 #[inline(always)]
-fn emitted(sig: i32) -> bool {
+fn emitted(sig: i32, runtime_sent: impl FnOnce() -> bool) -> bool {
     if !(1..=64).contains(&sig) {
         return false;
     }
@@ -192,11 +202,24 @@ fn emitted(sig: i32) -> bool {
     if mask & (1u64 << ((sig - 1) as u32 & 63)) != 0 {
         return true;
     }
+    if sig != SIGCHLD && runtime_sent() {
+        return true;
+    }
     if let Some(p) = SIGNAL_COUNTS.get_ptr_mut(sig as u32) {
         unsafe { *p += 1 };
     }
     bump(stat::COUNTED_ONLY);
     false
+}
+
+/// The current task is a container runtime (its comm is in `RUNTIME_COMMS`).
+#[inline(always)]
+fn current_is_runtime() -> bool {
+    match bpf_get_current_comm() {
+        // SAFETY: a lookup that only reads the map.
+        Ok(comm) => unsafe { RUNTIME_COMMS.get(&comm).is_some() },
+        Err(_) => false,
+    }
 }
 
 #[inline(always)]
@@ -211,7 +234,7 @@ fn is_agent() -> bool {
 
 #[inline(always)]
 fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) {
-    if !emitted(sig) || is_agent() {
+    if !emitted(sig, current_is_runtime) || is_agent() {
         return;
     }
     // Signals to the agent itself (its own stop) are not traced either.
@@ -252,7 +275,7 @@ fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) 
 
 #[inline(always)]
 fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
-    if !emitted(sig) || is_agent() {
+    if !emitted(sig, || false) || is_agent() {
         return;
     }
     let Some(mut entry) = EVENTS.reserve::<SignalDeliver>(0) else {

@@ -129,9 +129,13 @@ impl RunOptions {
                     ProbeMode::Trace
                 },
                 force_raw: args.force_raw_tracepoints,
+                runtime_comms: args.output.runtime_comms.clone(),
             },
             raw: args.raw,
-            engine: engine_config(&args.output),
+            engine: EngineConfig {
+                traced_signals: signal_mask,
+                ..engine_config(&args.output)
+            },
             print: print_options(&args.output),
             resolver: ResolverOptions {
                 metadata_dirs: dirs,

@@ -159,6 +159,7 @@ impl KernelRecord {
                         int: d(2),
                         quit: d(3),
                         hup: d(4),
+                        other: None,
                     },
                     blocked,
                 }

@@ -10,7 +10,7 @@ use aya::{
     Ebpf, EbpfLoader, Endianness,
 };
 use thiserror::Error;
-use tracer_common::{stat, Config, DEFAULT_SIGNAL_MASK, NSIG};
+use tracer_common::{stat, Config, COMM_LEN, DEFAULT_SIGNAL_MASK, NSIG};
 
 use crate::{
     btf::{BtfError, KernelBtf},
@@ -77,6 +77,10 @@ pub struct SourceOptions {
     pub mode: ProbeMode,
     /// Force raw tracepoints (tests of the fallback path).
     pub force_raw: bool,
+    /// Process names of container runtimes besides the built-in ones
+    /// ([`crate::engine::RUNTIME_COMMS`]): the signals they send are emitted whatever their
+    /// number.
+    pub runtime_comms: Vec<String>,
 }
 
 impl Default for SourceOptions {
@@ -88,6 +92,7 @@ impl Default for SourceOptions {
             emit_thread_exits: false,
             mode: ProbeMode::Trace,
             force_raw: false,
+            runtime_comms: Vec::new(),
         }
     }
 }
@@ -205,6 +210,7 @@ impl Probes {
             .load(object.bytes())
             .map_err(|e| kernel_err("loading the eBPF object", e))?;
 
+        fill_runtime_comms(&mut ebpf, &opts.runtime_comms)?;
         let mut attached = Vec::new();
         for hook in HOOKS {
             let optional = hook == "mark_victim";
@@ -302,6 +308,31 @@ impl Probes {
         }
         Ok(s)
     }
+}
+
+/// Fills the kernel's table of runtime process names (comm: 15 bytes and a NUL at most).
+fn fill_runtime_comms(ebpf: &mut Ebpf, extra: &[String]) -> Result<(), SourceError> {
+    let map = ebpf
+        .map_mut("RUNTIME_COMMS")
+        .ok_or_else(|| SourceError::Kernel {
+            what: "RUNTIME_COMMS map".into(),
+            detail: "missing".into(),
+        })?;
+    let mut comms: aya::maps::HashMap<_, [u8; COMM_LEN], u8> =
+        aya::maps::HashMap::try_from(map).map_err(|e| kernel_err("RUNTIME_COMMS", e))?;
+    let names = crate::engine::RUNTIME_COMMS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str));
+    for name in names {
+        let mut key = [0u8; COMM_LEN];
+        let n = name.len().min(COMM_LEN - 1);
+        key[..n].copy_from_slice(&name.as_bytes()[..n]);
+        comms
+            .insert(key, 1, 0)
+            .map_err(|e| kernel_err("filling RUNTIME_COMMS", e))?;
+    }
+    Ok(())
 }
 
 fn attach_btf(ebpf: &mut Ebpf, prog: &str, hook: &str, btf: &aya::Btf) -> Result<(), String> {

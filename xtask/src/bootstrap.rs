@@ -23,6 +23,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "tini",
     "prometheus", // prometheus + promtool
     "util-linux", // unshare
+    "nodejs",     // S22: a runtime whose default SIGTERM handler re-raises
+    "golang-go",  // Go's runtime re-raises too (built offline by the tests)
 ];
 
 fn say(msg: &str) {

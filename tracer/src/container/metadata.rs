@@ -70,6 +70,9 @@ pub struct ContainerMetadata {
     /// "container" or "sandbox".
     pub container_type: Option<String>,
     pub image: Option<String>,
+    /// The stop signal the runtime's state records for the container (docker's
+    /// `Config.StopSignal`, from the image's STOPSIGNAL or `--stop-signal`), as written there.
+    pub stop_signal: Option<String>,
 }
 
 /// Why a metadata file could not be used.
@@ -111,6 +114,8 @@ struct DockerConfig {
     image: Option<String>,
     #[serde(rename = "Labels", default)]
     labels: Option<HashMap<String, String>>,
+    #[serde(rename = "StopSignal", default)]
+    stop_signal: Option<String>,
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, MetadataError> {
@@ -166,6 +171,7 @@ pub fn from_oci_annotations(ann: &HashMap<String, String>) -> ContainerMetadata 
             "io.kubernetes.cri.image-name",
             "io.kubernetes.cri-o.ImageName",
         ),
+        stop_signal: None,
     }
 }
 
@@ -178,9 +184,9 @@ pub fn read_oci_bundle(config_json: &Path) -> Result<ContainerMetadata, Metadata
 /// Reads docker's `config.v2.json`.
 pub fn read_docker_config(config_v2: &Path) -> Result<ContainerMetadata, MetadataError> {
     let cfg: DockerConfigV2 = read_json(config_v2)?;
-    let (image, labels) = match cfg.config {
-        Some(c) => (c.image, c.labels.unwrap_or_default()),
-        None => (None, HashMap::new()),
+    let (image, labels, stop_signal) = match cfg.config {
+        Some(c) => (c.image, c.labels.unwrap_or_default(), c.stop_signal),
+        None => (None, HashMap::new(), None),
     };
     let k8s = from_oci_annotations(&labels);
     let name = cfg
@@ -191,6 +197,7 @@ pub fn read_docker_config(config_v2: &Path) -> Result<ContainerMetadata, Metadat
         runtime: Some(Runtime::Docker),
         name: k8s.name.or(name),
         image: image.filter(|i| !i.is_empty()).or(k8s.image),
+        stop_signal: stop_signal.filter(|s| !s.is_empty()),
         ..k8s
     })
 }

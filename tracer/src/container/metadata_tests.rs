@@ -71,6 +71,7 @@ fn containerd_cri_annotations_in_any_namespace() {
             pod_uid: Some("1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b".into()),
             container_type: Some("container".into()),
             image: Some("docker.io/library/nginx:1.25".into()),
+            stop_signal: None,
         }
     );
     // Plain ctr bundle without annotations: found, nothing but the runtime.
@@ -118,6 +119,7 @@ fn crio_annotations() {
             pod_uid: Some("99999999-8888-7777-6666-555555555555".into()),
             container_type: Some("container".into()),
             image: Some("quay.io/acme/worker:3".into()),
+            stop_signal: None,
         }
     );
 }
@@ -159,6 +161,19 @@ fn docker_config_v2() {
     assert_eq!(md.name.as_deref(), Some("happy_turing"));
     assert_eq!(md.image.as_deref(), Some("local/busybox:1"));
     assert_eq!(md.pod, None);
+    assert_eq!(md.stop_signal, None);
+}
+
+#[test]
+fn docker_stop_signal() {
+    let root = TempDir::new("md-docker-stop");
+    root.write(
+        &format!("docker/containers/{ID}/config.v2.json"),
+        r#"{"Name": "/httpd", "Config": {"Image": "httpd:2.4", "StopSignal": "SIGWINCH"}}"#,
+    );
+    let mut c = MetadataCache::new(dirs(&root), 16);
+    let md = c.lookup(ID, Runtime::Docker, true).unwrap();
+    assert_eq!(md.stop_signal.as_deref(), Some("SIGWINCH"));
 }
 
 #[test]

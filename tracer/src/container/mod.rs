@@ -58,6 +58,9 @@ pub struct ContainerInfo {
     /// container `id` but is not part of it.
     pub container_type: Option<String>,
     pub image: Option<String>,
+    /// The stop signal the runtime's state records ("SIGWINCH"), where it records one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
     pub cgroup_id: u64,
     /// cgroup v2 path relative to the v2 mount, starting with '/'.
     pub cgroup_path: String,
@@ -224,6 +227,7 @@ impl ContainerResolver {
                 qos: p.qos.map(|q| q.as_str().to_owned()),
                 container_type,
                 image: md.image,
+                stop_signal: md.stop_signal,
                 cgroup_id,
                 cgroup_path: path.to_owned(),
             });

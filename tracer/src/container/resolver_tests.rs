@@ -92,6 +92,7 @@ fn resolves_runtimes_with_metadata_and_host_paths() {
             qos: Some("burstable".into()),
             container_type: Some("container".into()),
             image: Some("registry.local/app:2".into()),
+            stop_signal: None,
             cgroup_id: ids[0],
             cgroup_path: cri.clone(),
         }

@@ -87,6 +87,7 @@ impl Tracker {
     }
 
     fn on_generate(&mut self, mono: u64, wall: i64, g: Generate<'_>, out: &mut Vec<Output>) {
+        let stop = self.is_stop(g.signal) || self.is_runtime_stop(&g);
         let Generate {
             signal,
             si_code,
@@ -136,7 +137,6 @@ impl Tracker {
         } else {
             SigKind::User
         };
-        let stop = self.is_stop(signal);
         self.note_family(sender);
         self.note_family(target);
 
@@ -282,7 +282,8 @@ impl Tracker {
         } else {
             disposition
         };
-        let stop = self.is_stop(eff);
+        // Its episode's own stop signal too (a runtime's STOPSIGNAL outside the usual set).
+        let stop = self.is_stop(eff) || self.episode_signal(receiver) == Some(eff);
         if !self.touch(receiver, mono, stop, out) {
             return;
         }
@@ -455,13 +456,13 @@ impl Tracker {
 }
 
 /// The fields of a generate event the tracker uses.
-struct Generate<'a> {
-    signal: Signal,
-    si_code: i32,
-    result: SigResult,
-    sender: &'a Task,
-    target: &'a Task,
-    disposition: Disposition,
-    stop_dispositions: StopDispositions,
-    blocked: bool,
+pub(super) struct Generate<'a> {
+    pub signal: Signal,
+    pub si_code: i32,
+    pub result: SigResult,
+    pub sender: &'a Task,
+    pub target: &'a Task,
+    pub disposition: Disposition,
+    pub stop_dispositions: StopDispositions,
+    pub blocked: bool,
 }

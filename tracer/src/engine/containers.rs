@@ -288,7 +288,9 @@ impl Containers {
                 .map(|(s, _)| s.overrun_s)
                 .fold(0.0, f64::max),
             diagnosis,
-            hint: diagnosis.hint().map(Cow::Borrowed),
+            hint: worst
+                .and_then(|s| s.hint.clone())
+                .or_else(|| diagnosis.hint().map(Cow::Borrowed)),
             processes: Vec::new(),
             complete: reasons.is_empty(),
             incomplete_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),

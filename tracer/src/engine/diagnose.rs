@@ -4,8 +4,16 @@
 //! # Rules (first match wins)
 //!
 //! "Stop signal" below is the episode's *first* stop signal (SIGTERM, SIGINT, SIGQUIT, SIGHUP,
-//! SIGKILL or a configured extra); "handler ran" means a stop signal was delivered to a
-//! handler; "ns init" is sticky (any event showed `SIGNAL_UNKILLABLE`) or `ns_pid == 1`.
+//! SIGKILL, a configured extra, or whatever signal a container runtime sent to a process of
+//! its container); "handler ran" means a stop signal was delivered to a handler; "ns init" is
+//! sticky (any event showed `SIGNAL_UNKILLABLE`) or `ns_pid == 1`.
+//!
+//! A handler *only re-raised* when, within 10 ms of taking the stop signal, the process sent
+//! that signal to itself with the default action installed: the default handler of a runtime
+//! (Node.js, Go without `signal.Notify`) that restores the default and re-raises. None of the
+//! application's cleanup ran. A stop signal is *dropped by the kernel* when the process is a
+//! namespace init and the signal met the default action without ending it: ignored at
+//! generation, or delivered to the default action (re-raised while blocked) and discarded.
 //! "Escalation" is a user-space SIGKILL after a non-SIGKILL stop signal. The SIGKILL that
 //! `signal_deliver` reports for a fatal default action (`converted_from`) is that signal's
 //! delivery, never an escalation.
@@ -16,14 +24,15 @@
 //! | 2 | a kernel SIGKILL (SI_KERNEL) from its dying PID-namespace init, no handler ran, and its stop signal was not set to SIG_IGN (that is the explanation: 5a) | `orphan_killed` |
 //! | 3 | the first stop signal is SIGKILL | `force_killed` |
 //! | 4 | exited, no escalation, no kernel kill, not past a known grace, not by SIGKILL: | |
-//! | 4a | … a handler ran, or it exited with a status code (sigwait/signalfd, or on its own) | `graceful` |
-//! | 4b | … died by the stop signal's default action while handling another of TERM/INT/QUIT/HUP | `wrong_signal` |
-//! | 4c | … died by a signal's default action | `default_action` |
+//! | 4a | … its handler only re-raised | `default_action` |
+//! | 4b | … a handler ran, or it exited with a status code (sigwait/signalfd, or on its own) | `graceful` |
+//! | 4c | … died by the stop signal's default action while handling another of TERM/INT/QUIT/HUP | `wrong_signal` |
+//! | 4d | … died by a signal's default action | `default_action` |
 //! | 5 | otherwise (escalated, outlived the grace, or still running at the end): | |
 //! | 5a | the stop signal's disposition was SIG_IGN | `signal_ignored` |
-//! | 5b | ns init whose comm is a shell (sh, bash, dash, ash, busybox, zsh, ksh, mksh), that forwarded no stop signal, with children (same cgroup, or killed by its namespace teardown) that got none | `shell_not_forwarding` |
+//! | 5b | ns init whose comm is a shell (sh, bash, dash, ash, busybox, zsh, ksh, mksh), whose handler did not run (no trap), that forwarded no stop signal, with children (same cgroup, or killed by its namespace teardown) that got none | `shell_not_forwarding` |
 //! | 5c | default disposition for the stop signal, a handler for another of TERM/INT/QUIT/HUP | `wrong_signal` |
-//! | 5d | result `ignored`, ns init, default disposition (the kernel drops it for a PID 1) | `ignored_by_pid1` |
+//! | 5d | the stop signal (first, or re-raised) was dropped by the kernel (ns init, default action) | `ignored_by_pid1` |
 //! | 5e | a handler ran, or it forwarded a stop signal (it took its own with sigwait/signalfd, like tini), and the process outlived the grace | `slow_handler` |
 //! | 5f | generated but never delivered before the end (blocked mask, D state, or unknown) | `signal_blocked` |
 //!
@@ -45,10 +54,10 @@ use std::sync::Arc;
 use super::output::{
     Diagnosis, ExitEntry, ForwardEntry, GraceSource, Peer, ProcessStop, SignalEntry,
 };
-use super::state::Episode;
+use super::state::{Episode, SigKind, SigRec};
 use super::EngineConfig;
 use crate::container::ContainerInfo;
-use crate::event::{Disposition, ExitStatus, SigResult, Signal, WallTime};
+use crate::event::{Disposition, ExitStatus, SigResult, Signal, StopDispositions, WallTime};
 
 /// Shells that, as PID 1, typically neither handle nor forward a stop signal.
 pub const SHELLS: [&str; 8] = ["sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"];
@@ -147,6 +156,48 @@ fn handles_another_signal(ep: &Episode) -> bool {
             .any(|&s| s != sig && d.get(s) == Some(Disposition::Handler))
 }
 
+/// A handler that takes the stop signal and re-raises it this soon only re-raised.
+const RERAISE_WINDOW_NS: i64 = 10_000_000;
+
+/// The stop signal the process sent itself, with the default action, right after a handler
+/// took it: the handler only re-raised (module docs).
+fn reraise(ep: &Episode) -> Option<&SigRec> {
+    ep.signals.iter().enumerate().find_map(|(i, r)| {
+        let own = r.kind == SigKind::User && r.sender.is_some_and(|s| s.pid == ep.pid);
+        if !own || r.disposition != Disposition::Default {
+            return None;
+        }
+        let handled = ep.signals[..i].iter().find_map(|h| {
+            (h.signal == r.signal && h.disposition == Disposition::Handler)
+                .then_some(h.delivered_wall)
+                .flatten()
+        })?;
+        (r.wall.saturating_sub(handled) <= RERAISE_WINDOW_NS).then_some(r)
+    })
+}
+
+/// The kernel dropped the stop signal (first, or re-raised): the process is a namespace init
+/// and the signal met the default action, at generation (`ignored`) or at delivery, without
+/// ending it.
+fn dropped_by_kernel(ep: &Episode) -> bool {
+    let Some(sig) = ep.first_signal.filter(|&s| s != Signal::KILL) else {
+        return false;
+    };
+    let died_of_it = ep
+        .exit
+        .as_ref()
+        .is_some_and(|x| x.status.signal == Some(sig));
+    let dropped = |r: &SigRec| {
+        r.signal == sig
+            && r.kind == SigKind::User
+            && r.disposition == Disposition::Default
+            && (r.result == SigResult::Ignored || r.delivered_wall.is_some())
+    };
+    ns_init(ep)
+        && !died_of_it
+        && (ep.signals.first().is_some_and(dropped) || reraise(ep).is_some_and(dropped))
+}
+
 fn shell_not_forwarding(ep: &Episode) -> bool {
     ns_init(ep)
         && is_shell(&ep.comm.as_str())
@@ -154,12 +205,23 @@ fn shell_not_forwarding(ep: &Episode) -> bool {
         && !unsignalled_children(ep).is_empty()
 }
 
+/// A stop signal reached a handler: its delivery was seen, or it cannot be seen (outside the
+/// emit mask) and the signal met a handler, unblocked.
+fn handler_ran(ep: &Episode, traced_signals: u64) -> bool {
+    let untraced = |s: Signal| (1..=64).contains(&s.0) && traced_signals & (1 << (s.0 - 1)) == 0;
+    ep.handler_ran
+        || (ep.first_signal.is_some_and(untraced)
+            && ep.first_disposition == Some(Disposition::Handler)
+            && ep.first_result == Some(SigResult::Delivered)
+            && !ep.first_blocked)
+}
+
 /// Applies the rule table (module docs) to a finished episode.
-pub(super) fn diagnose(ep: &Episode, t: &Timing) -> Diagnosis {
+pub(super) fn diagnose(ep: &Episode, t: &Timing, handler_ran: bool) -> Diagnosis {
     if ep.oom_invoker.is_some() {
         return Diagnosis::OomKilled;
     }
-    if ep.orphan_killed && !ep.handler_ran && ep.first_disposition != Some(Disposition::Ignore) {
+    if ep.orphan_killed && !handler_ran && ep.first_disposition != Some(Disposition::Ignore) {
         return Diagnosis::OrphanKilled;
     }
     if ep.first_signal == Some(Signal::KILL) {
@@ -168,7 +230,10 @@ pub(super) fn diagnose(ep: &Episode, t: &Timing) -> Diagnosis {
     if let Some(x) = &ep.exit {
         let clean = !t.killed && !t.overrun && !ep.kernel_killed && !ep.orphan_killed;
         if clean && x.status.signal != Some(Signal::KILL) {
-            if ep.handler_ran || x.status.signal.is_none() {
+            if reraise(ep).is_some() {
+                return Diagnosis::DefaultAction;
+            }
+            if handler_ran || x.status.signal.is_none() {
                 return Diagnosis::Graceful;
             }
             if x.status.signal == ep.first_signal && handles_another_signal(ep) {
@@ -180,24 +245,51 @@ pub(super) fn diagnose(ep: &Episode, t: &Timing) -> Diagnosis {
     if ep.first_disposition == Some(Disposition::Ignore) {
         return Diagnosis::SignalIgnored;
     }
-    if shell_not_forwarding(ep) {
+    if !handler_ran && shell_not_forwarding(ep) {
         return Diagnosis::ShellNotForwarding;
     }
     if handles_another_signal(ep) {
         return Diagnosis::WrongSignal;
     }
-    if ep.first_result == Some(SigResult::Ignored)
-        && ns_init(ep)
-        && ep.first_disposition.unwrap_or_default() == Disposition::Default
-    {
+    if dropped_by_kernel(ep) {
         return Diagnosis::IgnoredByPid1;
     }
     // A process that forwarded a stop signal took its own (an init such as tini blocks the
     // signals and takes them with sigwait: no delivery is ever traced).
-    if ep.handler_ran || ep.forwarded.iter().any(|f| f.stop) {
+    if handler_ran || ep.forwarded.iter().any(|f| f.stop) {
         return Diagnosis::SlowHandler;
     }
     Diagnosis::SignalBlocked
+}
+
+/// The hint of a diagnosis for this episode: `wrong_signal` names the signals.
+fn hint(ep: &Episode, d: Diagnosis) -> Option<Cow<'static, str>> {
+    if d == Diagnosis::WrongSignal {
+        let sent = ep.first_signal?;
+        let handled = ep.dispositions.and_then(|disp| {
+            COMMON_STOPS
+                .into_iter()
+                .find(|&s| s != sent && disp.get(s) == Some(Disposition::Handler))
+        });
+        if let Some(handled) = handled {
+            return Some(Cow::Owned(format!(
+                "the process handles {handled} but the stop signal is {sent}: set STOPSIGNAL to {handled}, or handle {sent}"
+            )));
+        }
+    }
+    d.hint().map(Cow::Borrowed)
+}
+
+/// The dispositions of the record: the four common stop signals, and the stop signal's own
+/// when it is another one.
+fn dispositions(ep: &Episode) -> Option<StopDispositions> {
+    let mut d = ep.dispositions?;
+    if let (Some(sig), Some(disp)) = (ep.first_signal, ep.first_disposition) {
+        if sig != Signal::KILL && d.get(sig).is_none() {
+            d.other = Some((sig, disp));
+        }
+    }
+    Some(d)
 }
 
 pub(super) fn exit_entry(wall: i64, s: &ExitStatus) -> ExitEntry {
@@ -223,7 +315,7 @@ pub(super) fn build(
 ) -> ProcessStop {
     let end = ep.exit.as_ref().map_or(end.max(ep.last_mono), |x| x.mono);
     let t = timing(ep, cfg.grace_s, end);
-    let diagnosis = diagnose(ep, &t);
+    let diagnosis = diagnose(ep, &t, handler_ran(ep, cfg.traced_signals));
     ProcessStop {
         time: WallTime::from_ns(ep.first_wall),
         pid: ep.pid,
@@ -234,7 +326,7 @@ pub(super) fn build(
         container,
         ns_init: ns_init(ep),
         stop_signal: ep.first_signal,
-        dispositions: ep.dispositions,
+        dispositions: dispositions(ep),
         signals: ep
             .signals
             .iter()
@@ -273,7 +365,7 @@ pub(super) fn build(
         overrun_s: secs(t.overrun_ns),
         near_overrun: t.near_overrun,
         diagnosis,
-        hint: diagnosis.hint().map(Cow::Borrowed),
+        hint: hint(ep, diagnosis),
         complete: ep.incomplete.is_empty(),
         incomplete_reason: (!ep.incomplete.is_empty()).then(|| ep.incomplete.join("; ")),
     }

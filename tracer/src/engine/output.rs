@@ -359,7 +359,15 @@ pub(super) fn de_container_req<'de, D: Deserializer<'de>>(
 }
 
 fn ser_dispositions<S: Serializer>(d: &Option<StopDispositions>, s: S) -> Result<S::Ok, S::Error> {
-    d.serialize(s)
+    use serde::ser::SerializeMap;
+    let Some(d) = d else {
+        return s.serialize_none();
+    };
+    let mut m = s.serialize_map(None)?;
+    for (sig, disp) in d.entries() {
+        m.serialize_entry(&sig.name(), disp.as_str())?;
+    }
+    m.end()
 }
 
 fn parse_signal<E: serde::de::Error>(s: &str) -> Result<Signal, E> {
@@ -405,25 +413,26 @@ fn de_container<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<ContainerI
 }
 
 fn de_dispositions<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StopDispositions>, D::Error> {
-    #[derive(Deserialize)]
-    struct Raw {
-        #[serde(rename = "SIGTERM")]
-        term: String,
-        #[serde(rename = "SIGINT")]
-        int: String,
-        #[serde(rename = "SIGQUIT")]
-        quit: String,
-        #[serde(rename = "SIGHUP")]
-        hup: String,
+    let Some(raw) = Option::<std::collections::BTreeMap<String, String>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let mut out = StopDispositions::default();
+    for (sig, disp) in &raw {
+        let (sig, disp) = (parse_signal(sig)?, parse_disposition(disp)?);
+        match sig.0 {
+            15 => out.term = disp,
+            2 => out.int = disp,
+            3 => out.quit = disp,
+            1 => out.hup = disp,
+            _ => out.other = Some((sig, disp)),
+        }
     }
-    Option::<Raw>::deserialize(d)?
-        .map(|r| {
-            Ok(StopDispositions {
-                term: parse_disposition(&r.term)?,
-                int: parse_disposition(&r.int)?,
-                quit: parse_disposition(&r.quit)?,
-                hup: parse_disposition(&r.hup)?,
-            })
-        })
-        .transpose()
+    for need in ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP"] {
+        if !raw.contains_key(need) {
+            return Err(serde::de::Error::custom(format!(
+                "dispositions without {need}"
+            )));
+        }
+    }
+    Ok(Some(out))
 }

@@ -321,6 +321,28 @@ impl Tracker {
         (1..128).contains(&s.0) && self.stop_mask & (1u128 << s.0) != 0
     }
 
+    /// A signal the container runtime sends to a process of an attributed container is that
+    /// container's stop signal, whatever its number (`STOPSIGNAL SIGWINCH`, `--stop-signal
+    /// SIGUSR1`). SIGCHLD never is: a runtime process that exits sends it to its parent.
+    pub(super) fn is_runtime_stop(&self, g: &super::apply::Generate<'_>) -> bool {
+        g.signal != Signal::CHLD
+            && (1..=64).contains(&g.signal.0)
+            && self.containers.contains_key(&g.target.cgroup_id)
+            && super::classify(
+                g.sender,
+                g.target,
+                g.si_code,
+                &self.containers,
+                &self.cfg.runtime_comms,
+            ) == super::SenderClass::Runtime
+    }
+
+    /// The first stop signal of `t`'s open episode.
+    pub(super) fn episode_signal(&self, t: &Task) -> Option<Signal> {
+        let id = self.open_episode_of(t)?;
+        self.episodes.get(&id)?.first_signal
+    }
+
     pub fn set_container(&mut self, cgroup_id: u64, info: Arc<ContainerInfo>) {
         self.containers.insert(cgroup_id, info);
     }

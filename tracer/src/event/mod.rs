@@ -184,7 +184,8 @@ impl Disposition {
     }
 }
 
-/// The target's dispositions for the four common stop signals.
+/// The target's dispositions for the four common stop signals, and in a shutdown record for
+/// its stop signal when that is another one (a container's `STOPSIGNAL SIGWINCH`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
 pub struct StopDispositions {
     #[serde(rename = "SIGTERM")]
@@ -195,6 +196,9 @@ pub struct StopDispositions {
     pub quit: Disposition,
     #[serde(rename = "SIGHUP")]
     pub hup: Disposition,
+    /// The stop signal's own disposition, when it is none of the four.
+    #[serde(skip)]
+    pub other: Option<(Signal, Disposition)>,
 }
 
 impl StopDispositions {
@@ -204,8 +208,20 @@ impl StopDispositions {
             2 => Some(self.int),
             3 => Some(self.quit),
             1 => Some(self.hup),
-            _ => None,
+            _ => self.other.filter(|(s, _)| *s == sig).map(|(_, d)| d),
         }
+    }
+
+    /// The four common stop signals and their dispositions, then `other`.
+    pub fn entries(&self) -> impl Iterator<Item = (Signal, Disposition)> {
+        [
+            (Signal::TERM, self.term),
+            (Signal::INT, self.int),
+            (Signal::QUIT, self.quit),
+            (Signal::HUP, self.hup),
+        ]
+        .into_iter()
+        .chain(self.other)
     }
 }
 

@@ -7,7 +7,7 @@ use crate::container::ContainerInfo;
 use crate::engine::{ContainerStop, Diagnosis};
 use crate::event::Disposition::*;
 
-fn info(cgroup_id: u64) -> Arc<ContainerInfo> {
+pub(super) fn info(cgroup_id: u64) -> Arc<ContainerInfo> {
     Arc::new(ContainerInfo {
         id: format!("{cgroup_id:064x}"),
         runtime: "containerd".into(),
@@ -19,7 +19,7 @@ fn info(cgroup_id: u64) -> Arc<ContainerInfo> {
     })
 }
 
-fn run_in_container(cgroup_id: u64, events: Vec<Event>) -> Vec<Output> {
+pub(super) fn run_in_container(cgroup_id: u64, events: Vec<Event>) -> Vec<Output> {
     let mut engine = Engine::new(EngineConfig::default());
     engine.set_container(cgroup_id, info(cgroup_id));
     let mut out = Vec::new();
@@ -30,7 +30,7 @@ fn run_in_container(cgroup_id: u64, events: Vec<Event>) -> Vec<Output> {
     out
 }
 
-fn one(out: &[Output]) -> ContainerStop {
+pub(super) fn one(out: &[Output]) -> ContainerStop {
     let mut v = container_stops(out);
     assert_eq!(v.len(), 1, "{v:#?}");
     v.remove(0)

@@ -214,7 +214,10 @@ fn s8_wrong_signal_under_tini_and_as_pid1() {
     assert_eq!(s.diagnosis, Diagnosis::WrongSignal);
     assert_eq!(
         s.hint.as_deref(),
-        Some("set STOPSIGNAL to the handled signal, or handle SIGTERM")
+        Some(
+            "the process handles SIGINT but the stop signal is SIGTERM: set STOPSIGNAL to \
+             SIGINT, or handle SIGTERM"
+        )
     );
     assert_eq!(s.dispositions.map(|d| d.int), Some(Handler));
     // As PID 1 the kernel drops SIGTERM; SIGKILL follows: still wrong_signal, not pid1.

@@ -8,6 +8,7 @@ use crate::event::{
 
 use super::{Engine, EngineConfig, Output, ProcessStop};
 
+mod accuracy;
 mod containers;
 mod diagnoses;
 mod robustness;
@@ -106,6 +107,8 @@ pub struct Gen {
     target: Task,
     result: Option<SigResult>,
     dispositions: StopDispositions,
+    /// The disposition of a signal outside the four common stop signals.
+    own: Option<Disposition>,
     blocked: bool,
 }
 
@@ -118,6 +121,7 @@ pub fn generate(ms: f64, signal: Signal, sender: &Task, target: &Task) -> Gen {
         target: target.clone(),
         result: None,
         dispositions: StopDispositions::default(),
+        own: None,
         blocked: false,
     }
 }
@@ -156,11 +160,16 @@ impl Gen {
             2 => self.dispositions.int = d,
             3 => self.dispositions.quit = d,
             1 => self.dispositions.hup = d,
+            _ if s == self.signal => self.own = Some(d),
             _ => {}
         }
     }
     pub fn ev(self) -> Event {
-        let disposition = self.dispositions.get(self.signal).unwrap_or_default();
+        let disposition = self
+            .dispositions
+            .get(self.signal)
+            .or(self.own)
+            .unwrap_or_default();
         let result = self.result.unwrap_or(
             if disposition == Disposition::Ignore
                 || (self.target.ns_init
