@@ -177,6 +177,10 @@ pub const FIELD_MARKER: i16 = 0x7e00;
 pub struct Config {
     /// Signals to emit as events: bit `n-1` for signal `n`. Others are only counted.
     pub signal_mask: u64,
+    /// Stop signals (TERM, INT, QUIT, HUP, KILL and configured extras), same bits. A signal
+    /// that is none of them, not sent by a container runtime, and meets a handler or SIG_IGN
+    /// cannot affect a shutdown: it is only counted, not emitted.
+    pub stop_mask: u64,
     /// The agent's own thread-group id; its events are dropped.
     pub agent_tgid: u32,
     /// 1 when `sched_process_exit` carries `group_dead` as its second argument.
@@ -192,6 +196,7 @@ pub struct Config {
 impl Config {
     pub const DEFAULT: Self = Self {
         signal_mask: 0,
+        stop_mask: 0,
         agent_tgid: 0,
         exit_has_group_dead: 0,
         emit_thread_exits: 0,
@@ -223,7 +228,7 @@ const _: () = {
     assert!(core::mem::size_of::<SignalDeliver>() == 120);
     assert!(core::mem::size_of::<ProcessExit>() == 96);
     assert!(core::mem::size_of::<OomVictim>() == 96);
-    assert!(core::mem::size_of::<Config>() == 24 + core::mem::size_of::<Offsets>());
+    assert!(core::mem::size_of::<Config>() == 32 + core::mem::size_of::<Offsets>());
 };
 
 #[cfg(feature = "user")]

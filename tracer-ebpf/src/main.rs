@@ -189,27 +189,58 @@ fn disposition<M: Mem>(sighand: u64, sig: i32) -> u8 {
     }
 }
 
-/// Whether `sig` is emitted; otherwise it is counted. `runtime_sent` is asked only for a
-/// signal outside the emit mask: a signal a container runtime sends (its comm is in
-/// `RUNTIME_COMMS`) is emitted whatever its number, since it is some container's stop signal,
-/// except SIGCHLD (a runtime process that exits sends it to its parent).
+/// Counts a signal that is not emitted.
 #[inline(always)]
-fn emitted(sig: i32, runtime_sent: impl FnOnce() -> bool) -> bool {
-    if !(1..=64).contains(&sig) {
-        return false;
-    }
-    let mask = cfg!(signal_mask);
-    if mask & (1u64 << ((sig - 1) as u32 & 63)) != 0 {
-        return true;
-    }
-    if sig != SIGCHLD && runtime_sent() {
-        return true;
-    }
+fn count_only(sig: i32) {
     if let Some(p) = SIGNAL_COUNTS.get_ptr_mut(sig as u32) {
         unsafe { *p += 1 };
     }
     bump(stat::COUNTED_ONLY);
-    false
+}
+
+#[inline(always)]
+fn bit(sig: i32) -> u64 {
+    1u64 << ((sig - 1) as u32 & 63)
+}
+
+/// Whether the generation of `sig` to `target` is emitted; otherwise it is counted. Emitted:
+/// a stop signal; any signal a container runtime sends (some container's stop signal, whatever
+/// its number; SIGCHLD excepted: a runtime process that exits sends it to its parent); any
+/// other signal of the emit mask that meets the default action (it may end the process). A
+/// signal that meets a handler or SIG_IGN and is none of those cannot affect a shutdown.
+#[inline(always)]
+fn generate_emitted<M: Mem>(sig: i32, target: u64) -> bool {
+    if !(1..=64).contains(&sig) {
+        return false;
+    }
+    if cfg!(stop_mask) & bit(sig) != 0 {
+        return true;
+    }
+    let runtime = sig != SIGCHLD && current_is_runtime();
+    let emit = runtime
+        || (cfg!(signal_mask) & bit(sig) != 0 && {
+            let d = disposition::<M>(M::ld64::<{ field::TASK_SIGHAND }>(target), sig);
+            d != disp::HANDLER && d != disp::IGNORE
+        });
+    if !emit {
+        count_only(sig);
+    }
+    emit
+}
+
+/// Whether the delivery of `sig` (to `ka`) is emitted: a stop signal, or a signal of the emit
+/// mask that meets the default action; otherwise it is counted.
+#[inline(always)]
+fn deliver_emitted<M: Mem>(sig: i32, ka: u64) -> bool {
+    if !(1..=64).contains(&sig) {
+        return false;
+    }
+    let emit = cfg!(stop_mask) & bit(sig) != 0
+        || (cfg!(signal_mask) & bit(sig) != 0 && M::ld64::<{ field::KA_HANDLER }>(ka) == 0);
+    if !emit {
+        count_only(sig);
+    }
+    emit
 }
 
 /// The current task is a container runtime (its comm is in `RUNTIME_COMMS`).
@@ -217,7 +248,7 @@ fn emitted(sig: i32, runtime_sent: impl FnOnce() -> bool) -> bool {
 fn current_is_runtime() -> bool {
     match bpf_get_current_comm() {
         // SAFETY: a lookup that only reads the map.
-        Ok(comm) => unsafe { RUNTIME_COMMS.get(&comm).is_some() },
+        Ok(comm) => unsafe { RUNTIME_COMMS.get(comm).is_some() },
         Err(_) => false,
     }
 }
@@ -234,7 +265,7 @@ fn is_agent() -> bool {
 
 #[inline(always)]
 fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) {
-    if !emitted(sig, current_is_runtime) || is_agent() {
+    if !generate_emitted::<M>(sig, task) || is_agent() {
         return;
     }
     // Signals to the agent itself (its own stop) are not traced either.
@@ -275,7 +306,7 @@ fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) 
 
 #[inline(always)]
 fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
-    if !emitted(sig, || false) || is_agent() {
+    if !deliver_emitted::<M>(sig, ka) || is_agent() {
         return;
     }
     let Some(mut entry) = EVENTS.reserve::<SignalDeliver>(0) else {

@@ -20,7 +20,9 @@ use crate::{
     driver::{drive, OnBadInput},
     engine::{Engine, EngineConfig},
     event::Signal,
-    journal::{JournalOptions, JournalReader, JournalWriter, ReaderOptions, SessionInfo},
+    journal::{
+        JournalOptions, JournalReader, JournalWriter, LiveJournal, ReaderOptions, SessionInfo,
+    },
     live::LiveSource,
     metrics::{Metrics, MetricsOptions},
     output::{Format, Printer, RawPrinter},
@@ -92,16 +94,8 @@ fn node_name(args: &RunArgs) -> String {
 
 impl RunOptions {
     pub fn from_args(args: &RunArgs) -> Result<Self> {
-        let ring_bytes = args
-            .ring_kib
-            .checked_mul(1024)
-            .filter(|b| b.is_power_of_two() && *b >= 4096)
-            .with_context(|| {
-                format!(
-                    "--ring-kib {} must be a power of two, at least 4",
-                    args.ring_kib
-                )
-            })?;
+        // The command line checked it: a power of two from 4 KiB to 1 GiB.
+        let ring_bytes = args.ring_kib * 1024;
         let signal_mask = if args.signals.is_empty() {
             tracer_common::DEFAULT_SIGNAL_MASK
         } else {
@@ -121,6 +115,14 @@ impl RunOptions {
             source: SourceOptions {
                 btf_path: args.btf.clone(),
                 signal_mask,
+                stop_mask: crate::source::stop_mask(
+                    &args
+                        .output
+                        .stop_signals
+                        .iter()
+                        .map(|&s| Signal(s))
+                        .collect::<Vec<_>>(),
+                ),
                 ring_bytes,
                 emit_thread_exits: false,
                 mode: if args.floor {
@@ -266,7 +268,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
                 )
             })?;
         tracing::info!("recording to {}", journal.path().display());
-        pipeline = pipeline.with_journal(journal);
+        pipeline = pipeline.with_journal(LiveJournal::new(journal));
     }
     let ready = Arc::new(AtomicBool::new(false));
     let mut server = None;
@@ -283,12 +285,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
             let _ = stop_rx.changed().await;
         };
         tracing::info!("serving metrics on http://{addr}/metrics");
-        let handle = rt.block_on(crate::metrics::serve(
-            *addr,
-            metrics,
-            ready.clone(),
-            stopped,
-        ))?;
+        let handle = rt.block_on(crate::http::serve(*addr, metrics, ready.clone(), stopped))?;
         server = Some((rt, stop_tx, handle));
     }
 
@@ -298,6 +295,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
     tracing::info!("tracing: {hooks} hooks attached");
     let result = drive(&mut source, &mut pipeline, OnBadInput::ReportFirst);
     if let Some((rt, stop_tx, handle)) = server {
+        // The server closes every connection at once: no client can hold the stop up.
         let _ = stop_tx.send(true);
         let _ = rt.block_on(handle);
     }
@@ -307,6 +305,9 @@ pub fn run(opts: RunOptions) -> Result<()> {
 
 /// `sigtrace replay`: the same pipeline over recorded journal files.
 pub fn replay(opts: ReplayOptions) -> Result<()> {
+    if let (Some(since), Some(until)) = (opts.window.since, opts.window.until) {
+        anyhow::ensure!(since < until, "--since must come before --until");
+    }
     let mut reader = JournalReader::new(
         opts.paths.iter(),
         ReaderOptions {

@@ -41,7 +41,7 @@ pub struct OutputArgs {
     #[arg(long)]
     pub containers_only: bool,
     /// Expected grace period in seconds: exits after 80% of it are flagged as near-overruns.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub grace: Option<f64>,
     /// Extra signals that start a shutdown (besides TERM, INT, QUIT, HUP, KILL), e.g. USR1.
     #[arg(long = "stop-signal", value_name = "SIGNAL", value_parser = parse_signal)]
@@ -51,14 +51,14 @@ pub struct OutputArgs {
     #[arg(long = "runtime-comm", value_name = "COMM")]
     pub runtime_comms: Vec<String>,
     /// Cap on processes tracked at once (older state is evicted and counted).
-    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    #[arg(long, default_value_t = 200_000, value_name = "N", value_parser = parse_count)]
     pub max_processes: usize,
     /// Cap on shutdown episodes open at once.
-    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    #[arg(long, default_value_t = 50_000, value_name = "N", value_parser = parse_count)]
     pub max_episodes: usize,
     /// An episode still open this many seconds after its first stop signal is closed as
     /// incomplete.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub episode_timeout: u64,
 }
 
@@ -76,10 +76,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_record: bool,
     /// Rotate journal files at this size (MiB).
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub journal_file_mib: u64,
     /// Keep at most this much journal on disk (MiB); the oldest files go first.
-    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    #[arg(long, default_value_t = 512, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub journal_total_mib: u64,
     /// Serve Prometheus metrics on ADDR (e.g. 0.0.0.0:9477): /metrics, /healthz, /readyz.
     #[arg(long, value_name = "ADDR")]
@@ -89,7 +89,7 @@ pub struct RunArgs {
     pub metrics_no_pod_label: bool,
     /// Cap on distinct per-container label sets in metrics; beyond it, series are dropped
     /// and counted in sigtrace_label_sets_overflow_total.
-    #[arg(long, default_value_t = 5000, value_name = "N")]
+    #[arg(long, default_value_t = 5000, value_name = "N", value_parser = parse_count)]
     pub metrics_max_series: usize,
     /// Node name reported in metrics and records (default: the host name).
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
@@ -102,7 +102,7 @@ pub struct RunArgs {
     #[arg(long, default_value = crate::btf::VMLINUX_BTF, value_name = "FILE")]
     pub btf: PathBuf,
     /// Ring buffer size in KiB (a power of two, at least 4).
-    #[arg(long, default_value_t = 4096, value_name = "KIB")]
+    #[arg(long, default_value_t = 4096, value_name = "KIB", value_parser = parse_ring_kib)]
     pub ring_kib: u32,
     /// Use raw tracepoints even where BTF tracepoints work.
     #[arg(long, hide = true)]
@@ -149,6 +149,40 @@ pub struct DoctorArgs {
     pub btf: PathBuf,
 }
 
+/// A duration in seconds: a finite number, not negative.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err(format!(
+            "{s:?} is not a duration: give a finite number of seconds, 0 or more"
+        )),
+        Err(_) => Err(format!("{s:?} is not a number of seconds")),
+    }
+}
+
+/// A cap: a whole number, at least 1.
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+/// The ring buffer's size in KiB: a power of two from 4 KiB to 1 GiB.
+fn parse_ring_kib(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of KiB"))?;
+    if n.is_power_of_two() && (4..=1 << 20).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} must be a power of two from 4 to 1048576 (KiB)"
+        ))
+    }
+}
+
 fn parse_signal(s: &str) -> Result<i32, String> {
     crate::event::Signal::parse(s)
         .map(|sig| sig.0)
@@ -190,5 +224,32 @@ mod tests {
         assert!(run.raw);
         assert_eq!(run.signals, vec![15, 9]);
         assert!(Cli::try_parse_from(["sigtrace", "run", "--signals", "NOPE"]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_what_was_wrong() {
+        let err = |args: &[&str]| {
+            let mut all = vec!["sigtrace"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} accepted"))
+                .to_string()
+        };
+        for g in ["-1", "NaN", "inf", "-inf", "soon"] {
+            let e = err(&["run", &format!("--grace={g}")]);
+            assert!(e.contains("--grace"), "{e}");
+        }
+        assert!(err(&["run", "--journal-file-mib", "0"]).contains("--journal-file-mib"));
+        assert!(err(&["run", "--journal-total-mib", "0"]).contains("--journal-total-mib"));
+        assert!(err(&["run", "--max-processes", "0"]).contains("at least 1"));
+        assert!(err(&["run", "--metrics-max-series", "0"]).contains("at least 1"));
+        assert!(err(&["run", "--episode-timeout", "0"]).contains("--episode-timeout"));
+        assert!(err(&["run", "--ring-kib", "3"]).contains("power of two"));
+        assert!(err(&["run", "--metrics", "localhost"]).contains("--metrics"));
+        assert!(err(&["replay", "--since", "2026-11-21T10:00:00+0é00"]).contains("--since"));
+        assert!(err(&["replay", "--until", "yesterday"]).contains("--until"));
+        let ok = Cli::try_parse_from(["sigtrace", "run", "--grace", "2.5", "--ring-kib", "64"]);
+        assert!(ok.is_ok());
     }
 }

@@ -44,6 +44,8 @@ fn effective_caps() -> Option<u64> {
     u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
 }
 
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -85,6 +87,16 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
         Check::new("privileges", Status::Pass, format!("effective capabilities {caps:#x} include CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN"))
     } else {
         Check::new("privileges", Status::Fail, "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run as root, or grant them (setcap / the DaemonSet's securityContext)")
+    });
+    checks.push(if has(CAP_SYS_PTRACE) {
+        Check::new("ptrace", Status::Pass, "CAP_SYS_PTRACE: /proc/<pid>/cgroup of other users' processes is readable")
+    } else {
+        Check::new("ptrace", Status::Warn, "no CAP_SYS_PTRACE: attribution through /proc/<pid>/cgroup fails for processes of other users that sigtrace has not seen in the cgroup tree; grant it for complete container attribution")
+    });
+    checks.push(if has(CAP_DAC_READ_SEARCH) {
+        Check::new("read-state", Status::Pass, "CAP_DAC_READ_SEARCH: the runtimes' state (docker, containerd, CRI-O) is readable whatever its permissions")
+    } else {
+        Check::new("read-state", Status::Warn, "no CAP_DAC_READ_SEARCH: container names, pods and images come from the runtimes' state directories, which may not be readable without it (records then carry ids only)")
     });
 
     let btf = read_btf(btf_path);

@@ -17,6 +17,7 @@ pub mod doctor;
 pub mod driver;
 pub mod engine;
 pub mod event;
+pub mod http;
 pub mod journal;
 pub mod live;
 pub mod logging;

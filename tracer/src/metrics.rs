@@ -1,14 +1,7 @@
 //! Prometheus metrics: the metric families (names are a public contract used by
-//! `dashboards/`), the cardinality cap on per-container label sets, and the HTTP server that
-//! exposes `/metrics`, `/healthz` and `/readyz`.
-use std::{
-    collections::HashSet,
-    net::SocketAddr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
-};
+//! `dashboards/`) and the cardinality cap on per-container label sets. [`crate::http`] serves
+//! them.
+use std::{collections::HashSet, net::SocketAddr, sync::Mutex};
 
 use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -123,6 +116,8 @@ pub struct Health {
     pub metadata_misses: u64,
     /// (signal name, total)
     pub counted_only: Vec<(String, u64)>,
+    /// The journal's state: `None` without a journal.
+    pub journal: Option<crate::journal::LiveJournalStats>,
 }
 
 impl Health {
@@ -153,6 +148,7 @@ impl Health {
                 .iter()
                 .map(|(s, n)| (Signal(*s).name(), *n))
                 .collect(),
+            journal: None,
         }
     }
 }
@@ -168,6 +164,10 @@ pub struct Metrics {
     oom_kills: IntCounterVec,
     force_kills: IntCounterVec,
     label_overflow: IntCounter,
+    http_refused: IntCounter,
+    journal_up: IntGauge,
+    journal_errors: IntCounter,
+    journal_dropped: IntCounter,
     events_read: IntCounter,
     events_lost: IntCounter,
     decode_errors: IntCounter,
@@ -261,6 +261,34 @@ impl Metrics {
                 IntCounter::new(
                     "sigtrace_label_sets_overflow_total",
                     "Observations dropped because the label-set cap was reached.",
+                )?,
+            )?,
+            http_refused: reg(
+                &r,
+                IntCounter::new(
+                    "sigtrace_http_connections_refused_total",
+                    "Metrics connections closed at once: too many clients, or accept failed.",
+                )?,
+            )?,
+            journal_up: reg(
+                &r,
+                IntGauge::new(
+                    "sigtrace_journal_up",
+                    "1 while the journal is written, 0 while it is suspended after a write error (or off).",
+                )?,
+            )?,
+            journal_errors: reg(
+                &r,
+                IntCounter::new(
+                    "sigtrace_journal_errors_total",
+                    "Journal writes or reopenings that failed (the journal is suspended, tracing goes on).",
+                )?,
+            )?,
+            journal_dropped: reg(
+                &r,
+                IntCounter::new(
+                    "sigtrace_journal_records_dropped_total",
+                    "Records not journaled while the journal was suspended.",
                 )?,
             )?,
             events_read: reg(
@@ -394,6 +422,11 @@ impl Metrics {
         }
     }
 
+    /// A metrics client was turned away.
+    pub fn http_refused(&self) {
+        self.http_refused.inc();
+    }
+
     /// Records one generated stop signal.
     pub fn signal(&self, signal: &str, result: &str, sender_class: &str) {
         self.signals
@@ -412,6 +445,11 @@ impl Metrics {
             set_total(&self.evictions.with_label_values(&[what.as_str()]), *total);
         }
         set_total(&self.metadata_misses, h.metadata_misses);
+        if let Some(j) = &h.journal {
+            self.journal_up.set(i64::from(j.up));
+            set_total(&self.journal_errors, j.errors);
+            set_total(&self.journal_dropped, j.dropped);
+        }
         for (sig, total) in &h.counted_only {
             set_total(
                 &self.counted_only.with_label_values(&[sig.as_str()]),
@@ -428,56 +466,6 @@ impl Metrics {
         }
         String::from_utf8_lossy(&buf).into_owned()
     }
-}
-
-/// Serves `/metrics`, `/healthz` (the process is up) and `/readyz` (probes attached and
-/// events flowing) until `stop` resolves.
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<tokio::task::JoinHandle<()>, MetricsError> {
-    use axum::{http::StatusCode, routing::get, Router};
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| MetricsError::Bind { addr, source })?;
-    let m = metrics.clone();
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = m.clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        m.encode(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    if ready.load(Ordering::Relaxed) {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-                    }
-                }
-            }),
-        );
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::warn!("metrics server: {e}");
-        }
-    }))
 }
 
 #[cfg(test)]

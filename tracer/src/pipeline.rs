@@ -4,15 +4,13 @@
 //! prints the records the live run printed.
 use std::{collections::HashSet, sync::Arc};
 
-use anyhow::Context;
-
 use crate::{
     container::{ContainerInfo, ContainerResolver},
     decode::{Clock, KernelRecord},
     driver::{Consumer, FeedError, Input, LiveStats},
     engine::{Engine, Output},
     event::{Event, EventKind},
-    journal::JournalWriter,
+    journal::LiveJournal,
     metrics::Metrics,
     output::OutputSink,
 };
@@ -37,7 +35,7 @@ pub struct Pipeline<S: OutputSink> {
     clock: Option<Clock>,
     window: Window,
     resolver: Option<ContainerResolver>,
-    journal: Option<JournalWriter>,
+    journal: Option<LiveJournal>,
     metrics: Option<Arc<Metrics>>,
     /// cgroup ids already resolved (and handed to the engine and the journal).
     seen_cgroups: HashSet<u64>,
@@ -77,7 +75,7 @@ impl<S: OutputSink> Pipeline<S> {
         self
     }
 
-    pub fn with_journal(mut self, j: JournalWriter) -> Self {
+    pub fn with_journal(mut self, j: LiveJournal) -> Self {
         self.journal = Some(j);
         self
     }
@@ -123,8 +121,7 @@ impl<S: OutputSink> Pipeline<S> {
             if let Some(info) = resolver.resolve(t.cgroup_id, Some(t.pid)) {
                 self.seen_cgroups.insert(t.cgroup_id);
                 if let Some(j) = self.journal.as_mut() {
-                    j.append_container(t.cgroup_id, &info)
-                        .context("writing the journal")?;
+                    j.append_container(t.cgroup_id, &info);
                 }
                 self.engine.set_container(t.cgroup_id, info);
             }
@@ -142,7 +139,7 @@ impl<S: OutputSink> Pipeline<S> {
         }
         self.attribute(&ev)?;
         if let Some(j) = self.journal.as_mut() {
-            j.append_kernel(bytes).context("writing the journal")?;
+            j.append_kernel(bytes);
         }
         if let (Some(m), EventKind::SignalGenerate { signal, result, .. }) =
             (&self.metrics, &ev.kind)
@@ -159,8 +156,7 @@ impl<S: OutputSink> Pipeline<S> {
 
     fn lost(&mut self, count: u64, mono_ns: u64) -> anyhow::Result<()> {
         if let Some(j) = self.journal.as_mut() {
-            j.append_lost(count, mono_ns)
-                .context("writing the journal")?;
+            j.append_lost(count, mono_ns);
         }
         self.engine.lost(count, mono_ns);
         Ok(())
@@ -182,16 +178,19 @@ impl<S: OutputSink> Pipeline<S> {
         self.emit()?;
         self.printer.flush()?;
         if let Some(j) = self.journal.as_mut() {
-            j.flush().context("flushing the journal")?;
+            j.tick();
         }
         if let Some(m) = &self.metrics {
             let resolver = self.resolver.as_ref().map(|r| r.stats());
-            m.health(&crate::metrics::Health::gather(
-                &self.engine.stats(),
-                resolver.unwrap_or_default(),
-                stats,
-                self.decode_errors,
-            ));
+            m.health(&crate::metrics::Health {
+                journal: self.journal.as_ref().map(LiveJournal::stats),
+                ..crate::metrics::Health::gather(
+                    &self.engine.stats(),
+                    resolver.unwrap_or_default(),
+                    stats,
+                    self.decode_errors,
+                )
+            });
         }
         Ok(())
     }
@@ -217,7 +216,7 @@ impl<S: OutputSink> Consumer for Pipeline<S> {
         self.emit()?;
         self.printer.flush()?;
         if let Some(j) = self.journal.as_mut() {
-            j.sync().context("syncing the journal")?;
+            j.finish();
         }
         Ok(())
     }

@@ -72,6 +72,8 @@ pub enum ProbeMode {
 pub struct SourceOptions {
     pub btf_path: PathBuf,
     pub signal_mask: u64,
+    /// Stop signals (bit `n - 1` for signal `n`): TERM, INT, QUIT, HUP, KILL and extras.
+    pub stop_mask: u64,
     pub ring_bytes: u32,
     pub emit_thread_exits: bool,
     pub mode: ProbeMode,
@@ -88,6 +90,7 @@ impl Default for SourceOptions {
         Self {
             btf_path: PathBuf::from(crate::btf::VMLINUX_BTF),
             signal_mask: DEFAULT_SIGNAL_MASK,
+            stop_mask: stop_mask(&[]),
             ring_bytes: 4 << 20,
             emit_thread_exits: false,
             mode: ProbeMode::Trace,
@@ -157,6 +160,15 @@ fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) ->
     SourceError::Kernel { what, detail }
 }
 
+/// The stop-signal mask: the default stop signals and `extra`.
+pub fn stop_mask(extra: &[crate::event::Signal]) -> u64 {
+    crate::event::Signal::DEFAULT_STOP
+        .iter()
+        .chain(extra)
+        .filter(|s| (1..=64).contains(&s.0))
+        .fold(0, |m, s| m | 1 << (s.0 - 1))
+}
+
 /// Reads and parses the kernel BTF named by `path`.
 pub fn read_btf(path: &Path) -> Result<KernelBtf, SourceError> {
     KernelBtf::from_file(path).map_err(|source| SourceError::Btf {
@@ -171,6 +183,7 @@ pub fn kernel_config(btf: &KernelBtf, opts: &SourceOptions) -> (Config, Vec<Stri
     let mut config = Config::DEFAULT;
     config.off = off;
     config.signal_mask = opts.signal_mask;
+    config.stop_mask = opts.stop_mask;
     config.agent_tgid = std::process::id();
     config.exit_has_group_dead = u32::from(btf.tracepoint_arity("sched_process_exit") == Some(2));
     config.emit_thread_exits = u32::from(opts.emit_thread_exits);

@@ -1,6 +1,7 @@
 //! Benchmarks (never timed assertions in tests):
 //! - `overhead`: the cost of `kill()` to self, for a counted-only signal (SIGURG) and an emitted
-//!   one (SIGUSR1 set to SIG_IGN), with no tracer, with empty programs on the same hooks (the
+//!   one (SIGTERM while SIGTERM is blocked: ALREADY_PENDING after the first, a stop signal the
+//!   kernel side must emit; a signal that meets a handler or SIG_IGN is only counted), with no tracer, with empty programs on the same hooks (the
 //!   floor), with sigtrace, and with bpftrace counting `signal_generate` (a peer). Runs are
 //!   interleaved; medians and ratios are printed. Then the agent's own CPU per emitted event
 //!   (user + system time over 1 M events), with and without its journal.
@@ -164,16 +165,28 @@ fn start(tracer: Tracer, bins: &Bins, tmp: &Path, journal: bool) -> Result<Runni
     Ok(Running(Some(child)))
 }
 
-/// Nanoseconds per kill() of `sig` to self.
+/// Nanoseconds per kill() of `sig` to self, with `sig` blocked for the loop (SIGURG is
+/// ignored by default anyway; a blocked SIGTERM stays pending, ALREADY_PENDING after the
+/// first). The pending signal is discarded (SIG_IGN) before it is unblocked.
 fn kill_loop(sig: i32) -> f64 {
-    // SAFETY: getpid/kill on ourselves with a signal that is ignored (SIGURG by default,
-    // SIGUSR1 set to SIG_IGN in `overhead`).
-    let pid = unsafe { libc::getpid() };
-    let start = Instant::now();
-    for _ in 0..KILLS {
-        unsafe { libc::kill(pid, sig) };
+    // SAFETY: signal-mask and disposition changes of this process, and kill(2) to itself of a
+    // signal that is blocked until it is discarded.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let pid = libc::getpid();
+        let start = Instant::now();
+        for _ in 0..KILLS {
+            libc::kill(pid, sig);
+        }
+        let ns = start.elapsed().as_nanos() as f64 / KILLS as f64;
+        let old = libc::signal(sig, libc::SIG_IGN);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::signal(sig, old);
+        ns
     }
-    start.elapsed().as_nanos() as f64 / KILLS as f64
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -218,8 +231,6 @@ fn overhead() -> Result<()> {
     };
     let tmp = std::env::temp_dir().join(format!("sigtrace-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
-    // SAFETY: installing SIG_IGN for SIGUSR1 in this process.
-    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
 
     let mut tracers = vec![
         Tracer::None,
@@ -232,7 +243,7 @@ fn overhead() -> Result<()> {
     }
     let signals = [
         ("SIGURG (counted only)", libc::SIGURG),
-        ("SIGUSR1 (emitted)", libc::SIGUSR1),
+        ("SIGTERM, blocked (emitted)", libc::SIGTERM),
     ];
     let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); signals.len()]; tracers.len()];
     // Warm-up.
@@ -337,7 +348,7 @@ fn agent_cpu(bins: &Bins, tmp: &Path) -> Result<String> {
             let running = start(tracer, bins, tmp, journal)?;
             let pid = running.0.as_ref().map(|c| c.id()).unwrap_or(0);
             let before = cpu_ns(pid)?;
-            kill_loop(libc::SIGUSR1);
+            kill_loop(libc::SIGTERM);
             std::thread::sleep(Duration::from_millis(1500));
             let used = cpu_ns(pid)? - before;
             samples[a].push(used as f64 / KILLS as f64);

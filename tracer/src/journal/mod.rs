@@ -65,7 +65,9 @@
 //! in lenient mode the reader then carries on at the next valid frame, in strict mode it
 //! stops. A file without the magic or with a newer major version is an error for that file;
 //! in lenient mode the other files are still read.
+mod dir;
 mod format;
+mod live;
 mod reader;
 #[cfg(test)]
 mod tests;
@@ -82,6 +84,7 @@ use crate::decode::{Clock, DecodeError};
 use crate::event::Event;
 
 pub use format::{record_type, FORMAT_MAJOR, FORMAT_MINOR, MAX_PAYLOAD};
+pub use live::{LiveJournal, LiveJournalStats};
 pub use reader::{JournalReader, ReaderOptions, ReplayStats};
 pub use writer::{JournalOptions, JournalWriter};
 
@@ -222,6 +225,14 @@ pub fn decode_event(
 
 #[derive(Debug, Error)]
 pub enum JournalError {
+    #[error("refusing the journal directory {}: {reason}", .path.display())]
+    UnsafeDir { path: PathBuf, reason: String },
+    #[error(
+        "the journal directory {} is in use by another sigtrace (pid {holder}); give each agent \
+         its own --data-dir",
+        .path.display()
+    )]
+    Locked { path: PathBuf, holder: String },
     #[error("{}: cannot {op}: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -277,6 +288,8 @@ impl JournalError {
     pub fn path(&self) -> &Path {
         match self {
             Self::Io { path, .. }
+            | Self::UnsafeDir { path, .. }
+            | Self::Locked { path, .. }
             | Self::NotAJournal { path }
             | Self::UnsupportedVersion { path, .. }
             | Self::Corrupt { path, .. }

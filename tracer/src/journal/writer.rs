@@ -1,6 +1,6 @@
 //! The live-path side: appends frames to a buffered file, rotates and prunes.
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,6 +39,8 @@ const WRITE_BUFFER_BYTES: usize = 64 << 10;
 /// file when the buffer fills, on [`flush`](Self::flush), or when the writer is dropped.
 pub struct JournalWriter {
     dir: PathBuf,
+    /// The directory's exclusive lock.
+    lock: super::dir::DirLock,
     options: JournalOptions,
     session: SessionInfo,
     out: BufWriter<File>,
@@ -69,6 +71,14 @@ fn io_err<'a>(
     }
 }
 
+/// A `Container` frame's payload: the cgroup id, then the info as JSON.
+fn container_payload(cgroup_id: u64, info: &ContainerInfo) -> serde_json::Result<Vec<u8>> {
+    let mut payload = Vec::with_capacity(256);
+    payload.extend_from_slice(&cgroup_id.to_le_bytes());
+    serde_json::to_writer(&mut payload, info)?;
+    Ok(payload)
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -84,10 +94,12 @@ impl JournalWriter {
         session: SessionInfo,
     ) -> Result<Self, JournalError> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(io_err(&dir, "create the journal directory"))?;
+        super::dir::prepare(&dir)?;
+        let lock = super::dir::lock(&dir)?;
         let (path, file, seq, secs) = create_file(&dir, 0, 0)?;
         let mut w = Self {
             dir,
+            lock,
             options,
             session,
             out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
@@ -136,10 +148,7 @@ impl JournalWriter {
         cgroup_id: u64,
         info: &ContainerInfo,
     ) -> Result<(), JournalError> {
-        let mut payload = Vec::with_capacity(256);
-        payload.extend_from_slice(&cgroup_id.to_le_bytes());
-        // Serialising a struct of strings into a Vec cannot fail.
-        serde_json::to_writer(&mut payload, info).map_err(|e| JournalError::Io {
+        let payload = container_payload(cgroup_id, info).map_err(|e| JournalError::Io {
             path: self.path.clone(),
             op: "serialise container info",
             source: e.into(),
@@ -152,7 +161,7 @@ impl JournalWriter {
             return Ok(());
         }
         self.append(record_type::CONTAINER, &[&payload])?;
-        self.remember_container(cgroup_id, payload);
+        self.remember_payload(cgroup_id, payload);
         Ok(())
     }
 
@@ -177,7 +186,26 @@ impl JournalWriter {
             .map_err(io_err(&self.path, "sync the journal file"))
     }
 
-    fn remember_container(&mut self, cgroup_id: u64, payload: Vec<u8>) {
+    /// The current file was deleted (its link count is 0): what is written goes nowhere.
+    pub fn file_removed(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.out.get_ref().metadata().is_ok_and(|m| m.nlink() == 0)
+    }
+
+    /// Starts a new file now (after a failure): the directory is created again if it went
+    /// away; the new file starts with the session and the remembered containers.
+    pub fn reopen(&mut self) -> Result<(), JournalError> {
+        self.rotate()
+    }
+
+    /// Remembers a container for the start of later files without writing it now.
+    pub fn remember_container(&mut self, cgroup_id: u64, info: &ContainerInfo) {
+        if let Ok(payload) = container_payload(cgroup_id, info) {
+            self.remember_payload(cgroup_id, payload);
+        }
+    }
+
+    fn remember_payload(&mut self, cgroup_id: u64, payload: Vec<u8>) {
         if !self.containers.contains_key(&cgroup_id)
             && self.containers.len() >= MAX_REMEMBERED_CONTAINERS
         {
@@ -254,6 +282,11 @@ impl JournalWriter {
         if let Err(e) = self.out.flush() {
             tracing::warn!(path = %self.path.display(), error = %e, "journal: flushing before rotation failed");
         }
+        if !self.dir.is_dir() {
+            // Removed under us: made again, and locked again (the old lock went with it).
+            super::dir::prepare(&self.dir)?;
+            self.lock = super::dir::lock(&self.dir)?;
+        }
         let (path, file, seq, secs) = create_file(&self.dir, self.last_name_secs, self.next_seq)?;
         self.next_seq = seq + 1;
         self.last_name_secs = secs;
@@ -325,7 +358,7 @@ fn create_file(
     let stamp = utc_stamp(secs);
     loop {
         let path = dir.join(format!("sigtrace-{stamp}-{seq:06}.journal"));
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
+        match super::dir::create_file(&path) {
             Ok(file) => return Ok((path, file, seq, secs)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists && seq < 999_999 => seq += 1,
             Err(e) => return Err(io_err(&path, "create the journal file")(e)),
