@@ -26,3 +26,6 @@ pub mod output;
 pub mod patch;
 pub mod pipeline;
 pub mod source;
+
+#[cfg(test)]
+mod fuzz_tests;

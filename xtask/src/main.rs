@@ -42,6 +42,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         filter: Vec<String>,
     },
+    /// Long property-test run over hostile input (decoder, journal reader, BTF reader,
+    /// patcher): many more cases than `test` runs.
+    Fuzz {
+        /// Cases per target.
+        #[arg(long, default_value_t = 200_000)]
+        cases: u64,
+    },
     /// Benchmarks: `overhead` (kill() cost with and without tracers), `engine` (replay
     /// throughput and memory per tracked process).
     Bench {
@@ -164,6 +171,13 @@ fn main() -> Result<()> {
                     .args(&filter)
                     .env("SIGTRACE_BIN", &bin)
                     .env("SIGTRACE_WORKSPACE", workspace_root()),
+            )?;
+        }
+        Cmd::Fuzz { cases } => {
+            run_checked(
+                cargo()
+                    .args(["test", "-p", "tracer", "--release", "--lib", "fuzz_tests"])
+                    .env("PROPTEST_CASES", cases.to_string()),
             )?;
         }
         Cmd::Bench { which } => {
