@@ -24,6 +24,8 @@ pub enum DecodeError {
     },
     #[error("unknown record kind {0}")]
     UnknownKind(u32),
+    #[error("impossible record: {0}")]
+    Invalid(&'static str),
 }
 
 /// A kernel record, checked and copied out of its byte buffer.
@@ -56,13 +58,15 @@ impl TryFrom<&[u8]> for KernelRecord {
 
     fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
         let header: Header = read_pod(bytes, "header")?;
-        Ok(match header.kind {
+        let rec = match header.kind {
             kind::SIGNAL_GENERATE => Self::Generate(read_pod(bytes, "signal_generate record")?),
             kind::SIGNAL_DELIVER => Self::Deliver(read_pod(bytes, "signal_deliver record")?),
             kind::PROCESS_EXIT => Self::Exit(read_pod(bytes, "process_exit record")?),
             kind::OOM_VICTIM => Self::Oom(read_pod(bytes, "oom_victim record")?),
             other => return Err(DecodeError::UnknownKind(other)),
-        })
+        };
+        rec.check()?;
+        Ok(rec)
     }
 }
 
@@ -127,7 +131,73 @@ impl From<&TaskInfo> for Task {
     }
 }
 
+/// What the kernel side can write into a task: names end within their 16 bytes, and only
+/// the known flags.
+fn check_task(t: &TaskInfo) -> Result<(), DecodeError> {
+    let named = |c: &[u8; tracer_common::COMM_LEN]| c.contains(&0);
+    if !named(&t.comm) || !named(&t.parent_comm) {
+        return Err(DecodeError::Invalid(
+            "a process name without its terminating NUL",
+        ));
+    }
+    let known = task_flags::NS_INIT | task_flags::GROUP_EXITING | task_flags::KTHREAD;
+    if t.flags & !known != 0 {
+        return Err(DecodeError::Invalid("unknown task flags"));
+    }
+    Ok(())
+}
+
+fn check_signal(sig: i32) -> Result<(), DecodeError> {
+    if (0..=64).contains(&sig) {
+        Ok(())
+    } else {
+        Err(DecodeError::Invalid("a signal number outside 0..=64"))
+    }
+}
+
 impl KernelRecord {
+    /// Rejects what the kernel side never writes (forged or damaged journal payloads).
+    fn check(&self) -> Result<(), DecodeError> {
+        match self {
+            Self::Generate(r) => {
+                check_signal(r.sig)?;
+                if !(0..=4).contains(&r.result) || !(0..=1).contains(&r.group) {
+                    return Err(DecodeError::Invalid(
+                        "a result or group value the kernel never gives",
+                    ));
+                }
+                let disp_ok = |d: &u8| {
+                    matches!(
+                        *d,
+                        tracer_common::disp::DEFAULT
+                            | tracer_common::disp::IGNORE
+                            | tracer_common::disp::HANDLER
+                            | tracer_common::disp::UNKNOWN
+                    )
+                };
+                if !r.disp[..tracer_common::DISP_SIGNALS.len()]
+                    .iter()
+                    .all(disp_ok)
+                {
+                    return Err(DecodeError::Invalid("an unknown disposition code"));
+                }
+                check_task(&r.sender)?;
+                check_task(&r.target)
+            }
+            Self::Deliver(r) => {
+                check_signal(r.sig)?;
+                check_task(&r.receiver)
+            }
+            Self::Exit(r) => {
+                if r.group_dead > 1 {
+                    return Err(DecodeError::Invalid("group_dead is neither 0 nor 1"));
+                }
+                check_task(&r.task)
+            }
+            Self::Oom(r) => check_task(&r.victim),
+        }
+    }
+
     pub fn header(&self) -> Header {
         match self {
             Self::Generate(r) => r.header,

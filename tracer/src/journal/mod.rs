@@ -242,6 +242,8 @@ pub enum JournalError {
     },
     #[error("{}: not a sigtrace journal", .path.display())]
     NotAJournal { path: PathBuf },
+    #[error("{}: skipped: {what}, not a journal file", .path.display())]
+    NotRegular { path: PathBuf, what: &'static str },
     #[error(
         "{}: journal format version {version} is newer than this sigtrace supports (up to {})",
         .path.display(), FORMAT_MAJOR
@@ -291,6 +293,7 @@ impl JournalError {
             | Self::UnsafeDir { path, .. }
             | Self::Locked { path, .. }
             | Self::NotAJournal { path }
+            | Self::NotRegular { path, .. }
             | Self::UnsupportedVersion { path, .. }
             | Self::Corrupt { path, .. }
             | Self::BadRecord { path, .. }

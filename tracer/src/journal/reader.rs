@@ -41,6 +41,8 @@ pub struct ReplayStats {
     pub corrupt_regions: u64,
     /// Files ending inside a record (each reported as a [`JournalWarning::Truncated`]).
     pub truncated_files: u64,
+    /// Kernel records before any intact session record of their file (untimed, skipped).
+    pub untimed: u64,
 }
 
 struct OpenFile {
@@ -49,6 +51,10 @@ struct OpenFile {
     done: bool,
     session: Option<SessionInfo>,
     clock: Option<Clock>,
+    /// Kernel frames before any intact session frame were reported (once per file).
+    untimed_reported: bool,
+    /// The latest kernel record time of the file.
+    max_ts: u64,
 }
 
 /// What `advance` found; the parts borrowed from the buffer are ranges.
@@ -66,7 +72,8 @@ enum Found {
 ///
 /// [`next_item`](Self::next_item) lends each frame without allocating (the replay hot path).
 pub struct JournalReader {
-    inputs: VecDeque<PathBuf>,
+    /// Paths to read, and whether each was found in a directory (not named by the user).
+    inputs: VecDeque<(PathBuf, bool)>,
     strict: bool,
     stopped: bool,
     file: Option<OpenFile>,
@@ -88,7 +95,7 @@ impl JournalReader {
         P: Into<PathBuf>,
     {
         Self {
-            inputs: paths.into_iter().map(Into::into).collect(),
+            inputs: paths.into_iter().map(|p| (p.into(), false)).collect(),
             strict: options.strict,
             stopped: false,
             file: None,
@@ -158,9 +165,9 @@ impl JournalReader {
             }
             if self.file.as_ref().is_none_or(|f| f.done) {
                 // The last file stays, so that `session` still answers after the end.
-                let path = self.inputs.pop_front()?;
+                let (path, in_dir) = self.inputs.pop_front()?;
                 self.file = None;
-                if let Some(r) = self.open(path) {
+                if let Some(r) = self.open(path, in_dir) {
                     return Some(r);
                 }
                 continue;
@@ -181,6 +188,17 @@ impl JournalReader {
                     file.pos = next;
                     self.stats.records += 1;
                     if rtype == record_type::KERNEL {
+                        let p = &self.buf[payload.clone()];
+                        if let Err(reason) = check_kernel_frame(p, &mut file.max_ts) {
+                            self.stats.bad_records += 1;
+                            let e = JournalError::BadRecord {
+                                path: file.path.to_path_buf(),
+                                offset,
+                                what: "kernel",
+                                reason,
+                            };
+                            return self.fail(e);
+                        }
                         self.stats.events += 1;
                         return Some(Ok((offset, Found::Kernel(payload))));
                     }
@@ -262,7 +280,7 @@ impl JournalReader {
 
     /// Opens the next input: a directory queues its files; a file is read whole. Returns an
     /// error, or a warning for a file too short to hold a header.
-    fn open(&mut self, path: PathBuf) -> Option<Result<(u64, Found), JournalError>> {
+    fn open(&mut self, path: PathBuf, in_dir: bool) -> Option<Result<(u64, Found), JournalError>> {
         let meta = match fs::metadata(&path) {
             Ok(m) => m,
             Err(source) => {
@@ -273,16 +291,30 @@ impl JournalReader {
                 })
             }
         };
-        if meta.is_dir() {
+        if meta.is_dir() && !in_dir {
             match journal_files(&path) {
                 Ok(files) => {
                     for f in files.into_iter().rev() {
-                        self.inputs.push_front(f);
+                        self.inputs.push_front((f, true));
                     }
                     return None;
                 }
                 Err(e) => return self.fail_file(e),
             }
+        }
+        if !meta.is_file() {
+            let what = match meta.file_type() {
+                t if t.is_dir() => "a directory named *.journal",
+                t if std::os::unix::fs::FileTypeExt::is_fifo(&t) => "a FIFO",
+                t if std::os::unix::fs::FileTypeExt::is_socket(&t) => "a socket",
+                t if std::os::unix::fs::FileTypeExt::is_char_device(&t)
+                    || std::os::unix::fs::FileTypeExt::is_block_device(&t) =>
+                {
+                    "a device"
+                }
+                _ => "not a regular file",
+            };
+            return self.fail_file(JournalError::NotRegular { path, what });
         }
         self.buf.clear();
         let read = File::open(&path).and_then(|mut f| {
@@ -302,6 +334,8 @@ impl JournalReader {
             done: false,
             session: None,
             clock: None,
+            untimed_reported: false,
+            max_ts: 0,
         };
         match check_file_header(&self.buf) {
             HeaderCheck::Ok => {
@@ -335,11 +369,26 @@ impl JournalReader {
 impl Source for JournalReader {
     fn next(&mut self) -> Option<Result<Input<'_>, anyhow::Error>> {
         let (offset, found) = loop {
-            match self.advance()? {
+            let (offset, found) = match self.advance()? {
                 Err(e) => return Some(Err(e.into())),
                 Ok((_, Found::Session | Found::Note(_))) => continue,
-                Ok(x) => break x,
+                Ok(x) => x,
+            };
+            let file = self.file.as_mut()?;
+            if file.clock.is_none() && matches!(found, Found::Kernel(_)) {
+                // Before any intact session frame: these cannot be timed. One error a file.
+                self.stats.untimed += 1;
+                if file.untimed_reported {
+                    continue;
+                }
+                file.untimed_reported = true;
+                return Some(Err(JournalError::NoSession {
+                    path: file.path.to_path_buf(),
+                    offset,
+                }
+                .into()));
             }
+            break (offset, found);
         };
         self.last_offset = offset;
         if let Found::Warning(w) = found {
@@ -377,6 +426,38 @@ impl Source for JournalReader {
     }
 }
 
+/// Most a kernel record's time may go back within a file (CPUs' records interleave by a few
+/// milliseconds; a clock does not jump back by minutes).
+const MAX_TIME_BACK_NS: u64 = 60_000_000_000;
+
+/// A kernel frame's payload must be a whole record of a known kind whose time does not go
+/// back within the file; `max_ts` is the file's latest time so far.
+fn check_kernel_frame(p: &[u8], max_ts: &mut u64) -> Result<(), String> {
+    use tracer_common::{kind, OomVictim, ProcessExit, SignalDeliver, SignalGenerate};
+    if p.len() < 16 {
+        return Err(format!("{} bytes, shorter than a record header", p.len()));
+    }
+    let k = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+    let need = match k {
+        kind::SIGNAL_GENERATE => std::mem::size_of::<SignalGenerate>(),
+        kind::SIGNAL_DELIVER => std::mem::size_of::<SignalDeliver>(),
+        kind::PROCESS_EXIT => std::mem::size_of::<ProcessExit>(),
+        kind::OOM_VICTIM => std::mem::size_of::<OomVictim>(),
+        other => return Err(format!("unknown record kind {other}")),
+    };
+    if p.len() != need {
+        return Err(format!("{} bytes for a kind-{k} record of {need}", p.len()));
+    }
+    let ts = u64::from_le_bytes(p[8..16].try_into().unwrap_or_default());
+    if ts == 0 || ts.saturating_add(MAX_TIME_BACK_NS) < *max_ts {
+        return Err(format!(
+            "time {ts} ns goes back from {max_ts} ns: not a record of this file"
+        ));
+    }
+    *max_ts = (*max_ts).max(ts);
+    Ok(())
+}
+
 /// The `*.journal` files of a directory, sorted by name.
 fn journal_files(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
     let entries = fs::read_dir(dir).map_err(|source| JournalError::Io {
@@ -384,10 +465,11 @@ fn journal_files(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
         op: "list the journal directory",
         source,
     })?;
+    // Every `*.journal` entry: one that is not a regular file is reported when its turn comes.
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "journal") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|e| e == "journal"))
         .collect();
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     Ok(files)

@@ -599,3 +599,122 @@ fn utc_stamps() {
     assert_eq!(utc_stamp(1_709_251_200), "20240301T000000Z");
     assert_eq!(utc_stamp(4_102_444_800), "21000101T000000Z");
 }
+
+/// A directory's `*.journal` entries that are not regular files are reported, by name, not
+/// skipped silently; a FIFO given by name is refused instead of hanging the replay.
+#[test]
+fn odd_entries_are_reported_and_fifos_refused() {
+    let dir = temp_dir("odd");
+    write_events(dir.path(), 3);
+    let fifo = dir.path().join("a-fifo.journal");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink(
+        dir.path().join("nowhere"),
+        dir.path().join("b-dangling.journal"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("c-dir.journal")).unwrap();
+    let (items, _) = read(&[dir.path()], false);
+    let errs: Vec<String> = errors(&items).iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs[0].contains("a-fifo.journal") && errs[0].contains("a FIFO"),
+        "{errs:?}"
+    );
+    assert!(errs[1].contains("b-dangling.journal"), "{errs:?}");
+    assert!(
+        errs[2].contains("c-dir.journal") && errs[2].contains("directory"),
+        "{errs:?}"
+    );
+    assert_eq!(event_ids(&items), [0, 1, 2]);
+    let (items, _) = read(&[&fifo], false);
+    assert!(matches!(
+        errors(&items)[..],
+        [JournalError::NotRegular { .. }]
+    ));
+}
+
+/// Kernel records replayed through the driver, counted; and the errors it reported.
+fn drive_count(path: &Path) -> (u64, u64, ReplayStats) {
+    use crate::driver::{drive, Consumer, FeedError, Input, OnBadInput};
+    struct Count(u64);
+    impl Consumer for Count {
+        fn input(&mut self, input: Input<'_>) -> Result<(), FeedError> {
+            if let Input::Kernel(bytes, clock) = input {
+                KernelRecord::try_from(bytes)?.into_event(&clock.ok_or(FeedError::NoClock)?);
+                self.0 += 1;
+            }
+            Ok(())
+        }
+        fn finish(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+    let mut r = JournalReader::new([path], ReaderOptions::default());
+    let mut c = Count(0);
+    let d = drive(&mut r, &mut c, OnBadInput::ReportFirst).unwrap();
+    (c.0, d.skipped, *r.stats())
+}
+
+/// The session frame at the head of a file is damaged: the events before its next copy
+/// (every MiB) are skipped with one error; the rest replays.
+#[test]
+fn a_damaged_session_frame_loses_only_what_precedes_its_next_copy() {
+    let dir = temp_dir("session");
+    let n = 20_000u64; // ~2.1 MiB: two more copies of the session frame
+    let path = write_events(dir.path(), n);
+    let (all, skipped, _) = drive_count(&path);
+    assert_eq!((all, skipped), (n, 0));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[16 + 16 + 2] ^= 0xff; // in the first session frame's payload
+    std::fs::write(&path, &bytes).unwrap();
+    let (kept, skipped, stats) = drive_count(&path);
+    // One for the damaged frame, one for the untimed events after it.
+    assert_eq!(skipped, 2, "{stats:?}");
+    let per_mib = (super::writer::SESSION_EVERY as usize / EXIT_FRAME) as u64;
+    assert!(
+        kept >= n - per_mib - 1 && kept < n,
+        "kept {kept} of {n}: {stats:?}"
+    );
+    assert_eq!(stats.untimed, n - kept);
+}
+
+/// Frames whose CRC is right but whose payload the kernel side never writes are refused,
+/// each with an error naming it; the good ones around them replay.
+#[test]
+fn forged_payloads_are_refused() {
+    let dir = temp_dir("forged");
+    let path = dir.path().join("forged.journal");
+    let mut bytes = file_header().to_vec();
+    let mut session_payload = Vec::new();
+    super::format::encode_session(&session(), &mut session_payload);
+    bytes.extend_from_slice(&frame_header(record_type::SESSION, &[&session_payload]));
+    bytes.extend_from_slice(&session_payload);
+    let mut frames = vec![exit_record(5_000)];
+    let mut long = exit_record(5_001);
+    long.push(0);
+    frames.push(long); // wrong size
+    let mut kind99 = exit_record(5_002);
+    kind99[0] = 99;
+    frames.push(kind99); // unknown kind
+    frames.push(exit_record(1)); // 5 s back... within a minute: fine
+    let mut back = exit_record(0);
+    back[8..16].copy_from_slice(&1u64.to_le_bytes());
+    frames.push(exit_record(200_000_000_000)); // 200 s later
+    frames.push(back); // then 200 s back in time
+    let mut nameless = exit_record(200_000_000_001);
+    nameless[16 + 24..16 + 40].copy_from_slice(&[b'x'; 16]); // comm without NUL
+    frames.push(nameless);
+    frames.push(exit_record(200_000_000_002));
+    for f in &frames {
+        bytes.extend_from_slice(&frame_header(record_type::KERNEL, &[f]));
+        bytes.extend_from_slice(f);
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let (kept, skipped, stats) = drive_count(&path);
+    assert_eq!(kept, 4, "{stats:?}");
+    assert_eq!(skipped, 4, "{stats:?}");
+    assert_eq!(stats.bad_records, 3, "{stats:?}");
+}

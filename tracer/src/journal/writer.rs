@@ -34,6 +34,8 @@ impl Default for JournalOptions {
 /// Containers re-written at the start of each new file, so that it can be replayed alone.
 const MAX_REMEMBERED_CONTAINERS: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 64 << 10;
+/// A file repeats its session frame after this many bytes.
+pub const SESSION_EVERY: u64 = 1 << 20;
 
 /// Appends records to the journal in a directory. Writes are buffered: a record reaches the
 /// file when the buffer fills, on [`flush`](Self::flush), or when the writer is dropped.
@@ -49,6 +51,8 @@ pub struct JournalWriter {
     file_bytes: u64,
     /// Bytes of the current file's header, session and container records.
     preamble_bytes: u64,
+    /// Where the last session frame of the current file starts.
+    last_session: u64,
     next_seq: u32,
     last_name_secs: u64,
     /// cgroup id → (insertion number, `Container` payload).
@@ -106,6 +110,7 @@ impl JournalWriter {
             path,
             file_bytes: 0,
             preamble_bytes: 0,
+            last_session: 0,
             next_seq: seq + 1,
             last_name_secs: secs,
             containers: HashMap::new(),
@@ -238,7 +243,21 @@ impl JournalWriter {
         {
             self.rotate()?;
         }
+        if self.file_bytes - self.last_session >= SESSION_EVERY {
+            self.write_session()?;
+        }
         self.write_frame(rtype, parts)
+    }
+
+    /// The session frame, again: a file whose head is damaged loses at most what comes
+    /// before the next copy.
+    fn write_session(&mut self) -> Result<(), JournalError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        encode_session(&self.session, &mut scratch);
+        self.last_session = self.file_bytes;
+        let res = self.write_frame(record_type::SESSION, &[&scratch]);
+        self.scratch = scratch;
+        res
     }
 
     fn write_frame(&mut self, rtype: u16, parts: &[&[u8]]) -> Result<(), JournalError> {
@@ -263,11 +282,7 @@ impl JournalWriter {
             return Err(io_err(&self.path, "write the journal file")(e));
         }
         self.file_bytes = header.len() as u64;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        encode_session(&self.session, &mut scratch);
-        let res = self.write_frame(record_type::SESSION, &[&scratch]);
-        self.scratch = scratch;
-        res?;
+        self.write_session()?;
         let mut containers: Vec<_> = self.containers.values().collect();
         containers.sort_by_key(|(n, _)| *n);
         let payloads: Vec<Vec<u8>> = containers.into_iter().map(|(_, p)| p.clone()).collect();
