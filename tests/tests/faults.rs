@@ -1,6 +1,6 @@
-//! End-to-end: the agent under faults of its own I/O and hostile input. A full disk and a
-//! removed data dir suspend the journal (counted) while tracing goes on, and it resumes by
-//! itself; metrics clients that never finish their request cannot hold up a stop nor lock
+//! End-to-end: the agent under faults of its own I/O and hostile input. A full disk, a
+//! removed data dir and running out of file descriptors suspend the journal (counted) while
+//! tracing goes on, and it resumes by itself; metrics clients that never finish their request cannot hold up a stop nor lock
 //! others out; a second agent on the same data dir fails at once; a journal cut by SIGKILL
 //! mid-write replays; a flood of harmless signals does not wipe the journal's history.
 use std::{
@@ -294,4 +294,56 @@ fn a_signal_flood_does_not_wipe_the_history() {
         "the flood ({counted:?} signals) was journaled: {bytes} bytes"
     );
     assert!(replayed_pids(&data).contains(&u64::from(before)));
+}
+
+/// Out of file descriptors (EMFILE) when the journal needs a new file: suspended, tracing goes
+/// on; resumed once descriptors are free again.
+#[test]
+fn running_out_of_file_descriptors_suspends_the_journal() {
+    let top = TempDir::new("emfile");
+    let data = top.path().join("j");
+    let agent = Agent::start(&["run", "--json", "--data-dir", data.to_str().expect("path")]);
+    let pid = agent.pid();
+    // The lowest free descriptor number: with the limit there, no new one can be opened.
+    let used: Vec<usize> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let open = (0..).find(|n| !used.contains(n)).unwrap_or(used.len());
+    let prlimit = |n: usize| {
+        let ok = Command::new("prlimit")
+            .arg(format!("--pid={pid}"))
+            .arg(format!("--nofile={n}:"))
+            .status()
+            .expect("prlimit (util-linux)")
+            .success();
+        assert!(ok, "prlimit --nofile={n}");
+    };
+    prlimit(open);
+    // The journal file goes away: the agent needs a new one and has no descriptor for it.
+    for f in fs::read_dir(&data).expect("journal dir").flatten() {
+        if f.path().extension().is_some_and(|e| e == "journal") {
+            fs::remove_file(f.path()).expect("rm journal file");
+        }
+    }
+    assert!(
+        wait_until(T, || agent.stderr().contains("journal suspended")),
+        "{}",
+        agent.stderr()
+    );
+    let during = graceful_stop();
+    process_stop(&agent, during);
+    prlimit(1024);
+    assert!(
+        wait_until(T, || agent.stderr().contains("journal resumed")),
+        "{}",
+        agent.stderr()
+    );
+    let after = graceful_stop();
+    process_stop(&agent, after);
+    let out = agent.stop();
+    assert_eq!(out.status.and_then(|s| s.code()), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("Too many open files"), "{}", out.stderr);
+    assert!(replayed_pids(&data).contains(&u64::from(after)));
 }

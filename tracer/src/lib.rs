@@ -10,6 +10,7 @@
 //! - [`app`]: the commands, with their options built once from the command line ([`cli`]).
 pub mod app;
 pub mod btf;
+pub mod budget;
 pub mod cli;
 pub mod container;
 pub mod decode;

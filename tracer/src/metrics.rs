@@ -118,6 +118,8 @@ pub struct Health {
     pub counted_only: Vec<(String, u64)>,
     /// The journal's state: `None` without a journal.
     pub journal: Option<crate::journal::LiveJournalStats>,
+    /// Repeated signals over their sender's budget ([`crate::budget`]).
+    pub over_budget: u64,
 }
 
 impl Health {
@@ -149,6 +151,7 @@ impl Health {
                 .map(|(s, n)| (Signal(*s).name(), *n))
                 .collect(),
             journal: None,
+            over_budget: 0,
         }
     }
 }
@@ -168,6 +171,7 @@ pub struct Metrics {
     journal_up: IntGauge,
     journal_errors: IntCounter,
     journal_dropped: IntCounter,
+    over_budget: IntCounter,
     events_read: IntCounter,
     events_lost: IntCounter,
     decode_errors: IntCounter,
@@ -282,6 +286,13 @@ impl Metrics {
                 IntCounter::new(
                     "sigtrace_journal_errors_total",
                     "Journal writes or reopenings that failed (the journal is suspended, tracing goes on).",
+                )?,
+            )?,
+            over_budget: reg(
+                &r,
+                IntCounter::new(
+                    "sigtrace_signals_over_budget_total",
+                    "Repeated signals (already pending, or ignored) beyond a sender's budget of 1000 a second: counted, not recorded.",
                 )?,
             )?,
             journal_dropped: reg(
@@ -445,6 +456,7 @@ impl Metrics {
             set_total(&self.evictions.with_label_values(&[what.as_str()]), *total);
         }
         set_total(&self.metadata_misses, h.metadata_misses);
+        set_total(&self.over_budget, h.over_budget);
         if let Some(j) = &h.journal {
             self.journal_up.set(i64::from(j.up));
             set_total(&self.journal_errors, j.errors);

@@ -5,11 +5,12 @@
 use std::{collections::HashSet, sync::Arc};
 
 use crate::{
+    budget::Budget,
     container::{ContainerInfo, ContainerResolver},
     decode::{Clock, KernelRecord},
     driver::{Consumer, FeedError, Input, LiveStats},
     engine::{Engine, Output},
-    event::{Event, EventKind},
+    event::{Event, EventKind, SigResult},
     journal::LiveJournal,
     metrics::Metrics,
     output::OutputSink,
@@ -40,6 +41,8 @@ pub struct Pipeline<S: OutputSink> {
     /// cgroup ids already resolved (and handed to the engine and the journal).
     seen_cgroups: HashSet<u64>,
     decode_errors: u64,
+    /// Repeated signals per sender ([`crate::budget`]).
+    budget: Budget,
     out: Vec<Output>,
 }
 
@@ -55,6 +58,7 @@ impl<S: OutputSink> Pipeline<S> {
             metrics: None,
             seen_cgroups: HashSet::new(),
             decode_errors: 0,
+            budget: Budget::default(),
             out: Vec::new(),
         }
     }
@@ -137,6 +141,16 @@ impl<S: OutputSink> Pipeline<S> {
         if !self.window.contains(ev.wall_ns) {
             return Ok(());
         }
+        if let EventKind::SignalGenerate {
+            sender,
+            result: SigResult::AlreadyPending | SigResult::Ignored,
+            ..
+        } = &ev.kind
+        {
+            if !self.budget.allow(sender.pid, ev.mono_ns) {
+                return Ok(());
+            }
+        }
         self.attribute(&ev)?;
         if let Some(j) = self.journal.as_mut() {
             j.append_kernel(bytes);
@@ -184,6 +198,7 @@ impl<S: OutputSink> Pipeline<S> {
             let resolver = self.resolver.as_ref().map(|r| r.stats());
             m.health(&crate::metrics::Health {
                 journal: self.journal.as_ref().map(LiveJournal::stats),
+                over_budget: self.budget.over,
                 ..crate::metrics::Health::gather(
                     &self.engine.stats(),
                     resolver.unwrap_or_default(),
