@@ -1,5 +1,5 @@
-//! The replay side: reads journal files whole and walks their frames, lending event bytes
-//! straight from the file buffer.
+//! The replay side: reads journal files through a bounded window (two frames' worth, whatever
+//! the file's size) and walks their frames, lending event bytes straight from the window.
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::Read;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::format::{
     check_file_header, decode_container, decode_lost, decode_session, find_frame, parse_frame,
-    record_type, Frame, HeaderCheck, FILE_HEADER_LEN,
+    record_type, Frame, HeaderCheck, FILE_HEADER_LEN, FRAME_HEADER_LEN, MAX_PAYLOAD,
 };
 use super::{Frame as Lent, Item, ItemKind, JournalError, JournalWarning, SessionInfo};
 use crate::container::ContainerInfo;
@@ -47,6 +47,11 @@ pub struct ReplayStats {
 
 struct OpenFile {
     path: Arc<Path>,
+    /// The rest of the file, `None` once it has all been read into the window.
+    source: Option<File>,
+    /// File offset of the window's first byte.
+    base: u64,
+    /// Position in the window.
     pos: usize,
     done: bool,
     session: Option<SessionInfo>,
@@ -77,7 +82,7 @@ pub struct JournalReader {
     strict: bool,
     stopped: bool,
     file: Option<OpenFile>,
-    /// The current file's bytes, reused from file to file.
+    /// A window on the current file (at most [`WINDOW`] bytes, reused from file to file).
     buf: Vec<u8>,
     /// The last `Container` record's info.
     container: ContainerInfo,
@@ -109,6 +114,12 @@ impl JournalReader {
 
     pub fn stats(&self) -> &ReplayStats {
         &self.stats
+    }
+
+    /// Bytes the reader's window holds now (tests: it stays bounded).
+    #[cfg(test)]
+    pub(crate) fn window_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// The session of the file being read, once its `Session` record has been read.
@@ -172,13 +183,16 @@ impl JournalReader {
                 }
                 continue;
             }
+            if let Err(e) = self.refill() {
+                return self.fail(e);
+            }
             let file = self.file.as_mut()?;
             let pos = file.pos;
             if pos >= self.buf.len() {
                 file.done = true;
                 continue;
             }
-            let offset = pos as u64;
+            let offset = file.base + pos as u64;
             let (incomplete, reason) = match parse_frame(&self.buf, pos) {
                 Frame::Ok {
                     rtype,
@@ -247,18 +261,13 @@ impl JournalReader {
             };
             // Damage: find where valid frames start again.
             let path = file.path.to_path_buf();
-            let (len, truncated) = match find_frame(&self.buf, pos + 1) {
-                Some(next) => {
-                    file.pos = next;
-                    (next - pos, false)
-                }
-                None => {
-                    file.done = true;
-                    let tail = &self.buf[pos..];
-                    (tail.len(), incomplete || tail.iter().all(|&b| b == 0))
-                }
+            // Damage that runs to the end of the file, cut inside a frame or zeros, is
+            // truncation; damage followed by valid frames is corruption.
+            let (len, truncated) = match self.resync(offset) {
+                Ok((len, Some(zeros))) => (len, incomplete || zeros),
+                Ok((len, None)) => (len, false),
+                Err(e) => return self.fail(e),
             };
-            let len = len as u64;
             if truncated {
                 self.stats.truncated_files += 1;
                 let w = JournalWarning::Truncated {
@@ -317,26 +326,31 @@ impl JournalReader {
             return self.fail_file(JournalError::NotRegular { path, what });
         }
         self.buf.clear();
-        let read = File::open(&path).and_then(|mut f| {
-            self.buf.reserve(usize::try_from(meta.len()).unwrap_or(0));
-            f.read_to_end(&mut self.buf)
-        });
-        if let Err(source) = read {
-            return self.fail_file(JournalError::Io {
-                path,
-                op: "read the journal file",
-                source,
-            });
-        }
+        let source = match File::open(&path) {
+            Ok(f) => f,
+            Err(source) => {
+                return self.fail_file(JournalError::Io {
+                    path,
+                    op: "read the journal file",
+                    source,
+                })
+            }
+        };
         let mut file = OpenFile {
             path: Arc::from(path.as_path()),
-            pos: FILE_HEADER_LEN,
+            source: Some(source),
+            base: 0,
+            pos: 0,
             done: false,
             session: None,
             clock: None,
             untimed_reported: false,
             max_ts: 0,
         };
+        if let Err(e) = fill(&mut self.buf, &mut file) {
+            return self.fail_file(e);
+        }
+        file.pos = FILE_HEADER_LEN;
         match check_file_header(&self.buf) {
             HeaderCheck::Ok => {
                 self.stats.files += 1;
@@ -358,6 +372,85 @@ impl JournalReader {
             HeaderCheck::Foreign => self.fail_file(JournalError::NotAJournal { path }),
             HeaderCheck::Newer(version) => {
                 self.fail_file(JournalError::UnsupportedVersion { path, version })
+            }
+        }
+    }
+}
+
+/// The window holds at least this much after the current position while the file has more:
+/// any frame fits.
+const NEED: usize = FRAME_HEADER_LEN + MAX_PAYLOAD;
+/// The window's size.
+const WINDOW: usize = 2 * NEED;
+
+/// Drops the window's bytes before `file.pos` and reads until the window is full or the file
+/// ends.
+fn fill(buf: &mut Vec<u8>, file: &mut OpenFile) -> Result<(), JournalError> {
+    let Some(source) = file.source.as_mut() else {
+        return Ok(());
+    };
+    buf.drain(..file.pos);
+    file.base += file.pos as u64;
+    file.pos = 0;
+    let want = WINDOW.saturating_sub(buf.len());
+    let mut chunk = source.take(want as u64);
+    let read = chunk.read_to_end(buf).map_err(|source| JournalError::Io {
+        path: file.path.to_path_buf(),
+        op: "read the journal file",
+        source,
+    })?;
+    if read < want {
+        file.source = None;
+    }
+    Ok(())
+}
+
+impl JournalReader {
+    /// Makes sure a whole frame can be parsed at the current position.
+    fn refill(&mut self) -> Result<(), JournalError> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if file.source.is_some() && self.buf.len() - file.pos < NEED {
+            fill(&mut self.buf, file)?;
+        }
+        Ok(())
+    }
+
+    /// From damage at file offset `start` (the current position): moves to the next valid
+    /// frame, reading on as needed, or to the end. Returns the damage's length and, when it
+    /// runs to the end of the file, whether it is all zero bytes.
+    fn resync(&mut self, start: u64) -> Result<(u64, Option<bool>), JournalError> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok((0, None));
+        };
+        let mut zeros = true;
+        let mut from = file.pos + 1;
+        loop {
+            let at = find_frame(&self.buf, from);
+            // A candidate needs a whole frame's bytes to be judged: read on from the damage.
+            let enough = |at: usize| self.buf.len() - at >= NEED;
+            match at {
+                Some(at) if file.source.is_none() || enough(at) => {
+                    let len = file.base + at as u64 - start;
+                    file.pos = at;
+                    return Ok((len, None));
+                }
+                _ if file.source.is_none() => {
+                    zeros &= self.buf[file.pos..].iter().all(|&b| b == 0);
+                    let len = file.base + self.buf.len() as u64 - start;
+                    file.pos = self.buf.len();
+                    file.done = true;
+                    return Ok((len, Some(zeros)));
+                }
+                _ => {
+                    // Keep the bytes a frame could still start in; drop the rest, read on.
+                    let keep = at.unwrap_or(self.buf.len().saturating_sub(FRAME_HEADER_LEN));
+                    let keep = keep.max(file.pos + 1);
+                    zeros &= self.buf[file.pos..keep].iter().all(|&b| b == 0);
+                    file.pos = keep;
+                    from = fill(&mut self.buf, file).map(|()| 0)?;
+                }
             }
         }
     }

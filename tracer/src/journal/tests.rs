@@ -718,3 +718,59 @@ fn forged_payloads_are_refused() {
     assert_eq!(skipped, 4, "{stats:?}");
     assert_eq!(stats.bad_records, 3, "{stats:?}");
 }
+
+/// A file larger than the reader's window, damaged around the window's edges and ending in
+/// 256 MiB of zeros (a sparse file): every intact record replays, each damage is found, and
+/// the reader's memory stays that of its window.
+#[test]
+fn big_files_are_read_through_a_bounded_window() {
+    let dir = temp_dir("big");
+    let n = 30_000u64; // ~3.3 MiB
+    let path = write_events(dir.path(), n);
+    let offs = event_offsets(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Damage in the first window, across the first window's end, and in a later one.
+    let window = 2 * (16 + MAX_PAYLOAD);
+    let victims: Vec<usize> = [1000usize, 0, 25_000]
+        .iter()
+        .map(|&i| {
+            if i == 0 {
+                offs.iter()
+                    .position(|&o| o + EXIT_FRAME > window - 40)
+                    .unwrap()
+            } else {
+                i
+            }
+        })
+        .collect();
+    for &i in &victims {
+        bytes[offs[i] + 20] ^= 0xff;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(bytes.len() as u64 + (256 << 20)).unwrap();
+    drop(f);
+    let mut r = JournalReader::new([&path], ReaderOptions::default());
+    let (mut events, mut errs, mut warns) = (0u64, Vec::new(), Vec::new());
+    while let Some(item) = r.next_item() {
+        match item {
+            Ok(i) if i.event().is_some() => events += 1,
+            Ok(Item {
+                kind: ItemKind::Warning(w),
+                ..
+            }) => warns.push(w),
+            Ok(_) => {}
+            Err(e) => errs.push(e.offset()),
+        }
+    }
+    assert_eq!(events, n - 3);
+    let mut expect: Vec<Option<u64>> = victims.iter().map(|&i| Some(offs[i] as u64)).collect();
+    expect.sort();
+    assert_eq!(errs, expect);
+    assert!(
+        matches!(&warns[..], [JournalWarning::Truncated { offset, tail_bytes, .. }]
+            if *offset == bytes.len() as u64 && *tail_bytes == 256 << 20),
+        "{warns:?}"
+    );
+    assert!(r.window_capacity() <= 2 * window, "{}", r.window_capacity());
+}
