@@ -213,12 +213,13 @@ fn generate_emitted<M: Mem>(sig: i32, target: u64) -> bool {
     if !(1..=64).contains(&sig) {
         return false;
     }
-    if cfg!(stop_mask) & bit(sig) != 0 {
+    let in_mask = cfg!(signal_mask) & bit(sig) != 0;
+    if in_mask && cfg!(stop_mask) & bit(sig) != 0 {
         return true;
     }
     let runtime = sig != SIGCHLD && current_is_runtime();
     let emit = runtime
-        || (cfg!(signal_mask) & bit(sig) != 0 && {
+        || (in_mask && {
             let d = disposition::<M>(M::ld64::<{ field::TASK_SIGHAND }>(target), sig);
             d != disp::HANDLER && d != disp::IGNORE
         });
@@ -235,8 +236,8 @@ fn deliver_emitted<M: Mem>(sig: i32, ka: u64) -> bool {
     if !(1..=64).contains(&sig) {
         return false;
     }
-    let emit = cfg!(stop_mask) & bit(sig) != 0
-        || (cfg!(signal_mask) & bit(sig) != 0 && M::ld64::<{ field::KA_HANDLER }>(ka) == 0);
+    let emit = cfg!(signal_mask) & bit(sig) != 0
+        && (cfg!(stop_mask) & bit(sig) != 0 || M::ld64::<{ field::KA_HANDLER }>(ka) == 0);
     if !emit {
         count_only(sig);
     }

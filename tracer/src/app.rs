@@ -101,6 +101,14 @@ impl RunOptions {
         } else {
             args.signals.iter().fold(0u64, |m, s| m | 1u64 << (s - 1))
         };
+        let stop_mask = crate::source::stop_mask(
+            &args
+                .output
+                .stop_signals
+                .iter()
+                .map(|&s| Signal(s))
+                .collect::<Vec<_>>(),
+        );
         let mut dirs = MetadataDirs::default();
         if !args.containerd_state.is_empty() {
             dirs.containerd_state = args.containerd_state.clone();
@@ -115,14 +123,7 @@ impl RunOptions {
             source: SourceOptions {
                 btf_path: args.btf.clone(),
                 signal_mask,
-                stop_mask: crate::source::stop_mask(
-                    &args
-                        .output
-                        .stop_signals
-                        .iter()
-                        .map(|&s| Signal(s))
-                        .collect::<Vec<_>>(),
-                ),
+                stop_mask,
                 ring_bytes,
                 emit_thread_exits: false,
                 mode: if args.floor {
@@ -135,7 +136,7 @@ impl RunOptions {
             },
             raw: args.raw,
             engine: EngineConfig {
-                traced_signals: signal_mask,
+                traced_signals: signal_mask & stop_mask,
                 ..engine_config(&args.output)
             },
             print: print_options(&args.output),

@@ -82,9 +82,10 @@ pub struct EngineConfig {
     /// Emit [`Output::Timeline`] lines (a terminal shows them; JSON output and metrics do
     /// not need them, and building them is most of the engine's per-event cost).
     pub timeline: bool,
-    /// Signals whose deliveries the kernel side emits (bit `n - 1` for signal `n`; the emit
-    /// mask). A stop signal outside it (a runtime's `STOPSIGNAL SIGWINCH`) that found a
-    /// handler, unblocked, counts as handled: its delivery cannot be seen.
+    /// Signals whose deliveries to a handler the kernel side emits (bit `n - 1` for signal
+    /// `n`): the stop signals it was given, within the emit mask. A stop signal outside it (a
+    /// runtime's `STOPSIGNAL SIGWINCH` or SIGUSR1) that found a handler, unblocked, counts as
+    /// handled: its delivery cannot be seen.
     pub traced_signals: u64,
 }
 
@@ -102,7 +103,7 @@ impl Default for EngineConfig {
             container_quiet_ns: 5_000_000_000,
             runtime_comms: Vec::new(),
             timeline: true,
-            traced_signals: tracer_common::DEFAULT_SIGNAL_MASK,
+            traced_signals: tracer_common::DEFAULT_SIGNAL_MASK & crate::source::stop_mask(&[]),
         }
     }
 }
