@@ -33,6 +33,16 @@ fn graceful_stop() -> u32 {
     v.pid
 }
 
+/// The agent recording to a journal of its own: (its top directory, the data dir, the agent).
+fn journal_agent(tag: &str, extra: &[&str]) -> (TempDir, std::path::PathBuf, Agent) {
+    let top = TempDir::new(tag);
+    let data = top.path().join("j");
+    let mut args = vec!["run", "--json", "--data-dir", data.to_str().expect("path")];
+    args.extend_from_slice(extra);
+    let agent = Agent::start(&args);
+    (top, data, agent)
+}
+
 fn replayed_pids(dir: &Path) -> Vec<u64> {
     let out = Command::new(sigtrace_bin())
         .args(["replay", "--json"])
@@ -137,9 +147,7 @@ fn a_full_disk_suspends_the_journal_and_tracing_goes_on() {
 /// The data dir removed mid-run: made again, and the next stop is recorded there.
 #[test]
 fn a_removed_data_dir_is_made_again() {
-    let top = TempDir::new("removed");
-    let data = top.path().join("j");
-    let agent = Agent::start(&["run", "--json", "--data-dir", data.to_str().expect("path")]);
+    let (_top, data, agent) = journal_agent("removed", &[]);
     let before = graceful_stop();
     process_stop(&agent, before);
     fs::remove_dir_all(&data).expect("rm -r the data dir");
@@ -198,9 +206,7 @@ fn slow_metrics_clients_cannot_block_the_stop() {
 /// A second agent on the same data dir fails at once, saying which agent has it.
 #[test]
 fn a_second_agent_on_the_same_data_dir_fails_at_once() {
-    let top = TempDir::new("twice");
-    let data = top.path().join("j");
-    let first = Agent::start(&["run", "--json", "--data-dir", data.to_str().expect("path")]);
+    let (top, data, first) = journal_agent("twice", &[]);
     let err_file = top.path().join("second.err");
     let mut second = Proc::spawn(
         Command::new(sigtrace_bin())
@@ -227,9 +233,7 @@ fn a_second_agent_on_the_same_data_dir_fails_at_once() {
 /// SIGKILL in the middle of writing: what was written replays.
 #[test]
 fn a_journal_cut_by_sigkill_replays() {
-    let top = TempDir::new("sigkill");
-    let data = top.path().join("j");
-    let agent = Agent::start(&["run", "--json", "--data-dir", data.to_str().expect("path")]);
+    let (_top, data, agent) = journal_agent("sigkill", &[]);
     let pid = graceful_stop();
     process_stop(&agent, pid);
     // Past the periodic flush.
@@ -300,9 +304,7 @@ fn a_signal_flood_does_not_wipe_the_history() {
 /// on; resumed once descriptors are free again.
 #[test]
 fn running_out_of_file_descriptors_suspends_the_journal() {
-    let top = TempDir::new("emfile");
-    let data = top.path().join("j");
-    let agent = Agent::start(&["run", "--json", "--data-dir", data.to_str().expect("path")]);
+    let (_top, data, agent) = journal_agent("emfile", &[]);
     let pid = agent.pid();
     // The lowest free descriptor number: with the limit there, no new one can be opened.
     let used: Vec<usize> = fs::read_dir(format!("/proc/{pid}/fd"))

@@ -7,6 +7,13 @@ use crate::engine::Diagnosis;
 use crate::event::Disposition::*;
 
 const WINCH: Signal = Signal(28);
+
+/// `events`, then the runtime's SIGKILL to `t` 2 s after the stop signal, which ends it.
+fn then_killed(mut events: Vec<Event>, t: &Task) -> Vec<Event> {
+    events.push(generate(2000.0, KILL, &runc_kill(), t).ev());
+    events.push(exit_signal(2000.5, t, KILL));
+    events
+}
 const USR1: Signal = Signal::USR1;
 
 /// Node.js as PID 1 (S22): its default SIGTERM handler restores the default action and
@@ -15,19 +22,20 @@ const USR1: Signal = Signal::USR1;
 #[test]
 fn s22_node_reraise_delivered_then_dropped_is_ignored_by_pid1() {
     let node = task(100, "node").init();
-    let out = run(vec![
-        generate(0.0, TERM, &runc_term(), &node)
-            .handles(&[TERM])
-            .ev(),
-        deliver(0.1, TERM, &node, Handler),
-        generate(0.3, TERM, &node, &node)
-            .result(SigResult::Delivered)
-            .blocked()
-            .ev(),
-        deliver(0.4, TERM, &node, Default),
-        generate(2000.0, KILL, &runc_kill(), &node).ev(),
-        exit_signal(2000.5, &node, KILL),
-    ]);
+    let out = run(then_killed(
+        vec![
+            generate(0.0, TERM, &runc_term(), &node)
+                .handles(&[TERM])
+                .ev(),
+            deliver(0.1, TERM, &node, Handler),
+            generate(0.3, TERM, &node, &node)
+                .result(SigResult::Delivered)
+                .blocked()
+                .ev(),
+            deliver(0.4, TERM, &node, Default),
+        ],
+        &node,
+    ));
     let s = stop_of(&out, 100);
     assert_eq!(s.diagnosis, Diagnosis::IgnoredByPid1, "{s:#?}");
     assert_eq!(s.hint.as_deref(), Diagnosis::IgnoredByPid1.hint());
@@ -39,15 +47,16 @@ fn s22_node_reraise_delivered_then_dropped_is_ignored_by_pid1() {
 #[test]
 fn reraise_ignored_at_generation_by_a_pid1_is_ignored_by_pid1() {
     let app = task(100, "app").init();
-    let out = run(vec![
-        generate(0.0, TERM, &runc_term(), &app)
-            .handles(&[TERM])
-            .ev(),
-        deliver(0.1, TERM, &app, Handler),
-        generate(0.2, TERM, &app, &app).ev(), // default now: ignored for a PID 1
-        generate(2000.0, KILL, &runc_kill(), &app).ev(),
-        exit_signal(2000.5, &app, KILL),
-    ]);
+    let out = run(then_killed(
+        vec![
+            generate(0.0, TERM, &runc_term(), &app)
+                .handles(&[TERM])
+                .ev(),
+            deliver(0.1, TERM, &app, Handler),
+            generate(0.2, TERM, &app, &app).ev(), // default now: ignored for a PID 1,
+        ],
+        &app,
+    ));
     let s = stop_of(&out, 100);
     assert_eq!(s.signals[1].result, SigResult::Ignored);
     assert_eq!(s.diagnosis, Diagnosis::IgnoredByPid1, "{s:#?}");
@@ -176,14 +185,15 @@ fn runtime_usr1_with_a_slow_handler_is_a_slow_handler() {
     let app = task(100, "app").init();
     let out = run_in_container(
         7,
-        vec![
-            generate(0.0, USR1, &runc_term(), &app)
-                .handles(&[USR1])
-                .ev(),
-            deliver(0.1, USR1, &app, Handler),
-            generate(2000.0, KILL, &runc_kill(), &app).ev(),
-            exit_signal(2000.5, &app, KILL),
-        ],
+        then_killed(
+            vec![
+                generate(0.0, USR1, &runc_term(), &app)
+                    .handles(&[USR1])
+                    .ev(),
+                deliver(0.1, USR1, &app, Handler),
+            ],
+            &app,
+        ),
     );
     let c = one(&out);
     assert_eq!(c.stop_signal, Some(USR1));
@@ -198,13 +208,12 @@ fn an_untraced_stop_signal_that_met_a_handler_counts_as_handled() {
     let app = task(100, "app").init();
     let out = run_in_container(
         7,
-        vec![
-            generate(0.0, WINCH, &runc_term(), &app)
+        then_killed(
+            vec![generate(0.0, WINCH, &runc_term(), &app)
                 .handles(&[WINCH])
-                .ev(),
-            generate(2000.0, KILL, &runc_kill(), &app).ev(),
-            exit_signal(2000.5, &app, KILL),
-        ],
+                .ev()],
+            &app,
+        ),
     );
     assert_eq!(one(&out).diagnosis, Diagnosis::SlowHandler);
 }
@@ -215,13 +224,12 @@ fn wrong_signal_hint_names_both_signals() {
     let app = task(100, "app").init();
     let out = run_in_container(
         7,
-        vec![
-            generate(0.0, WINCH, &runc_term(), &app)
+        then_killed(
+            vec![generate(0.0, WINCH, &runc_term(), &app)
                 .handles(&[TERM])
-                .ev(),
-            generate(2000.0, KILL, &runc_kill(), &app).ev(),
-            exit_signal(2000.5, &app, KILL),
-        ],
+                .ev()],
+            &app,
+        ),
     );
     let c = one(&out);
     assert_eq!(c.diagnosis, Diagnosis::WrongSignal);
@@ -241,13 +249,12 @@ fn wrong_signal_hint_names_both_signals() {
 #[test]
 fn ignoring_the_signal_beats_the_pid1_drop() {
     let app = task(100, "app").init();
-    let out = run(vec![
-        generate(0.0, TERM, &runc_term(), &app)
+    let out = run(then_killed(
+        vec![generate(0.0, TERM, &runc_term(), &app)
             .ignores(&[TERM])
-            .ev(),
-        generate(2000.0, KILL, &runc_kill(), &app).ev(),
-        exit_signal(2000.5, &app, KILL),
-    ]);
+            .ev()],
+        &app,
+    ));
     assert_eq!(stop_of(&out, 100).diagnosis, Diagnosis::SignalIgnored);
 }
 
@@ -256,11 +263,10 @@ fn ignoring_the_signal_beats_the_pid1_drop() {
 #[test]
 fn wrong_signal_beats_the_pid1_drop() {
     let app = task(100, "app").init();
-    let out = run(vec![
-        generate(0.0, TERM, &runc_term(), &app).handles(&[INT]).ev(),
-        generate(2000.0, KILL, &runc_kill(), &app).ev(),
-        exit_signal(2000.5, &app, KILL),
-    ]);
+    let out = run(then_killed(
+        vec![generate(0.0, TERM, &runc_term(), &app).handles(&[INT]).ev()],
+        &app,
+    ));
     assert_eq!(stop_of(&out, 100).diagnosis, Diagnosis::WrongSignal);
 }
 
@@ -269,13 +275,14 @@ fn wrong_signal_beats_the_pid1_drop() {
 #[test]
 fn a_slow_trap_beats_shell_not_forwarding_and_the_pid1_drop() {
     let sh = task(100, "sh").init();
-    let out = run(vec![
-        generate(0.0, TERM, &runc_term(), &sh).handles(&[TERM]).ev(),
-        deliver(0.1, TERM, &sh, Handler),
-        generate(300.0, TERM, &sh, &sh).ev(),
-        generate(2000.0, KILL, &runc_kill(), &sh).ev(),
-        exit_signal(2000.5, &sh, KILL),
-    ]);
+    let out = run(then_killed(
+        vec![
+            generate(0.0, TERM, &runc_term(), &sh).handles(&[TERM]).ev(),
+            deliver(0.1, TERM, &sh, Handler),
+            generate(300.0, TERM, &sh, &sh).ev(),
+        ],
+        &sh,
+    ));
     assert_eq!(stop_of(&out, 100).diagnosis, Diagnosis::SlowHandler);
 }
 
