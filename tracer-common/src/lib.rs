@@ -190,8 +190,14 @@ pub struct Config {
     /// Wake the reader only once this many bytes wait in the ring buffer (it also drains on
     /// a short timer): one wake-up per event would dominate the cost of busy signal paths.
     pub wakeup_bytes: u32,
+    /// Process names (comm, NUL-padded, as two native-endian words) of container runtimes:
+    /// the signals they send are emitted whatever their number. Unused entries are zero.
+    pub runtime_comms: [[u64; 2]; MAX_RUNTIME_COMMS],
     pub off: Offsets,
 }
+
+/// Runtime process names the kernel side compares a sender with.
+pub const MAX_RUNTIME_COMMS: usize = 16;
 
 impl Config {
     pub const DEFAULT: Self = Self {
@@ -201,6 +207,7 @@ impl Config {
         exit_has_group_dead: 0,
         emit_thread_exits: 0,
         wakeup_bytes: 0,
+        runtime_comms: [[0; 2]; MAX_RUNTIME_COMMS],
         off: Offsets::MISSING,
     };
 }
@@ -228,7 +235,10 @@ const _: () = {
     assert!(core::mem::size_of::<SignalDeliver>() == 120);
     assert!(core::mem::size_of::<ProcessExit>() == 96);
     assert!(core::mem::size_of::<OomVictim>() == 96);
-    assert!(core::mem::size_of::<Config>() == 32 + core::mem::size_of::<Offsets>());
+    assert!(
+        core::mem::size_of::<Config>()
+            == 32 + 16 * MAX_RUNTIME_COMMS + core::mem::size_of::<Offsets>()
+    );
 };
 
 #[cfg(feature = "user")]

@@ -18,17 +18,17 @@ use core::ptr::{addr_of, read_volatile};
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_ns,
     },
     macros::{btf_tracepoint, map, raw_tracepoint},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use mem::{has, Direct, Mem, Probe};
 use tracer_common::{
     disp, field, kind, stat, task_flags, Config, Header, OomVictim, ProcessExit, SignalDeliver,
-    SignalGenerate, TaskInfo, COMM_LEN, DISP_SIGNALS, NSIG, SI_KERNEL,
+    SignalGenerate, TaskInfo, DISP_SIGNALS, MAX_RUNTIME_COMMS, NSIG, SI_KERNEL,
 };
 
 /// Filled by userspace before load.
@@ -41,11 +41,6 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// Signals outside the emit mask, counted per signal number.
 #[map]
 static SIGNAL_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NSIG as u32, 0);
-
-/// Process names (comm, NUL-padded) of container runtimes, filled by userspace: the signals
-/// they send are emitted whatever their number.
-#[map]
-static RUNTIME_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(64, 0);
 
 /// Health counters, indexed by `tracer_common::stat`.
 #[map]
@@ -217,7 +212,7 @@ fn generate_emitted<M: Mem>(sig: i32, target: u64) -> bool {
     if in_mask && cfg!(stop_mask) & bit(sig) != 0 {
         return true;
     }
-    let runtime = sig != SIGCHLD && current_is_runtime();
+    let runtime = sig != SIGCHLD && current_is_runtime::<M>();
     let emit = runtime
         || (in_mask && {
             let d = disposition::<M>(M::ld64::<{ field::TASK_SIGHAND }>(target), sig);
@@ -244,14 +239,26 @@ fn deliver_emitted<M: Mem>(sig: i32, ka: u64) -> bool {
     emit
 }
 
-/// The current task is a container runtime (its comm is in `RUNTIME_COMMS`).
+/// The current task is a container runtime: its name is one of `CONFIG.runtime_comms` (two
+/// plain loads and a few compares, no helper call: this runs for every counted-only signal).
 #[inline(always)]
-fn current_is_runtime() -> bool {
-    match bpf_get_current_comm() {
-        // SAFETY: a lookup that only reads the map.
-        Ok(comm) => unsafe { RUNTIME_COMMS.get(comm).is_some() },
-        Err(_) => false,
+fn current_is_runtime<M: Mem>() -> bool {
+    let task = M::current_task();
+    let lo = M::ld64::<{ field::TASK_COMM }>(task);
+    let hi = M::ld64::<{ field::TASK_COMM_HI }>(task);
+    let mut i = 0;
+    while i < MAX_RUNTIME_COMMS {
+        // SAFETY: a volatile read of the configuration global.
+        let e = unsafe { read_volatile(addr_of!(CONFIG.runtime_comms[i])) };
+        if e[0] == 0 {
+            return false;
+        }
+        if e[0] == lo && e[1] == hi {
+            return true;
+        }
+        i += 1;
     }
+    false
 }
 
 #[inline(always)]

@@ -10,7 +10,7 @@ use aya::{
     Ebpf, EbpfLoader, Endianness,
 };
 use thiserror::Error;
-use tracer_common::{stat, Config, COMM_LEN, DEFAULT_SIGNAL_MASK, NSIG};
+use tracer_common::{stat, Config, COMM_LEN, DEFAULT_SIGNAL_MASK, MAX_RUNTIME_COMMS, NSIG};
 
 use crate::{
     btf::{BtfError, KernelBtf},
@@ -184,6 +184,7 @@ pub fn kernel_config(btf: &KernelBtf, opts: &SourceOptions) -> (Config, Vec<Stri
     config.off = off;
     config.signal_mask = opts.signal_mask;
     config.stop_mask = opts.stop_mask;
+    config.runtime_comms = runtime_comm_table(&opts.runtime_comms);
     config.agent_tgid = std::process::id();
     config.exit_has_group_dead = u32::from(btf.tracepoint_arity("sched_process_exit") == Some(2));
     config.emit_thread_exits = u32::from(opts.emit_thread_exits);
@@ -223,7 +224,6 @@ impl Probes {
             .load(object.bytes())
             .map_err(|e| kernel_err("loading the eBPF object", e))?;
 
-        fill_runtime_comms(&mut ebpf, &opts.runtime_comms)?;
         let mut attached = Vec::new();
         for hook in HOOKS {
             let optional = hook == "mark_victim";
@@ -323,29 +323,31 @@ impl Probes {
     }
 }
 
-/// Fills the kernel's table of runtime process names (comm: 15 bytes and a NUL at most).
-fn fill_runtime_comms(ebpf: &mut Ebpf, extra: &[String]) -> Result<(), SourceError> {
-    let map = ebpf
-        .map_mut("RUNTIME_COMMS")
-        .ok_or_else(|| SourceError::Kernel {
-            what: "RUNTIME_COMMS map".into(),
-            detail: "missing".into(),
-        })?;
-    let mut comms: aya::maps::HashMap<_, [u8; COMM_LEN], u8> =
-        aya::maps::HashMap::try_from(map).map_err(|e| kernel_err("RUNTIME_COMMS", e))?;
-    let names = crate::engine::RUNTIME_COMMS
+/// The kernel's table of runtime process names: the built-in ones, then `extra`, as the
+/// kernel stores a comm (15 bytes and a NUL at most, NUL-padded), at most
+/// [`MAX_RUNTIME_COMMS`] (the rest are left out, with a warning).
+fn runtime_comm_table(extra: &[String]) -> [[u64; 2]; MAX_RUNTIME_COMMS] {
+    let mut table = [[0u64; 2]; MAX_RUNTIME_COMMS];
+    let names: Vec<&str> = crate::engine::RUNTIME_COMMS
         .iter()
         .copied()
-        .chain(extra.iter().map(String::as_str));
-    for name in names {
+        .chain(extra.iter().map(String::as_str))
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.len() > MAX_RUNTIME_COMMS {
+        tracing::warn!(
+            "only the first {MAX_RUNTIME_COMMS} runtime names reach the kernel: {:?} left out",
+            &names[MAX_RUNTIME_COMMS..]
+        );
+    }
+    for (slot, name) in table.iter_mut().zip(names) {
         let mut key = [0u8; COMM_LEN];
         let n = name.len().min(COMM_LEN - 1);
         key[..n].copy_from_slice(&name.as_bytes()[..n]);
-        comms
-            .insert(key, 1, 0)
-            .map_err(|e| kernel_err("filling RUNTIME_COMMS", e))?;
+        let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+        *slot = [word(&key[..8]), word(&key[8..])];
     }
-    Ok(())
+    table
 }
 
 fn attach_btf(ebpf: &mut Ebpf, prog: &str, hook: &str, btf: &aya::Btf) -> Result<(), String> {
@@ -407,4 +409,25 @@ fn rlimit_memlock() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_names_are_stored_as_the_kernel_keeps_a_comm() {
+        let table = runtime_comm_table(&["my-runtime-with-a-long-name".to_string()]);
+        let word = |s: &[u8]| u64::from_ne_bytes(s.try_into().unwrap());
+        assert_eq!(table[0], [word(b"runc\0\0\0\0"), 0]);
+        // containerd-shim-runc-v2 is "containerd-shim" (15 bytes and the NUL) in the kernel.
+        let shim = crate::engine::RUNTIME_COMMS
+            .iter()
+            .position(|&n| n == "containerd-shim")
+            .unwrap();
+        assert_eq!(table[shim], [word(b"containe"), word(b"rd-shim\0")]);
+        let extra = crate::engine::RUNTIME_COMMS.len();
+        assert_eq!(table[extra], [word(b"my-runti"), word(b"me-with\0")]);
+        assert_eq!(table[extra + 1], [0, 0]);
+    }
 }
