@@ -89,10 +89,6 @@ impl<S: OutputSink> Pipeline<S> {
         self
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// The output sink back (benchmarks count what went into it).
     pub fn into_sink(self) -> S {
         self.printer

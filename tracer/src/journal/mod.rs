@@ -15,7 +15,10 @@
 //! magic below; other files are never touched nor counted.
 //!
 //! Every file starts with a `Session` record, followed by a `Container` record for each
-//! container the writer still remembers, so that any file can be replayed alone.
+//! container the writer still remembers, so that any file can be replayed alone. The `Session`
+//! record is repeated after every MiB of the file, so that damage to one copy loses only the
+//! records up to the next. The directory is 0700, the files 0600, and an exclusive lock on
+//! `.lock` keeps a second writer out (see `dir.rs`).
 //!
 //! # Format (version 1.0)
 //!
@@ -64,7 +67,11 @@
 //! that is not a valid frame is a [`JournalError::Corrupt`] naming the file and byte offset:
 //! in lenient mode the reader then carries on at the next valid frame, in strict mode it
 //! stops. A file without the magic or with a newer major version is an error for that file;
-//! in lenient mode the other files are still read.
+//! in lenient mode the other files are still read. A `Kernel` frame whose payload the kernel
+//! side cannot have written (size, kind, a time more than a minute before the file's latest)
+//! is a [`JournalError::BadRecord`]; kernel records before any intact `Session` record of
+//! their file cannot be timed and are skipped with one [`JournalError::NoSession`]. Files are
+//! read through a window of two frames' worth, whatever their size.
 mod dir;
 mod format;
 mod live;
