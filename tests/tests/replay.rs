@@ -413,3 +413,55 @@ fn wrong_format_files_are_errors_and_other_files_still_replay() {
     );
     assert!(stdout_lines(&o).is_empty());
 }
+
+/// Filters and the summary over a real journal: `--namespace` keeps the pod's records only,
+/// `--diagnosis` selects by diagnosis, `--summary` gives one row for the pod's container with
+/// its stop, and rows for the host processes.
+#[test]
+fn filters_and_the_summary_select_from_a_real_journal() {
+    let run = record_run();
+    let dir = run.data.path().to_str().unwrap();
+    let o = replay(&[dir, "--json", "--namespace", "replay-test", "--since", "1h"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = stdout_lines(&o);
+    assert!(!lines.is_empty());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["container"]["namespace"] == "replay-test"),
+        "{lines:#?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l["type"] == "container_stop" && l["container"]["id"] == run.pod.id.as_str()));
+    let o = replay(&[dir, "--json", "--diagnosis", "slow_handler"]);
+    let lines = stdout_lines(&o);
+    assert!(!lines.is_empty() && lines.iter().all(|l| l["diagnosis"] == "slow_handler"));
+    assert!(
+        lines.iter().any(|l| l["pid"] == run.y_pids[2]),
+        "{lines:#?}"
+    );
+    let o = replay(&[dir, "--summary"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("replay-test/app "))
+        .unwrap_or_else(|| panic!("no row for the pod's container:\n{text}"));
+    assert_eq!(
+        row.split_whitespace().nth(1),
+        Some("1"),
+        "one stop of the pod's container: {row}"
+    );
+    // S12: the init was graceful, its child orphan-killed; the container takes the latter.
+    assert!(row.contains("orphan_killed 1"), "{row}");
+    assert!(
+        text.lines().any(|l| l.starts_with("host: victim")),
+        "{text}"
+    );
+    assert!(text.contains("slow_handler"), "{text}");
+    // A bad filter value is a clear error.
+    let o = replay(&[dir, "--diagnosis", "slowish"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown diagnosis"), "{}", stderr(&o));
+}

@@ -20,14 +20,16 @@ use crate::{
     driver::{drive, OnBadInput},
     engine::{Engine, EngineConfig},
     event::Signal,
+    filter::{Filtered, RecordFilter},
     journal::{
         JournalOptions, JournalReader, JournalWriter, LiveJournal, ReaderOptions, SessionInfo,
     },
     live::LiveSource,
     metrics::{Metrics, MetricsOptions},
-    output::{Format, Printer, RawPrinter},
+    output::{Format, OutputSink, Printer, RawPrinter},
     pipeline::{Pipeline, Window},
     source::{read_btf, ProbeMode, Probes, SourceOptions},
+    summary::Summary,
 };
 
 /// How records are shown.
@@ -60,6 +62,9 @@ pub struct ReplayOptions {
     pub print: PrintOptions,
     pub window: Window,
     pub strict: bool,
+    pub filter: RecordFilter,
+    /// A table instead of the records.
+    pub summary: bool,
 }
 
 /// The engine configuration the output flags ask for.
@@ -187,6 +192,13 @@ impl ReplayOptions {
                 until: args.until,
             },
             strict: args.strict,
+            filter: RecordFilter {
+                namespaces: args.filter.namespaces.clone(),
+                pods: args.filter.pods.clone(),
+                containers: args.filter.containers.clone(),
+                diagnoses: args.filter.diagnoses.clone(),
+            },
+            summary: args.summary,
         }
     }
 }
@@ -304,19 +316,44 @@ pub fn run(opts: RunOptions) -> Result<()> {
     Ok(())
 }
 
-/// `sigtrace replay`: the same pipeline over recorded journal files.
+/// `sigtrace replay`: the same pipeline over recorded journal files, into the printer or a
+/// summary.
 pub fn replay(opts: ReplayOptions) -> Result<()> {
     if let (Some(since), Some(until)) = (opts.window.since, opts.window.until) {
         anyhow::ensure!(since < until, "--since must come before --until");
     }
+    if opts.summary {
+        let summary = replay_into(&opts, Summary::default())?;
+        let color = match Format::detect(false) {
+            Format::Terminal { color } => color,
+            Format::Json => false,
+        };
+        if summary.is_empty() {
+            println!("no stops in this journal (for this selection)");
+        } else {
+            print!("{}", summary.render(color));
+        }
+        return Ok(());
+    }
+    replay_into(&opts, printer(opts.print))?;
+    std::io::Write::flush(&mut std::io::stdout())?;
+    Ok(())
+}
+
+/// Drives the journal files of `opts` through a pipeline into `sink` (filtered); returns it.
+fn replay_into<S: OutputSink>(opts: &ReplayOptions, sink: S) -> Result<S> {
     let mut reader = JournalReader::new(
         opts.paths.iter(),
         ReaderOptions {
             strict: opts.strict,
         },
     );
-    let mut pipeline = Pipeline::new(Engine::new(opts.engine.clone()), printer(opts.print))
-        .with_window(opts.window);
+    let sink = Filtered {
+        filter: opts.filter.clone(),
+        sink,
+    };
+    let mut pipeline =
+        Pipeline::new(Engine::new(opts.engine.clone()), sink).with_window(opts.window);
     let on_bad = if opts.strict {
         OnBadInput::Fail
     } else {
@@ -341,5 +378,5 @@ pub fn replay(opts: ReplayOptions) -> Result<()> {
                 .join(", ")
         );
     }
-    Ok(())
+    Ok(pipeline.into_sink().sink)
 }

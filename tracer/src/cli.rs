@@ -131,15 +131,40 @@ pub struct ReplayArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Only events at or after this time (RFC 3339, e.g. 2026-11-21T10:00:00Z).
+    /// Only events at or after this time: RFC 3339 (2026-11-21T10:00:00Z) or how long ago
+    /// (30m, 2h, 1d).
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub since: Option<i64>,
-    /// Only events before this time (RFC 3339).
+    /// Only events before this time (RFC 3339, or how long ago).
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub until: Option<i64>,
     /// Stop at the first corrupt or foreign record instead of skipping it.
     #[arg(long)]
     pub strict: bool,
+    /// A table instead of the records: one row per container (`namespace/container` for
+    /// Kubernetes) or host process name, with stops, median and longest duration, SIGKILLs,
+    /// diagnoses and what to change.
+    #[arg(long)]
+    pub summary: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// Which records to show.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only records of this Kubernetes namespace (repeatable).
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Only records of this pod (repeatable).
+    #[arg(long = "pod", value_name = "POD")]
+    pub pods: Vec<String>,
+    /// Only records of this container: its name, or a prefix of its id (repeatable).
+    #[arg(long = "container", value_name = "NAME|ID")]
+    pub containers: Vec<String>,
+    /// Only records with this diagnosis, e.g. slow_handler (repeatable).
+    #[arg(long = "diagnosis", value_name = "DIAGNOSIS", value_parser = parse_diagnosis)]
+    pub diagnoses: Vec<crate::engine::Diagnosis>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -189,15 +214,75 @@ fn parse_signal(s: &str) -> Result<i32, String> {
         .ok_or_else(|| format!("unknown signal {s:?} (use a name like SIGTERM or TERM, or 1-64)"))
 }
 
-/// `--since`/`--until`: RFC 3339 (see [`crate::event::parse_time`]).
+/// `--since`/`--until`: RFC 3339 (see [`crate::event::parse_time`]), or a duration ago
+/// (`30m`, `2h`, `1d`).
 pub fn parse_time(s: &str) -> Result<i64, String> {
-    crate::event::parse_time(s)
+    if let Ok(t) = crate::event::parse_time(s) {
+        return Ok(t);
+    }
+    let ago = humantime::parse_duration(s).map_err(|_| {
+        format!(
+            "invalid time {s:?}: expected RFC 3339 like 2026-11-21T10:00:00Z, or how long ago like 30m, 2h, 1d"
+        )
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
+    let then = now
+        .checked_sub(ago)
+        .ok_or_else(|| format!("{s:?} ago is before 1970"))?;
+    i64::try_from(then.as_nanos()).map_err(|_| format!("{s:?} is out of range"))
+}
+
+fn parse_diagnosis(s: &str) -> Result<crate::engine::Diagnosis, String> {
+    crate::engine::Diagnosis::ALL
+        .into_iter()
+        .find(|d| d.as_str() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = crate::engine::Diagnosis::ALL
+                .iter()
+                .map(|d| d.as_str())
+                .collect();
+            format!("unknown diagnosis {s:?} (one of: {})", names.join(", "))
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::rfc3339;
+
+    #[test]
+    fn relative_times_are_that_long_ago() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        for (s, secs) in [("30m", 1800), ("2h", 7200), ("1d", 86_400), ("45s", 45)] {
+            let t = parse_time(s).unwrap();
+            let ago = (now - t) / 1_000_000_000;
+            assert!((secs - 1..=secs + 5).contains(&ago), "{s}: {ago}");
+        }
+        let cli = Cli::parse_from([
+            "sigtrace",
+            "replay",
+            "--since",
+            "2h",
+            "--namespace",
+            "shop",
+            "--diagnosis",
+            "slow_handler",
+            "--container",
+            "web",
+            "--summary",
+        ]);
+        let Some(Command::Replay(r)) = cli.command else {
+            panic!("not replay")
+        };
+        assert!(r.summary && r.since.is_some());
+        assert_eq!(r.filter.namespaces, ["shop"]);
+        assert_eq!(r.filter.diagnoses, [crate::engine::Diagnosis::SlowHandler]);
+    }
 
     #[test]
     fn time_parsing_round_trips() {
@@ -249,6 +334,8 @@ mod tests {
         assert!(err(&["run", "--metrics", "localhost"]).contains("--metrics"));
         assert!(err(&["replay", "--since", "2026-11-21T10:00:00+0é00"]).contains("--since"));
         assert!(err(&["replay", "--until", "yesterday"]).contains("--until"));
+        assert!(err(&["replay", "--since", "30 parsecs"]).contains("how long ago"));
+        assert!(err(&["replay", "--diagnosis", "slow"]).contains("unknown diagnosis"));
         let ok = Cli::try_parse_from(["sigtrace", "run", "--grace", "2.5", "--ring-kib", "64"]);
         assert!(ok.is_ok());
     }

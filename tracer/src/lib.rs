@@ -18,6 +18,7 @@ pub mod doctor;
 pub mod driver;
 pub mod engine;
 pub mod event;
+pub mod filter;
 pub mod http;
 pub mod journal;
 pub mod live;
@@ -27,6 +28,7 @@ pub mod output;
 pub mod patch;
 pub mod pipeline;
 pub mod source;
+pub mod summary;
 
 #[cfg(test)]
 mod fuzz_tests;

@@ -62,11 +62,11 @@ pub struct Printer<W: Write> {
     containers_only: bool,
 }
 
-const RESET: &str = "\x1b[0m";
+pub(crate) const RESET: &str = "\x1b[0m";
 const DIM: &str = "\x1b[2m";
-const BOLD: &str = "\x1b[1m";
+pub(crate) const BOLD: &str = "\x1b[1m";
 
-fn diagnosis_color(d: Diagnosis) -> &'static str {
+pub(crate) fn diagnosis_color(d: Diagnosis) -> &'static str {
     match d {
         Diagnosis::Graceful => "\x1b[32m", // green
         Diagnosis::DefaultAction | Diagnosis::ForceKilled => "\x1b[33m", // yellow
