@@ -248,21 +248,18 @@ fn a_journal_cut_by_sigkill_replays() {
 /// not journaled; the stop recorded before the flood is still in the journal after it.
 #[test]
 fn a_signal_flood_does_not_wipe_the_history() {
-    let top = TempDir::new("flood");
-    let data = top.path().join("j");
     let addr = format!("127.0.0.1:{}", free_port());
-    let agent = Agent::start(&[
-        "run",
-        "--json",
-        "--data-dir",
-        data.to_str().expect("path"),
-        "--journal-total-mib",
-        "4",
-        "--journal-file-mib",
-        "1",
-        "--metrics",
-        &addr,
-    ]);
+    let (_top, data, agent) = journal_agent(
+        "flood",
+        &[
+            "--journal-total-mib",
+            "4",
+            "--journal-file-mib",
+            "1",
+            "--metrics",
+            &addr,
+        ],
+    );
     let before = graceful_stop();
     process_stop(&agent, before);
     let flood = "import os, signal, time\nsignal.signal(signal.SIGUSR1, signal.SIG_IGN)\nend = time.time() + 3\nwhile time.time() < end:\n    for _ in range(1000):\n        os.kill(os.getpid(), signal.SIGUSR1)\n";

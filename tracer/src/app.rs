@@ -106,7 +106,7 @@ impl RunOptions {
         } else {
             args.signals.iter().fold(0u64, |m, s| m | 1u64 << (s - 1))
         };
-        let stop_mask = crate::source::stop_mask(
+        let stop_mask = Signal::stop_mask(
             &args
                 .output
                 .stop_signals
@@ -141,7 +141,7 @@ impl RunOptions {
             },
             raw: args.raw,
             engine: EngineConfig {
-                traced_signals: signal_mask & stop_mask,
+                emit_mask: signal_mask,
                 ..engine_config(&args.output)
             },
             print: print_options(&args.output),

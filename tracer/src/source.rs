@@ -90,7 +90,7 @@ impl Default for SourceOptions {
         Self {
             btf_path: PathBuf::from(crate::btf::VMLINUX_BTF),
             signal_mask: DEFAULT_SIGNAL_MASK,
-            stop_mask: stop_mask(&[]),
+            stop_mask: crate::event::Signal::stop_mask(&[]),
             ring_bytes: 4 << 20,
             emit_thread_exits: false,
             mode: ProbeMode::Trace,
@@ -158,15 +158,6 @@ fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) ->
         src = s.source();
     }
     SourceError::Kernel { what, detail }
-}
-
-/// The stop-signal mask: the default stop signals and `extra`.
-pub fn stop_mask(extra: &[crate::event::Signal]) -> u64 {
-    crate::event::Signal::DEFAULT_STOP
-        .iter()
-        .chain(extra)
-        .filter(|s| (1..=64).contains(&s.0))
-        .fold(0, |m, s| m | 1 << (s.0 - 1))
 }
 
 /// Reads and parses the kernel BTF named by `path`.

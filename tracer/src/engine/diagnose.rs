@@ -137,23 +137,20 @@ pub(super) fn unsignalled_children(ep: &Episode) -> Vec<Peer> {
         .collect()
 }
 
-/// The first stop signal had the default action while another common stop signal had a
-/// handler.
-fn handles_another_signal(ep: &Episode) -> bool {
-    let (Some(sig), Some(d)) = (ep.first_signal, ep.dispositions) else {
-        return false;
-    };
-    if sig == Signal::KILL {
-        return false;
-    }
+/// The common stop signal the process handles, when the first stop signal had the default
+/// action.
+fn handled_instead(ep: &Episode) -> Option<Signal> {
+    let (sig, d) = (ep.first_signal?, ep.dispositions?);
     let sent = ep
         .first_disposition
         .or_else(|| d.get(sig))
         .unwrap_or_default();
-    sent == Disposition::Default
-        && COMMON_STOPS
-            .iter()
-            .any(|&s| s != sig && d.get(s) == Some(Disposition::Handler))
+    if sig == Signal::KILL || sent != Disposition::Default {
+        return None;
+    }
+    COMMON_STOPS
+        .into_iter()
+        .find(|&s| s != sig && d.get(s) == Some(Disposition::Handler))
 }
 
 /// A handler that takes the stop signal and re-raises it this soon only re-raised.
@@ -207,8 +204,9 @@ fn shell_not_forwarding(ep: &Episode) -> bool {
 
 /// A stop signal reached a handler: its delivery was seen, or it cannot be seen (outside the
 /// emit mask) and the signal met a handler, unblocked.
-fn handler_ran(ep: &Episode, traced_signals: u64) -> bool {
-    let untraced = |s: Signal| (1..=64).contains(&s.0) && traced_signals & (1 << (s.0 - 1)) == 0;
+fn handler_ran(ep: &Episode, cfg: &EngineConfig) -> bool {
+    let traced = cfg.emit_mask & Signal::stop_mask(&cfg.extra_stop_signals);
+    let untraced = |s: Signal| (1..=64).contains(&s.0) && traced & (1 << (s.0 - 1)) == 0;
     ep.handler_ran
         || (ep.first_signal.is_some_and(untraced)
             && ep.first_disposition == Some(Disposition::Handler)
@@ -236,7 +234,7 @@ pub(super) fn diagnose(ep: &Episode, t: &Timing, handler_ran: bool) -> Diagnosis
             if handler_ran || x.status.signal.is_none() {
                 return Diagnosis::Graceful;
             }
-            if x.status.signal == ep.first_signal && handles_another_signal(ep) {
+            if x.status.signal == ep.first_signal && handled_instead(ep).is_some() {
                 return Diagnosis::WrongSignal;
             }
             return Diagnosis::DefaultAction;
@@ -248,7 +246,7 @@ pub(super) fn diagnose(ep: &Episode, t: &Timing, handler_ran: bool) -> Diagnosis
     if !handler_ran && shell_not_forwarding(ep) {
         return Diagnosis::ShellNotForwarding;
     }
-    if handles_another_signal(ep) {
+    if handled_instead(ep).is_some() {
         return Diagnosis::WrongSignal;
     }
     if dropped_by_kernel(ep) {
@@ -265,13 +263,7 @@ pub(super) fn diagnose(ep: &Episode, t: &Timing, handler_ran: bool) -> Diagnosis
 /// The hint of a diagnosis for this episode: `wrong_signal` names the signals.
 fn hint(ep: &Episode, d: Diagnosis) -> Option<Cow<'static, str>> {
     if d == Diagnosis::WrongSignal {
-        let sent = ep.first_signal?;
-        let handled = ep.dispositions.and_then(|disp| {
-            COMMON_STOPS
-                .into_iter()
-                .find(|&s| s != sent && disp.get(s) == Some(Disposition::Handler))
-        });
-        if let Some(handled) = handled {
+        if let (Some(sent), Some(handled)) = (ep.first_signal, handled_instead(ep)) {
             return Some(Cow::Owned(format!(
                 "the process handles {handled} but the stop signal is {sent}: set STOPSIGNAL to {handled}, or handle {sent}"
             )));
@@ -315,7 +307,7 @@ pub(super) fn build(
 ) -> ProcessStop {
     let end = ep.exit.as_ref().map_or(end.max(ep.last_mono), |x| x.mono);
     let t = timing(ep, cfg.grace_s, end);
-    let diagnosis = diagnose(ep, &t, handler_ran(ep, cfg.traced_signals));
+    let diagnosis = diagnose(ep, &t, handler_ran(ep, cfg));
     ProcessStop {
         time: WallTime::from_ns(ep.first_wall),
         pid: ep.pid,

@@ -82,11 +82,11 @@ pub struct EngineConfig {
     /// Emit [`Output::Timeline`] lines (a terminal shows them; JSON output and metrics do
     /// not need them, and building them is most of the engine's per-event cost).
     pub timeline: bool,
-    /// Signals whose deliveries to a handler the kernel side emits (bit `n - 1` for signal
-    /// `n`): the stop signals it was given, within the emit mask. A stop signal outside it (a
+    /// The kernel side's emit mask (`--signals`; bit `n - 1` for signal `n`). It emits the
+    /// deliveries to a handler of the stop signals within it only: another stop signal (a
     /// runtime's `STOPSIGNAL SIGWINCH` or SIGUSR1) that found a handler, unblocked, counts as
-    /// handled: its delivery cannot be seen.
-    pub traced_signals: u64,
+    /// handled, since its delivery cannot be seen.
+    pub emit_mask: u64,
 }
 
 impl Default for EngineConfig {
@@ -103,7 +103,7 @@ impl Default for EngineConfig {
             container_quiet_ns: 5_000_000_000,
             runtime_comms: Vec::new(),
             timeline: true,
-            traced_signals: tracer_common::DEFAULT_SIGNAL_MASK & crate::source::stop_mask(&[]),
+            emit_mask: tracer_common::DEFAULT_SIGNAL_MASK,
         }
     }
 }

@@ -258,7 +258,8 @@ pub(super) struct InternalKill {
 /// The tracking state; [`super::Engine`] feeds it events in timestamp order.
 pub(super) struct Tracker {
     pub cfg: EngineConfig,
-    pub(super) stop_mask: u128,
+    /// [`Signal::stop_mask`] of the configuration.
+    pub(super) stop_mask: u64,
     pub procs: FxHashMap<u32, Proc>,
     pub episodes: FxHashMap<u64, Episode>,
     /// (first stop signal time, id) of episodes whose process has not died yet (and stale
@@ -287,15 +288,7 @@ pub(super) struct Tracker {
 
 impl Tracker {
     pub fn new(cfg: EngineConfig) -> Self {
-        let mut stop_mask = 0u128;
-        for s in Signal::DEFAULT_STOP
-            .into_iter()
-            .chain(cfg.extra_stop_signals.iter().copied())
-        {
-            if (1..128).contains(&s.0) {
-                stop_mask |= 1u128 << s.0;
-            }
-        }
+        let stop_mask = Signal::stop_mask(&cfg.extra_stop_signals);
         Self {
             cfg,
             stop_mask,
@@ -318,7 +311,7 @@ impl Tracker {
     }
 
     pub fn is_stop(&self, s: Signal) -> bool {
-        (1..128).contains(&s.0) && self.stop_mask & (1u128 << s.0) != 0
+        (1..=64).contains(&s.0) && self.stop_mask & (1 << (s.0 - 1)) != 0
     }
 
     /// A signal the container runtime sends to a process of an attributed container is that

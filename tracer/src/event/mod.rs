@@ -95,6 +95,15 @@ impl Signal {
         Signal::KILL,
         Signal::TERM,
     ];
+
+    /// The stop signals as a mask (bit `n - 1` for signal `n`): the default ones and `extra`.
+    pub fn stop_mask(extra: &[Signal]) -> u64 {
+        Self::DEFAULT_STOP
+            .iter()
+            .chain(extra)
+            .filter(|s| (1..=64).contains(&s.0))
+            .fold(0, |m, s| m | 1 << (s.0 - 1))
+    }
 }
 
 impl fmt::Display for Signal {
