@@ -12,6 +12,7 @@ use std::{
 use serde_json::Value;
 
 pub mod metrics;
+pub mod cri;
 pub mod records;
 pub mod runc;
 pub mod runtime;
@@ -32,9 +33,14 @@ pub fn workspace() -> PathBuf {
 
 /// The `victim` helper, next to the test binary's directory.
 pub fn victim_bin() -> PathBuf {
+    helper_bin("victim")
+}
+
+/// A helper program of this crate (`victim`, `pause`), next to the test binary's directory.
+pub fn helper_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    dir.join("victim")
+    dir.join(name)
 }
 
 /// Polls `f` every 10 ms until it returns true or `timeout` passes.

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{kill, victim_bin, wait_until, Proc, TempDir};
+use crate::{helper_bin, kill, victim_bin, wait_until, Proc, TempDir};
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd
@@ -47,7 +47,8 @@ fn unmount_under(dir: &Path) {
     }
 }
 
-/// A busybox root filesystem with `/bin/victim` (and the libraries it links against).
+/// A busybox root filesystem with the test helpers `/bin/victim` and `/bin/pause` (and the
+/// libraries they link against).
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(rootfs.join("bin")).unwrap();
@@ -58,16 +59,29 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     for d in ["proc", "sys", "dev", "tmp", "etc"] {
         fs::create_dir_all(rootfs.join(d)).unwrap();
     }
-    let victim = victim_bin();
-    fs::copy(&victim, rootfs.join("bin/victim")).unwrap();
-    // Copy the dynamic libraries the helper needs to the same paths inside the rootfs.
-    let ldd = run(Command::new("ldd").arg(&victim));
-    for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
+    copy_binary(&rootfs, &victim_bin(), "bin/victim");
+    copy_binary(&rootfs, &helper_bin("pause"), "bin/pause");
+    rootfs
+}
+
+/// Copies the program `bin` to `dest` (relative) in `rootfs`, with the dynamic libraries it
+/// links against at the same paths.
+pub fn copy_binary(rootfs: &Path, bin: &Path, dest: &str) {
+    let dst = rootfs.join(dest);
+    fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    fs::copy(bin, &dst).unwrap_or_else(|e| panic!("copying {}: {e}", bin.display()));
+    let ldd = Command::new("ldd").arg(bin).output().expect("ldd");
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
         let dst = rootfs.join(lib.trim_start_matches('/'));
+        if dst.exists() {
+            continue;
+        }
         fs::create_dir_all(dst.parent().unwrap()).unwrap();
         fs::copy(lib, &dst).unwrap_or_else(|e| panic!("copying {lib}: {e}"));
     }
-    rootfs
 }
 
 /// A private containerd daemon.
@@ -78,8 +92,18 @@ pub struct Containerd {
     daemon: Option<Proc>,
 }
 
+/// The sandbox (pause) image name the private containerd's CRI plugin is configured with.
+pub const SANDBOX_IMAGE: &str = "localhost/sigtrace-test/pause:1";
+
 impl Containerd {
     pub fn start() -> Self {
+        Self::start_with_cri(false)
+    }
+
+    /// With `cri`, its CRI plugin is set up the way this machine needs for pods (everything
+    /// under the temporary directory, `restrict_oom_score_adj`, our sandbox image name, empty
+    /// CNI dirs: the tests' pods use the host network).
+    pub fn start_with_cri(cri: bool) -> Self {
         let dir = TempDir::new("containerd");
         let (root, state, socket) = (
             dir.path().join("root"),
@@ -87,16 +111,32 @@ impl Containerd {
             dir.path().join("containerd.sock"),
         );
         let config = dir.path().join("config.toml");
-        fs::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{}\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_cgroup = false\n",
-                root.display(),
-                state.display(),
-                socket.display()
-            ),
-        )
-        .unwrap();
+        let d = |p: &str| dir.path().join(p).display().to_string();
+        let mut text = format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{}\"\n",
+            root.display(),
+            state.display(),
+            socket.display()
+        );
+        if cri {
+            for sub in ["cni-bin", "cni-conf", "opt"] {
+                fs::create_dir_all(dir.path().join(sub)).unwrap();
+            }
+            text += &format!(
+                "[ttrpc]\n  address = \"{}\"\n\
+                 [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{}\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_cgroup = false\n  \
+                 restrict_oom_score_adj = true\n  sandbox_image = \"{SANDBOX_IMAGE}\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"{}\"\n  conf_dir = \"{}\"\n",
+                d("containerd-ttrpc.sock"),
+                d("opt"),
+                d("cni-bin"),
+                d("cni-conf"),
+            );
+        } else {
+            text += "[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_cgroup = false\n";
+        }
+        fs::write(&config, text).unwrap();
         let log = fs::File::create(dir.path().join("containerd.log")).unwrap();
         let daemon = Proc::spawn(
             Command::new("containerd")
@@ -157,9 +197,33 @@ fn kill_shims(socket: &Path) {
     }
 }
 
+/// runc keeps each container's state in `/run/containerd/runc/<namespace>/<id>` whatever
+/// containerd's config says, and leaves it behind when its shim is killed. Removes the ones
+/// whose bundle lives under `dir`, then whichever of their parents are left empty.
+fn remove_runc_state(dir: &Path) {
+    let root = Path::new("/run/containerd/runc");
+    let needle = dir.to_string_lossy().to_string();
+    let Ok(namespaces) = fs::read_dir(root) else {
+        return;
+    };
+    for ns in namespaces.flatten() {
+        for c in fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+            let state = fs::read_to_string(c.path().join("state.json")).unwrap_or_default();
+            if state.contains(&needle) {
+                let _ = fs::remove_dir_all(c.path());
+            }
+        }
+        let _ = fs::remove_dir(ns.path());
+    }
+    for empty in [root, Path::new("/run/containerd/s"), Path::new("/run/containerd")] {
+        let _ = fs::remove_dir(empty);
+    }
+}
+
 impl Drop for Containerd {
     fn drop(&mut self) {
         kill_shims(&self.socket);
+        remove_runc_state(self.dir.path());
         if let Some(mut d) = self.daemon.take() {
             kill(d.pid, libc::SIGTERM);
             if d.wait_exit(Duration::from_secs(10)).is_none() {

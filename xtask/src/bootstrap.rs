@@ -25,6 +25,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "util-linux", // unshare
     "nodejs",     // S22: a runtime whose default SIGTERM handler re-raises
     "golang-go",  // Go's runtime re-raises too (built offline by the tests)
+    "protobuf-compiler", // protoc, for the CRI client the Kubernetes tests drive containerd with
 ];
 
 fn say(msg: &str) {
