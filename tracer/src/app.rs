@@ -195,6 +195,7 @@ impl ReplayOptions {
             filter: RecordFilter {
                 namespaces: args.filter.namespaces.clone(),
                 pods: args.filter.pods.clone(),
+                workloads: args.filter.workloads.clone(),
                 containers: args.filter.containers.clone(),
                 diagnoses: args.filter.diagnoses.clone(),
             },

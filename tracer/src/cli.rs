@@ -159,6 +159,10 @@ pub struct FilterArgs {
     /// Only records of this pod (repeatable).
     #[arg(long = "pod", value_name = "POD")]
     pub pods: Vec<String>,
+    /// Only records of this workload: a Deployment, StatefulSet... name, as in the records'
+    /// `workload` field (repeatable).
+    #[arg(long = "workload", value_name = "WORKLOAD")]
+    pub workloads: Vec<String>,
     /// Only records of this container: its name, or a prefix of its id (repeatable).
     #[arg(long = "container", value_name = "NAME|ID")]
     pub containers: Vec<String>,

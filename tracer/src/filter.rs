@@ -1,5 +1,5 @@
-//! Which records a person asked for: `--namespace`, `--pod`, `--container` (a name, or an id
-//! prefix) and `--diagnosis`, applied to the engine's output on its way to a sink, so that
+//! Which records a person asked for: `--namespace`, `--pod`, `--workload`, `--container` (a
+//! name, or an id prefix) and `--diagnosis`, applied to the engine's output on its way to a sink, so that
 //! `replay` and `summary` select alike.
 use crate::container::ContainerInfo;
 use crate::engine::{Diagnosis, Output};
@@ -10,6 +10,7 @@ use crate::output::OutputSink;
 pub struct RecordFilter {
     pub namespaces: Vec<String>,
     pub pods: Vec<String>,
+    pub workloads: Vec<String>,
     /// Container names, or prefixes of container ids.
     pub containers: Vec<String>,
     pub diagnoses: Vec<Diagnosis>,
@@ -26,6 +27,10 @@ impl RecordFilter {
         };
         any(&self.namespaces, c.and_then(|c| c.namespace.as_deref()))
             && any(&self.pods, c.and_then(|c| c.pod.as_deref()))
+            && any(
+                &self.workloads,
+                c.and_then(|c| c.workload.as_ref().map(|w| w.name.as_str())),
+            )
             && (self.containers.is_empty()
                 || c.is_some_and(|c| {
                     self.containers.iter().any(|x| {
@@ -51,6 +56,14 @@ impl RecordFilter {
             }
             Output::Timeline(t) => {
                 self.diagnoses.is_empty() && self.container_matches(t.container.as_deref())
+            }
+            // A pod is kept when one of its containers is.
+            Output::PodStop(p) => {
+                self.diagnosis_matches(p.diagnosis)
+                    && p
+                        .containers
+                        .iter()
+                        .any(|c| self.container_matches(Some(&c.container)))
             }
         }
     }
@@ -100,7 +113,7 @@ mod tests {
             match o {
                 Output::Timeline(t) => t.container = c.clone(),
                 Output::ProcessStop(p) => p.container = c.clone(),
-                Output::ContainerStop(_) => {}
+                Output::ContainerStop(_) | Output::PodStop(_) => {}
             }
         }
         out

@@ -12,7 +12,7 @@ use thiserror::Error;
 use crate::{
     container::{ContainerInfo, ResolverStats},
     driver::LiveStats,
-    engine::{outcome, ContainerStop, EngineStats, Output, ProcessStop},
+    engine::{outcome, ContainerStop, EngineStats, Output, PodStop, ProcessStop},
     event::Signal,
 };
 
@@ -38,7 +38,8 @@ pub const DURATION_BUCKETS: [f64; 18] = [
 pub struct MetricsOptions {
     /// Replace the `pod` label by "" (high-churn clusters).
     pub drop_pod: bool,
-    /// Distinct (namespace, pod, container) label sets allowed; beyond, dropped and counted.
+    /// Distinct (namespace, workload, pod, container) label sets allowed; beyond, dropped and
+    /// counted.
     pub max_series: usize,
     pub version: String,
     pub kernel: String,
@@ -51,6 +52,8 @@ pub struct StopFacts<'a> {
     /// "container" or "process".
     pub kind: &'a str,
     pub namespace: &'a str,
+    /// The pod's workload ("" when unknown or not a pod).
+    pub workload: &'a str,
     pub pod: &'a str,
     pub container: &'a str,
     pub diagnosis: &'a str,
@@ -63,10 +66,11 @@ pub struct StopFacts<'a> {
 
 impl<'a> StopFacts<'a> {
     fn new(kind: &'a str, c: Option<&'a ContainerInfo>) -> Self {
-        let (namespace, pod, container) = match c {
-            None => ("", "", ""),
+        let (namespace, workload, pod, container) = match c {
+            None => ("", "", "", ""),
             Some(c) => (
                 c.namespace.as_deref().unwrap_or(""),
+                c.workload_name(),
                 c.pod.as_deref().unwrap_or(""),
                 c.label(),
             ),
@@ -74,6 +78,7 @@ impl<'a> StopFacts<'a> {
         Self {
             kind,
             namespace,
+            workload,
             pod,
             container,
             ..Default::default()
@@ -159,6 +164,9 @@ impl Health {
 pub struct Metrics {
     registry: Registry,
     container_stops: IntCounterVec,
+    pod_stops: IntCounterVec,
+    pod_duration: HistogramVec,
+    teardown_kills: IntCounterVec,
     process_stops: IntCounterVec,
     duration: HistogramVec,
     overruns: IntCounterVec,
@@ -180,7 +188,7 @@ pub struct Metrics {
     evictions: IntCounterVec,
     metadata_misses: IntCounter,
     counted_only: IntCounterVec,
-    series: Mutex<HashSet<(String, String, String)>>,
+    series: Mutex<HashSet<[String; 4]>>,
     opts: MetricsOptions,
 }
 
@@ -207,12 +215,40 @@ impl Metrics {
             |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, MetricsError> {
                 reg(&r, IntCounterVec::new(Opts::new(name, help), labels)?)
             };
-        let wl = ["namespace", "pod", "container"];
+        let wl = ["namespace", "workload", "pod", "container"];
         let m = Self {
             container_stops: cvec(
                 "sigtrace_container_stops_total",
                 "Container stops by diagnosis and outcome (exited, signaled, killed).",
-                &["namespace", "pod", "container", "diagnosis", "outcome"],
+                &[
+                    "namespace",
+                    "workload",
+                    "pod",
+                    "container",
+                    "diagnosis",
+                    "outcome",
+                ],
+            )?,
+            pod_stops: cvec(
+                "sigtrace_pod_stops_total",
+                "Kubernetes pod stops (all containers and the sandbox ended), by the diagnosis of the least clean container.",
+                &["namespace", "workload", "workload_type", "diagnosis"],
+            )?,
+            pod_duration: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "sigtrace_pod_termination_seconds",
+                        "A pod's termination time: first stop signal to the end of its sandbox.",
+                    )
+                    .buckets(DURATION_BUCKETS.to_vec()),
+                    &["namespace", "workload"],
+                )?,
+            )?,
+            teardown_kills: cvec(
+                "sigtrace_teardown_kills_total",
+                "Containers SIGKILLed at pod sandbox teardown with no stop signal before.",
+                &["namespace", "workload"],
             )?,
             process_stops: cvec(
                 "sigtrace_process_stops_total",
@@ -227,7 +263,7 @@ impl Metrics {
                         "Time from the first stop signal to the end of the stop.",
                     )
                     .buckets(DURATION_BUCKETS.to_vec()),
-                    &["namespace", "kind"],
+                    &["namespace", "workload", "kind"],
                 )?,
             )?,
             overruns: cvec(
@@ -377,9 +413,10 @@ impl Metrics {
     }
 
     /// Applies the pod-label flag and the label-set cap; None when over the cap.
-    fn workload<'a>(&self, ns: &'a str, pod: &'a str, container: &'a str) -> Option<[&'a str; 3]> {
-        let pod = if self.opts.drop_pod { "" } else { pod };
-        let key = (ns.to_string(), pod.to_string(), container.to_string());
+    fn workload<'a>(&self, f: &StopFacts<'a>) -> Option<[&'a str; 4]> {
+        let pod = if self.opts.drop_pod { "" } else { f.pod };
+        let labels = [f.namespace, f.workload, pod, f.container];
+        let key = labels.map(str::to_owned);
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         if !series.contains(&key) {
             if series.len() >= self.opts.max_series {
@@ -388,7 +425,36 @@ impl Metrics {
             }
             series.insert(key);
         }
-        Some([ns, pod, container])
+        Some(labels)
+    }
+
+    /// Records one pod stop (its containers were counted on their own).
+    pub fn pod_stop(&self, p: &PodStop) {
+        let ns = p.namespace.as_deref().unwrap_or("");
+        let (workload, kind) = p
+            .workload
+            .as_ref()
+            .map_or(("", ""), |w| (w.name.as_str(), w.kind.as_str()));
+        let facts = StopFacts {
+            namespace: ns,
+            workload,
+            ..Default::default()
+        };
+        // The pod-level series share the label-set cap (one set per workload).
+        if self.workload(&facts).is_none() {
+            return;
+        }
+        self.pod_stops
+            .with_label_values(&[ns, workload, kind, p.diagnosis.as_str()])
+            .inc();
+        self.pod_duration
+            .with_label_values(&[ns, workload])
+            .observe(p.duration_s);
+        if !p.killed_at_teardown.is_empty() {
+            self.teardown_kills
+                .with_label_values(&[ns, workload])
+                .inc_by(p.killed_at_teardown.len() as u64);
+        }
     }
 
     /// Records what the engine put out (finished stops; timeline lines count for nothing).
@@ -396,6 +462,7 @@ impl Metrics {
         match o {
             Output::ProcessStop(p) => self.stop(&StopFacts::of_process(p)),
             Output::ContainerStop(c) => self.stop(&StopFacts::of_container(c)),
+            Output::PodStop(p) => self.pod_stop(p),
             Output::Timeline(_) => {}
         }
     }
@@ -403,24 +470,24 @@ impl Metrics {
     /// Records one finished stop.
     pub fn stop(&self, f: &StopFacts<'_>) {
         self.duration
-            .with_label_values(&[f.namespace, f.kind])
+            .with_label_values(&[f.namespace, f.workload, f.kind])
             .observe(f.duration_s);
         if f.kind == "process" {
             self.process_stops
                 .with_label_values(&[f.namespace, f.diagnosis, f.outcome])
                 .inc();
             if f.diagnosis == "oom_killed" {
-                if let Some(w) = self.workload(f.namespace, f.pod, f.container) {
+                if let Some(w) = self.workload(f) {
                     self.oom_kills.with_label_values(&w).inc();
                 }
             }
             return;
         }
-        let Some(w) = self.workload(f.namespace, f.pod, f.container) else {
+        let Some(w) = self.workload(f) else {
             return;
         };
         self.container_stops
-            .with_label_values(&[w[0], w[1], w[2], f.diagnosis, f.outcome])
+            .with_label_values(&[w[0], w[1], w[2], w[3], f.diagnosis, f.outcome])
             .inc();
         if f.overrun {
             self.overruns.with_label_values(&w).inc();
@@ -501,6 +568,7 @@ mod tests {
         let f = StopFacts {
             kind: "container",
             namespace: "ns",
+            workload: "w",
             pod: "p",
             container: "c",
             diagnosis: "slow_handler",
@@ -515,13 +583,13 @@ mod tests {
             ..f.clone()
         });
         let text = m.encode();
-        assert!(text.contains(r#"sigtrace_container_stops_total{container="c",diagnosis="slow_handler",namespace="ns",outcome="killed",pod="p"} 1"#), "{text}");
+        assert!(text.contains(r#"sigtrace_container_stops_total{container="c",diagnosis="slow_handler",namespace="ns",outcome="killed",pod="p",workload="w"} 1"#), "{text}");
         assert!(text
-            .contains(r#"sigtrace_grace_overruns_total{container="c",namespace="ns",pod="p"} 1"#));
+            .contains(r#"sigtrace_grace_overruns_total{container="c",namespace="ns",pod="p",workload="w"} 1"#));
         assert!(!text.contains(r#"container="other""#));
         assert!(text.contains("sigtrace_label_sets_overflow_total 1"));
         assert!(text.contains(
-            r#"sigtrace_stop_duration_seconds_bucket{kind="container",namespace="ns",le="2.5"} 2"#
+            r#"sigtrace_stop_duration_seconds_bucket{kind="container",namespace="ns",workload="w",le="2.5"} 2"#
         ));
     }
 

@@ -6,7 +6,8 @@ use std::io::{IsTerminal, Write};
 use crate::decode::{Clock, KernelRecord};
 use crate::driver::{Consumer, FeedError, Input};
 use crate::engine::{
-    ContainerStop, Diagnosis, Output, ProcessStop, SignalOrigin, TimelineEvent, TimelineWhat,
+    ContainerStop, Diagnosis, Output, PodStop, ProcessStop, SignalOrigin, TimelineEvent,
+    TimelineWhat,
 };
 use crate::event::WallTime;
 
@@ -197,6 +198,7 @@ impl<W: Write> Printer<W> {
             Output::Timeline(t) => self.timeline(t),
             Output::ProcessStop(p) => self.process_stop(p),
             Output::ContainerStop(c) => self.container_stop(c),
+            Output::PodStop(p) => self.pod_stop(p),
         }
     }
 
@@ -272,6 +274,42 @@ impl<W: Write> Printer<W> {
         }
         line.push_str(&format!("  {d}"));
         if let Some(h) = &c.hint {
+            line.push_str(&format!(" — {h}"));
+        }
+        writeln!(self.out, "{line}")
+    }
+
+    fn pod_stop(&mut self, p: &PodStop) -> std::io::Result<()> {
+        if self.format == Format::Json {
+            serde_json::to_writer(&mut self.out, p)?;
+            return writeln!(self.out);
+        }
+        let d = self.paint(diagnosis_color(p.diagnosis), p.diagnosis.as_str());
+        let workload = p
+            .workload
+            .as_ref()
+            .map(|w| format!(" ({} {})", w.kind.as_str(), w.name))
+            .unwrap_or_default();
+        let mut line = format!(
+            "{}  {:<28} {} {}{workload} stopped in {:.3}s, {} container(s)",
+            clock_time(p.started),
+            p.label(),
+            self.paint(BOLD, "POD STOP"),
+            p.pod.as_deref().unwrap_or(&p.pod_uid),
+            p.duration_s,
+            p.containers.len(),
+        );
+        if let Some(c) = &p.held_up_by {
+            line.push_str(&format!(", held up by {c} ({:.3}s)", p.held_up_s));
+        }
+        if !p.killed_at_teardown.is_empty() {
+            line.push_str(&format!(
+                ", SIGKILLed at sandbox teardown without a stop signal: {}",
+                p.killed_at_teardown.join(", ")
+            ));
+        }
+        line.push_str(&format!("  {d}"));
+        if let Some(h) = &p.hint {
             line.push_str(&format!(" — {h}"));
         }
         writeln!(self.out, "{line}")

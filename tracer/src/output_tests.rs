@@ -16,7 +16,7 @@ fn printed(format: Format, containers_only: bool, container: Option<ContainerInf
             match o {
                 Output::Timeline(t) => t.container = Some(c.clone()),
                 Output::ProcessStop(p) => p.container = Some(c.clone()),
-                Output::ContainerStop(_) => {}
+                Output::ContainerStop(_) | Output::PodStop(_) => {}
             }
         }
     }

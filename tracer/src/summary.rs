@@ -1,5 +1,5 @@
 //! `sigtrace summary`: the stops of a journal as a table, one row per container (a Kubernetes
-//! container is `namespace/container`, so the pods of one workload share a row) or host
+//! container is `namespace/workload/container`, so the pods of one workload share a row) or host
 //! process name, with the number of stops, the median and longest duration, how many needed
 //! SIGKILL, the diagnoses and the hint of the most frequent one that is not `graceful`.
 use std::collections::BTreeMap;
@@ -25,9 +25,11 @@ impl OutputSink for Summary {
     fn output(&mut self, o: &Output) -> std::io::Result<()> {
         let (key, duration, killed, diagnosis, hint) = match o {
             Output::ContainerStop(c) => {
-                let key = match &c.container.namespace {
-                    Some(ns) => format!("{ns}/{}", c.container.label()),
-                    None => c.container.label().to_string(),
+                let c_ = &c.container;
+                let key = match (&c_.namespace, &c_.workload) {
+                    (Some(ns), Some(w)) => format!("{ns}/{}/{}", w.name, c_.label()),
+                    (Some(ns), None) => format!("{ns}/{}", c_.label()),
+                    _ => c_.label().to_string(),
                 };
                 (key, c.duration_s, c.killed, c.diagnosis, c.hint.as_deref())
             }

@@ -73,6 +73,12 @@ pub struct ContainerMetadata {
     /// The stop signal the runtime's state records for the container (docker's
     /// `Config.StopSignal`, from the image's STOPSIGNAL or `--stop-signal`), as written there.
     pub stop_signal: Option<String>,
+    /// The pod's sandbox container id (`io.kubernetes.cri.sandbox-id`,
+    /// `io.kubernetes.cri-o.SandboxID`), for containers.
+    pub sandbox_id: Option<String>,
+    /// Pod labels, where the runtime's state has them (CRI-O's `io.kubernetes.cri-o.Labels`
+    /// on the sandbox; containerd keeps them only in its database).
+    pub labels: Option<HashMap<String, String>>,
 }
 
 /// Why a metadata file could not be used.
@@ -172,6 +178,12 @@ pub fn from_oci_annotations(ann: &HashMap<String, String>) -> ContainerMetadata 
             "io.kubernetes.cri-o.ImageName",
         ),
         stop_signal: None,
+        sandbox_id: get("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID"),
+        labels: ann
+            .get("io.kubernetes.cri-o.Labels")
+            .and_then(|l| serde_json::from_str::<HashMap<String, String>>(l).ok())
+            // A container's own labels only name it; pod labels are on the sandbox.
+            .filter(|l| l.keys().any(|k| !k.starts_with("io.kubernetes."))),
     }
 }
 
@@ -188,7 +200,11 @@ pub fn read_docker_config(config_v2: &Path) -> Result<ContainerMetadata, Metadat
         Some(c) => (c.image, c.labels.unwrap_or_default(), c.stop_signal),
         None => (None, HashMap::new(), None),
     };
-    let k8s = from_oci_annotations(&labels);
+    let mut k8s = from_oci_annotations(&labels);
+    // dockershim / cri-dockerd label their pause containers.
+    if let Some(t) = non_empty(&labels, "io.kubernetes.docker.type") {
+        k8s.container_type = Some(if t == "podsandbox" { "sandbox".into() } else { t });
+    }
     let name = cfg
         .name
         .map(|n| n.trim_start_matches('/').to_owned())

@@ -72,6 +72,8 @@ fn containerd_cri_annotations_in_any_namespace() {
             container_type: Some("container".into()),
             image: Some("docker.io/library/nginx:1.25".into()),
             stop_signal: None,
+            sandbox_id: Some("aaaa".into()),
+            labels: None,
         }
     );
     // Plain ctr bundle without annotations: found, nothing but the runtime.
@@ -120,6 +122,7 @@ fn crio_annotations() {
             container_type: Some("container".into()),
             image: Some("quay.io/acme/worker:3".into()),
             stop_signal: None,
+            ..Default::default()
         }
     );
 }
@@ -286,4 +289,54 @@ fn default_dirs_are_the_standard_locations() {
         .contains(&PathBuf::from("/var/run/docker/containerd/daemon")));
     assert_eq!(d.crio_storage[0], Path::new("/run/containers/storage"));
     assert_eq!(d.docker_data_root, vec![PathBuf::from("/var/lib/docker")]);
+}
+
+/// CRI-O keeps pod labels (JSON in `io.kubernetes.cri-o.Labels`) on the sandbox; a container's
+/// own label set only names it and is not taken for pod labels. Both carry the sandbox id.
+#[test]
+fn crio_pod_labels_and_sandbox_id() {
+    let sandbox = HashMap::from([
+        ("io.kubernetes.cri-o.ContainerType".to_string(), "sandbox".to_string()),
+        ("io.kubernetes.cri-o.SandboxID".to_string(), ID.to_string()),
+        (
+            "io.kubernetes.cri-o.Labels".to_string(),
+            r#"{"app":"web","pod-template-hash":"7d4b9c8f6d","io.kubernetes.pod.name":"web-7d4b9c8f6d-x2k9p"}"#.to_string(),
+        ),
+    ]);
+    let md = from_oci_annotations(&sandbox);
+    assert_eq!(md.sandbox_id.as_deref(), Some(ID));
+    let labels = md.labels.expect("pod labels");
+    assert_eq!(labels["pod-template-hash"], "7d4b9c8f6d");
+    let container = HashMap::from([
+        ("io.kubernetes.cri-o.SandboxID".to_string(), ID.to_string()),
+        (
+            "io.kubernetes.cri-o.Labels".to_string(),
+            r#"{"io.kubernetes.container.name":"app","io.kubernetes.pod.name":"web"}"#.to_string(),
+        ),
+    ]);
+    let md = from_oci_annotations(&container);
+    assert_eq!(md.labels, None);
+    assert_eq!(md.sandbox_id.as_deref(), Some(ID));
+    // Not JSON: no labels, nothing else lost.
+    let bad = HashMap::from([
+        ("io.kubernetes.cri-o.Labels".to_string(), "{not json".to_string()),
+        ("io.kubernetes.pod.name".to_string(), "p".to_string()),
+    ]);
+    let md = from_oci_annotations(&bad);
+    assert_eq!((md.labels, md.pod.as_deref()), (None, Some("p")));
+}
+
+/// dockershim / cri-dockerd mark pause containers with a docker label.
+#[test]
+fn docker_pod_sandbox_label() {
+    let root = TempDir::new("md-dockershim");
+    root.write(
+        &format!("docker/containers/{ID}/config.v2.json"),
+        r#"{"Name": "/k8s_POD_web_shop_uid_0", "Config": {"Labels": {
+            "io.kubernetes.docker.type": "podsandbox", "io.kubernetes.pod.name": "web"}}}"#,
+    );
+    let mut c = MetadataCache::new(dirs(&root), 16);
+    let md = c.lookup(ID, Runtime::Docker, true).unwrap();
+    assert_eq!(md.container_type.as_deref(), Some("sandbox"));
+    assert_eq!(md.pod.as_deref(), Some("web"));
 }

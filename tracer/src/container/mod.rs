@@ -25,6 +25,7 @@ mod cache;
 pub mod cgroupfs;
 pub mod metadata;
 pub mod path;
+pub mod workload;
 #[cfg(test)]
 mod testutil;
 
@@ -61,6 +62,10 @@ pub struct ContainerInfo {
     /// The stop signal the runtime's state records ("SIGWINCH"), where it records one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// The pod's owning workload ([`workload`]): `workload`, `workload_type`,
+    /// `workload_source` in JSON.
+    #[serde(flatten, default)]
+    pub workload: Option<workload::Workload>,
     pub cgroup_id: u64,
     /// cgroup v2 path relative to the v2 mount, starting with '/'.
     pub cgroup_path: String,
@@ -75,6 +80,17 @@ impl ContainerInfo {
     /// The name a person knows the container by: its name, else its short id.
     pub fn label(&self) -> &str {
         self.name.as_deref().unwrap_or(self.short_id())
+    }
+
+    /// A pod's sandbox (pause) container, which holds the pod's namespaces and runs no
+    /// workload.
+    pub fn is_sandbox(&self) -> bool {
+        matches!(self.container_type.as_deref(), Some("sandbox" | "podsandbox"))
+    }
+
+    /// The workload's name, "" when unknown.
+    pub fn workload_name(&self) -> &str {
+        self.workload.as_ref().map_or("", |w| w.name.as_str())
     }
 }
 
@@ -215,8 +231,18 @@ impl ContainerResolver {
                 .unwrap_or_default();
             let container_type = match p.role {
                 Role::Conmon => Some("conmon".to_owned()),
-                Role::Container => md.container_type,
+                Role::Container => md.container_type.clone(),
             };
+            let labels = md.labels.clone().or_else(|| {
+                // Pod labels live on the sandbox (CRI-O's infra container).
+                let sandbox = md.sandbox_id.as_deref()?;
+                let smd = self.metadata.lookup(sandbox, p.runtime, p.runtime_certain)?;
+                smd.labels.clone()
+            });
+            let workload = md
+                .pod
+                .as_deref()
+                .map(|pod| workload::derive(pod, labels.as_ref()));
             return Some(ContainerInfo {
                 id: p.container_id,
                 runtime: md.runtime.unwrap_or(p.runtime).as_str().to_owned(),
@@ -228,6 +254,7 @@ impl ContainerResolver {
                 container_type,
                 image: md.image,
                 stop_signal: md.stop_signal,
+                workload,
                 cgroup_id,
                 cgroup_path: path.to_owned(),
             });

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::container::testutil::TempDir;
+use crate::container::workload::{Workload, WorkloadKind, WorkloadSource};
 
 const ID: &str = "3f4c2b1a0e9d8c7b6a5f4e3d2c1b0a99887766554433221100ffeeddccbbaa00";
 const ID2: &str = "aaaabbbbccccddddeeeeffff0000111122223333444455556666777788889999";
@@ -93,6 +94,11 @@ fn resolves_runtimes_with_metadata_and_host_paths() {
             container_type: Some("container".into()),
             image: Some("registry.local/app:2".into()),
             stop_signal: None,
+            workload: Some(Workload {
+                name: "app".into(),
+                kind: WorkloadKind::StatefulSet,
+                source: WorkloadSource::Name,
+            }),
             cgroup_id: ids[0],
             cgroup_path: cri.clone(),
         }

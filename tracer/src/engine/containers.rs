@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::output::{
     de_container_req, ser_container_req, Diagnosis, ExitEntry, Output, Peer, ProcessStop,
 };
+use super::pods::Pods;
 use super::queue::TimeQueue;
 use super::SenderClass;
 use crate::container::ContainerInfo;
@@ -120,6 +121,8 @@ pub(super) struct Containers {
     quiet: TimeQueue,
     /// Groups dropped by the `MAX_GROUPS` cap.
     pub evicted: u64,
+    /// Pod records from the container records.
+    pub pods: Pods,
 }
 
 impl Containers {
@@ -187,8 +190,25 @@ impl Containers {
         }
     }
 
-    /// Drops groups whose init did not die and that saw no record for `quiet_ns` before `t`.
-    pub fn tick(&mut self, t: u64, quiet_ns: u64, open: impl Fn(u64) -> usize) {
+    /// Drops groups whose init did not die and that saw no record for `quiet_ns` before `t`;
+    /// emits the pod records that are due.
+    pub fn tick(
+        &mut self,
+        t: u64,
+        quiet_ns: u64,
+        open: impl Fn(u64) -> usize,
+        out: &mut Vec<Output>,
+    ) {
+        let groups = &self.groups;
+        self.pods.tick(
+            t,
+            |uid| {
+                groups
+                    .values()
+                    .any(|g| g.info.pod_uid.as_deref() == Some(uid))
+            },
+            out,
+        );
         while let Some((last, cg)) = self.quiet.first() {
             if last.saturating_add(quiet_ns) >= t {
                 break;
@@ -217,6 +237,7 @@ impl Containers {
         }
         self.groups.clear();
         self.quiet.clear();
+        self.pods.finish(out);
     }
 
     fn emit(&mut self, cg: u64, out: &mut Vec<Output>) {
@@ -296,6 +317,6 @@ impl Containers {
             incomplete_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         };
         stop.processes = g.records.into_iter().map(|(s, _)| s).collect();
-        out.push(Output::ContainerStop(stop));
+        self.pods.container(stop, g.first.0, g.last_end, out);
     }
 }

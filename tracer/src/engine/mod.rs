@@ -36,6 +36,7 @@ use crate::event::{Event, Signal};
 mod apply;
 mod classify;
 mod containers;
+mod pods;
 mod diagnose;
 mod output;
 mod queue;
@@ -45,6 +46,7 @@ pub(crate) mod tests;
 
 pub use classify::{classify, SenderClass, RUNTIME_COMMS};
 pub use containers::ContainerStop;
+pub use pods::{PodStop, SandboxEnd};
 pub use diagnose::{is_shell, SHELLS};
 pub use output::{
     outcome, Diagnosis, ExitEntry, ForwardEntry, GraceSource, Output, Peer, ProcessStop,
@@ -123,6 +125,8 @@ pub struct Evictions {
     pub pid_reused: u64,
     /// Container groups (waiting for their init to die) dropped by their count cap.
     pub container_count: u64,
+    /// Pods (container records waiting for the sandbox's end) dropped by their count cap.
+    pub pod_count: u64,
 }
 
 /// Counters and gauges for metrics.
@@ -135,6 +139,8 @@ pub struct EngineStats {
     pub tracked_containers: usize,
     /// Containers with process records waiting for the container's stop to complete.
     pub open_container_stops: usize,
+    /// Pods with container records waiting for the pod's stop to complete.
+    pub open_pod_stops: usize,
     /// Events waiting in the reorder window.
     pub buffered_events: usize,
     pub evictions: Evictions,
@@ -154,6 +160,7 @@ impl EngineStats {
             ("episode_age", e.episode_age),
             ("pid_reused", e.pid_reused),
             ("container_count", e.container_count),
+            ("pod_count", e.pod_count),
         ]
     }
 }
@@ -369,9 +376,11 @@ impl Engine {
             open_episodes: self.tracker.episodes.len(),
             tracked_containers: self.tracker.containers.len(),
             open_container_stops: self.tracker.stops.open_groups(),
+            open_pod_stops: self.tracker.stops.pods.open_pods(),
             buffered_events: self.buffer.len(),
             evictions: Evictions {
                 container_count: self.tracker.stops.evicted,
+                pod_count: self.tracker.stops.pods.evicted,
                 ..self.tracker.evictions
             },
             late_events: self.late_events,

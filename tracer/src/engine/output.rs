@@ -24,6 +24,8 @@ pub enum Output {
     ProcessStop(ProcessStop),
     /// The shutdown record of one container (after the records of its processes).
     ContainerStop(super::containers::ContainerStop),
+    /// The shutdown record of one Kubernetes pod (after the records of its containers).
+    PodStop(super::pods::PodStop),
 }
 
 /// What went wrong (or right) in one shutdown. The snake_case names are a public interface

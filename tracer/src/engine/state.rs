@@ -396,9 +396,12 @@ impl Tracker {
             self.evictions.process_age += (before - self.procs.len()) as u64;
         }
         let open = &self.open_per_cgroup;
-        self.stops.tick(t, self.cfg.container_quiet_ns, |cg| {
-            open.get(&cg).copied().unwrap_or(0)
-        });
+        self.stops.tick(
+            t,
+            self.cfg.container_quiet_ns,
+            |cg| open.get(&cg).copied().unwrap_or(0),
+            out,
+        );
     }
 
     /// Events were lost at `mono`: every episode still being collected may be incomplete.
@@ -460,12 +463,14 @@ impl Tracker {
         let container = self.container(ep.cgroup_id);
         let stop = diagnose::build(&ep, &self.cfg, end, container);
         self.records_emitted += 1;
-        if stop.container.is_some() {
+        if let Some(c) = &stop.container {
             let end = ep.exit.as_ref().map_or(end.max(ep.last_mono), |x| x.mono);
             let first = (ep.first_mono, ep.first_wall);
-            let copy = stop.clone();
-            out.push(Output::ProcessStop(stop));
-            self.stops.record(copy, first, end, open_in_cgroup, out);
+            // A pod sandbox's processes show only in the pod record.
+            if !c.is_sandbox() {
+                out.push(Output::ProcessStop(stop.clone()));
+            }
+            self.stops.record(stop, first, end, open_in_cgroup, out);
         } else {
             out.push(Output::ProcessStop(stop));
             self.stops.episode_closed(ep.cgroup_id, open_in_cgroup, out);

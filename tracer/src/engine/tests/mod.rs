@@ -11,6 +11,7 @@ use super::{Engine, EngineConfig, Output, ProcessStop};
 mod accuracy;
 mod containers;
 mod diagnoses;
+mod pods;
 mod robustness;
 
 /// Monotonic time of `ms = 0` in the test streams.
