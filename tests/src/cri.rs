@@ -116,14 +116,20 @@ pub fn write_oci_archive(spec: &ImageSpec, out: &Path) {
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        archive.append_data(&mut h, path, data).expect("image archive");
+        archive
+            .append_data(&mut h, path, data)
+            .expect("image archive");
     };
     add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     add("index.json", &index);
     for blob in [&layer, &config, &manifest] {
         add(&format!("blobs/sha256/{}", sha256_hex(blob)), blob);
     }
-    archive.into_inner().expect("image archive").flush().unwrap();
+    archive
+        .into_inner()
+        .expect("image archive")
+        .flush()
+        .unwrap();
 }
 
 /// How a pod's cgroup parent is spelled.
@@ -192,6 +198,20 @@ impl PodSpec {
                 "/kubepods.slice/kubepods-{q}.slice/kubepods-{q}-pod{}.slice",
                 self.uid.replace('-', "_")
             ),
+        }
+    }
+
+    /// Where a container of this pod lands (v2 path). With a `….slice` parent, containerd asks
+    /// runc for the systemd form `<pod slice>:cri-containerd:<id>`, which runc's cgroupfs
+    /// driver (there is no systemd here) creates literally at the root of every hierarchy.
+    pub fn container_cgroup(&self, id: &str) -> String {
+        let parent = self.cgroup_parent();
+        match self.driver {
+            CgroupDriver::Cgroupfs => format!("{parent}/{id}"),
+            CgroupDriver::Systemd => {
+                let slice = parent.rsplit('/').next().unwrap_or_default();
+                format!("/{slice}:cri-containerd:{id}")
+            }
         }
     }
 
@@ -378,10 +398,10 @@ impl Kubelet {
     /// `RunPodSandbox` with kubelet's metadata, labels, annotations, host network and the
     /// pod's cgroup parent.
     pub fn run_pod(&self, spec: PodSpec) -> Pod {
-        let log_dir = self.logs.path().join(format!(
-            "{}_{}_{}",
-            spec.namespace, spec.name, spec.uid
-        ));
+        let log_dir = self
+            .logs
+            .path()
+            .join(format!("{}_{}_{}", spec.namespace, spec.name, spec.uid));
         fs::create_dir_all(&log_dir).unwrap();
         let mut labels: HashMap<String, String> = spec.labels.iter().cloned().collect();
         labels.insert("io.kubernetes.pod.name".into(), spec.name.clone());
@@ -389,7 +409,10 @@ impl Kubelet {
         labels.insert("io.kubernetes.pod.uid".into(), spec.uid.clone());
         let annotations = HashMap::from([
             ("kubernetes.io/config.source".to_string(), "api".to_string()),
-            ("kubernetes.io/config.seen".to_string(), "2026-11-29T00:00:00Z".to_string()),
+            (
+                "kubernetes.io/config.seen".to_string(),
+                "2026-11-29T00:00:00Z".to_string(),
+            ),
         ]);
         let config = cri::PodSandboxConfig {
             metadata: Some(cri::PodSandboxMetadata {
@@ -421,7 +444,9 @@ impl Kubelet {
             })
             .await
         });
-        self.sandboxes.borrow_mut().push(resp.pod_sandbox_id.clone());
+        self.sandboxes
+            .borrow_mut()
+            .push(resp.pod_sandbox_id.clone());
         Pod {
             spec,
             sandbox_id: resp.pod_sandbox_id,
@@ -463,14 +488,26 @@ impl Kubelet {
     /// container id.
     pub fn start_container(&self, pod: &mut Pod, spec: &ContainerSpec) -> String {
         let labels = HashMap::from([
-            ("io.kubernetes.container.name".to_string(), spec.name.clone()),
+            (
+                "io.kubernetes.container.name".to_string(),
+                spec.name.clone(),
+            ),
             ("io.kubernetes.pod.name".to_string(), pod.spec.name.clone()),
-            ("io.kubernetes.pod.namespace".to_string(), pod.spec.namespace.clone()),
+            (
+                "io.kubernetes.pod.namespace".to_string(),
+                pod.spec.namespace.clone(),
+            ),
             ("io.kubernetes.pod.uid".to_string(), pod.spec.uid.clone()),
         ]);
         let annotations = HashMap::from([
-            ("io.kubernetes.container.hash".to_string(), "1a2b3c4d".to_string()),
-            ("io.kubernetes.container.restartCount".to_string(), "0".to_string()),
+            (
+                "io.kubernetes.container.hash".to_string(),
+                "1a2b3c4d".to_string(),
+            ),
+            (
+                "io.kubernetes.container.restartCount".to_string(),
+                "0".to_string(),
+            ),
             (
                 "io.kubernetes.container.terminationMessagePath".to_string(),
                 "/dev/termination-log".to_string(),
@@ -611,8 +648,9 @@ impl Kubelet {
     }
 
     /// Deletes a pod the way kubelet does: `StopContainer` of every container with the pod's
-    /// grace period, in parallel, then `StopPodSandbox` and `RemovePodSandbox`.
-    pub fn delete_pod(&self, pod: &Pod) {
+    /// grace period, in parallel, then `StopPodSandbox` and `RemovePodSandbox`. Returns each
+    /// container's exit code (from `ContainerStatus` after its stop), by name.
+    pub fn delete_pod(&self, pod: &Pod) -> HashMap<String, i32> {
         let grace = pod.spec.termination_grace_s;
         let stops = pod.containers.iter().map(|(_, id)| {
             let mut c = self.client.clone();
@@ -644,7 +682,13 @@ impl Kubelet {
             .block_on(async { tokio::time::timeout(bound, all).await })
             .expect("StopContainer calls timed out");
         assert!(errors.is_empty(), "CRI StopContainer: {errors:?}");
+        let codes = pod
+            .containers
+            .iter()
+            .map(|(name, id)| (name.clone(), self.container_status(id).exit_code))
+            .collect();
         self.remove_pod(pod);
+        codes
     }
 
     fn stop_sandbox(&self, id: &str) -> Result<cri::StopPodSandboxResponse, String> {
@@ -695,6 +739,18 @@ impl Drop for Kubelet {
         }
         for parent in self.cgroups.take() {
             remove_cgroup_tree(&parent);
+            // The systemd-form leaves runc made at the roots (see `container_cgroup`).
+            let slice = parent.rsplit('/').next().unwrap_or_default().to_string();
+            if slice.ends_with(".slice") {
+                for root in cgroup_roots() {
+                    for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+                        let name = e.file_name().to_string_lossy().to_string();
+                        if name.starts_with(&format!("{slice}:")) {
+                            remove_cgroup_tree(&format!("/{name}"));
+                        }
+                    }
+                }
+            }
             // The QoS and kubepods levels above, when no other pod is left in them.
             let mut p = Path::new(&parent).parent();
             while let Some(dir) = p.filter(|d| d != &Path::new("/")) {
@@ -705,14 +761,21 @@ impl Drop for Kubelet {
     }
 }
 
+/// The roots of every cgroup hierarchy (v2 and the v1 controllers).
+fn cgroup_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    roots.push(PathBuf::from("/sys/fs/cgroup"));
+    roots
+}
+
 /// Removes `/<rel>` in every cgroup hierarchy where it has no children left.
 fn remove_empty_cgroup(rel: &str) {
-    let Ok(hier) = fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    let mut roots: Vec<PathBuf> = hier.flatten().map(|e| e.path()).collect();
-    roots.push(PathBuf::from("/sys/fs/cgroup"));
-    for root in roots {
+    for root in cgroup_roots() {
         let _ = fs::remove_dir(root.join(rel.trim_start_matches('/')));
     }
 }

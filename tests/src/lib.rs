@@ -11,8 +11,8 @@ use std::{
 
 use serde_json::Value;
 
-pub mod metrics;
 pub mod cri;
+pub mod metrics;
 pub mod records;
 pub mod runc;
 pub mod runtime;

@@ -215,7 +215,11 @@ fn remove_runc_state(dir: &Path) {
         }
         let _ = fs::remove_dir(ns.path());
     }
-    for empty in [root, Path::new("/run/containerd/s"), Path::new("/run/containerd")] {
+    for empty in [
+        root,
+        Path::new("/run/containerd/s"),
+        Path::new("/run/containerd"),
+    ] {
         let _ = fs::remove_dir(empty);
     }
 }

@@ -60,8 +60,7 @@ impl RecordFilter {
             // A pod is kept when one of its containers is.
             Output::PodStop(p) => {
                 self.diagnosis_matches(p.diagnosis)
-                    && p
-                        .containers
+                    && p.containers
                         .iter()
                         .any(|c| self.container_matches(Some(&c.container)))
             }

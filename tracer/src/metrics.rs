@@ -584,8 +584,9 @@ mod tests {
         });
         let text = m.encode();
         assert!(text.contains(r#"sigtrace_container_stops_total{container="c",diagnosis="slow_handler",namespace="ns",outcome="killed",pod="p",workload="w"} 1"#), "{text}");
-        assert!(text
-            .contains(r#"sigtrace_grace_overruns_total{container="c",namespace="ns",pod="p",workload="w"} 1"#));
+        assert!(text.contains(
+            r#"sigtrace_grace_overruns_total{container="c",namespace="ns",pod="p",workload="w"} 1"#
+        ));
         assert!(!text.contains(r#"container="other""#));
         assert!(text.contains("sigtrace_label_sets_overflow_total 1"));
         assert!(text.contains(

@@ -21,10 +21,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "containerd",
     "docker.io",
     "tini",
-    "prometheus", // prometheus + promtool
-    "util-linux", // unshare
-    "nodejs",     // S22: a runtime whose default SIGTERM handler re-raises
-    "golang-go",  // Go's runtime re-raises too (built offline by the tests)
+    "prometheus",        // prometheus + promtool
+    "util-linux",        // unshare
+    "nodejs",            // S22: a runtime whose default SIGTERM handler re-raises
+    "golang-go",         // Go's runtime re-raises too (built offline by the tests)
     "protobuf-compiler", // protoc, for the CRI client the Kubernetes tests drive containerd with
 ];
 

@@ -178,7 +178,10 @@ pub fn from_oci_annotations(ann: &HashMap<String, String>) -> ContainerMetadata 
             "io.kubernetes.cri-o.ImageName",
         ),
         stop_signal: None,
-        sandbox_id: get("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID"),
+        sandbox_id: get(
+            "io.kubernetes.cri.sandbox-id",
+            "io.kubernetes.cri-o.SandboxID",
+        ),
         labels: ann
             .get("io.kubernetes.cri-o.Labels")
             .and_then(|l| serde_json::from_str::<HashMap<String, String>>(l).ok())
@@ -203,7 +206,11 @@ pub fn read_docker_config(config_v2: &Path) -> Result<ContainerMetadata, Metadat
     let mut k8s = from_oci_annotations(&labels);
     // dockershim / cri-dockerd label their pause containers.
     if let Some(t) = non_empty(&labels, "io.kubernetes.docker.type") {
-        k8s.container_type = Some(if t == "podsandbox" { "sandbox".into() } else { t });
+        k8s.container_type = Some(if t == "podsandbox" {
+            "sandbox".into()
+        } else {
+            t
+        });
     }
     let name = cfg
         .name

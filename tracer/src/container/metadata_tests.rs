@@ -319,7 +319,10 @@ fn crio_pod_labels_and_sandbox_id() {
     assert_eq!(md.sandbox_id.as_deref(), Some(ID));
     // Not JSON: no labels, nothing else lost.
     let bad = HashMap::from([
-        ("io.kubernetes.cri-o.Labels".to_string(), "{not json".to_string()),
+        (
+            "io.kubernetes.cri-o.Labels".to_string(),
+            "{not json".to_string(),
+        ),
         ("io.kubernetes.pod.name".to_string(), "p".to_string()),
     ]);
     let md = from_oci_annotations(&bad);

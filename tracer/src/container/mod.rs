@@ -25,9 +25,9 @@ mod cache;
 pub mod cgroupfs;
 pub mod metadata;
 pub mod path;
-pub mod workload;
 #[cfg(test)]
 mod testutil;
+pub mod workload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,7 +85,10 @@ impl ContainerInfo {
     /// A pod's sandbox (pause) container, which holds the pod's namespaces and runs no
     /// workload.
     pub fn is_sandbox(&self) -> bool {
-        matches!(self.container_type.as_deref(), Some("sandbox" | "podsandbox"))
+        matches!(
+            self.container_type.as_deref(),
+            Some("sandbox" | "podsandbox")
+        )
     }
 
     /// The workload's name, "" when unknown.
@@ -236,7 +239,9 @@ impl ContainerResolver {
             let labels = md.labels.clone().or_else(|| {
                 // Pod labels live on the sandbox (CRI-O's infra container).
                 let sandbox = md.sandbox_id.as_deref()?;
-                let smd = self.metadata.lookup(sandbox, p.runtime, p.runtime_certain)?;
+                let smd = self
+                    .metadata
+                    .lookup(sandbox, p.runtime, p.runtime_certain)?;
                 smd.labels.clone()
             });
             let workload = md

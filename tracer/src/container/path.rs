@@ -17,7 +17,14 @@
 //! | `<id>` with parent `docker`              | docker     | cgroupfs driver                |
 //! | `<id>` anywhere else                     | containerd, *guessed* | kubepods cgroupfs driver, `ctr`, docker `--cgroup-parent`; metadata settles it |
 //!
+//! | `<slice>:<prefix>:<id>`                  | by prefix: `cri-containerd`, `crio`, `docker`, `libpod` | runc's systemd-form cgroupsPath taken literally by its cgroupfs driver; the pod comes from `<slice>` (below) |
+//!
 //! `<id>` is exactly 64 lowercase hex digits; anything else is not a container segment.
+//!
+//! The colon form appears when kubelet (or its config) hands the runtime a systemd-shaped
+//! parent (`….slice`) but runc runs with the cgroupfs driver: containerd then asks for
+//! `kubepods-burstable-pod<uid>.slice:cri-containerd:<id>` and runc creates exactly that
+//! directory at the root of every hierarchy.
 //!
 //! Pod segments (nearest ancestor of the container segment): systemd driver
 //! `[<prefix>-]kubepods[-<qos>]-pod<uid with _>.slice` (e.g. `kubelet-kubepods-…` in kind), or
@@ -122,7 +129,10 @@ pub fn parse_cgroup_path(path: &str) -> Option<ParsedCgroup> {
             let parent = i.checked_sub(1).map(|p| segs[p]);
             container_segment(seg, parent).map(|(r, c, id, role)| (i, r, c, id, role))
         })?;
-    let pod = find_pod(&segs[..idx]);
+    let pod = match segs[idx].split_once(':') {
+        Some((slice, _)) => systemd_pod(slice).map(|(uid, qos)| (uid, qos, idx)),
+        None => find_pod(&segs[..idx]),
+    };
     Some(ParsedCgroup {
         runtime,
         runtime_certain,
@@ -162,6 +172,16 @@ fn container_segment<'a>(
         ("libpod-conmon-", Runtime::Podman, Role::Conmon),
         ("libpod-", Runtime::Podman, Role::Container),
     ];
+    if let [_slice, prefix, id] = seg.split(':').collect::<Vec<_>>()[..] {
+        let runtime = match prefix {
+            "cri-containerd" | "nerdctl" => Runtime::Containerd,
+            "crio" => Runtime::CriO,
+            "docker" => Runtime::Docker,
+            "libpod" => Runtime::Podman,
+            _ => return None,
+        };
+        return is_container_id(id).then_some((runtime, true, id, Role::Container));
+    }
     let stem = seg.strip_suffix(".scope").unwrap_or(seg);
     for (prefix, runtime, role) in PREFIXES {
         if let Some(id) = stem.strip_prefix(prefix) {

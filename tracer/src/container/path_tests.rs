@@ -260,6 +260,35 @@ fn recognised_cases() -> Vec<Case> {
         None,
         None,
     )));
+    // runc's systemd-form cgroupsPath under its cgroupfs driver (a systemd-shaped parent
+    // with no systemd): `<pod slice>:<prefix>:<id>` at the root, every runtime × QoS.
+    for (slice, qos) in [
+        (
+            format!("kubepods-burstable-pod{UID_}.slice"),
+            Some(Burstable),
+        ),
+        (
+            format!("kubepods-besteffort-pod{UID_}.slice"),
+            Some(BestEffort),
+        ),
+        (format!("kubepods-pod{UID_}.slice"), Some(Guaranteed)),
+    ] {
+        for (prefix, rt) in [
+            ("cri-containerd", Containerd),
+            ("crio", CriO),
+            ("docker", Docker),
+            ("libpod", Podman),
+        ] {
+            v.push(case(format!("/{slice}:{prefix}:{ID}"), rt, Some(UID), qos));
+        }
+    }
+    // A colon segment outside a pod slice: still the container, no pod.
+    v.push(case(
+        format!("/system.slice:docker:{ID}"),
+        Docker,
+        None,
+        None,
+    ));
     // pod<uid> outside a kubepods parent is not a pod.
     v.push(guessed(case(
         format!("/somewhere/pod{UID}/{ID}"),
@@ -322,6 +351,11 @@ fn host_and_unknown_layouts_are_none() {
         format!("/system.slice/rkt-{ID}.scope"),
         format!("/system.slice/docker-{ID}.service"),
         format!("/system.slice/docker-{ID}.scope.extra"),
+        // Colon forms with an unknown prefix, a short id, or the wrong number of parts.
+        format!("/kubepods-pod{UID_}.slice:rkt:{ID}"),
+        format!("/kubepods-pod{UID_}.slice:cri-containerd:{short}"),
+        format!("/kubepods-pod{UID_}.slice:{ID}"),
+        format!("/a:cri-containerd:{ID}:b"),
     ];
     for p in &cases {
         assert_eq!(parse_cgroup_path(p), None, "path {p:?}");

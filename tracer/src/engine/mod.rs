@@ -36,9 +36,9 @@ use crate::event::{Event, Signal};
 mod apply;
 mod classify;
 mod containers;
-mod pods;
 mod diagnose;
 mod output;
+mod pods;
 mod queue;
 mod state;
 #[cfg(test)]
@@ -46,12 +46,12 @@ pub(crate) mod tests;
 
 pub use classify::{classify, SenderClass, RUNTIME_COMMS};
 pub use containers::ContainerStop;
-pub use pods::{PodStop, SandboxEnd};
 pub use diagnose::{is_shell, SHELLS};
 pub use output::{
     outcome, Diagnosis, ExitEntry, ForwardEntry, GraceSource, Output, Peer, ProcessStop,
     SignalEntry, SignalOrigin, TimelineEvent, TimelineWhat,
 };
+pub use pods::{PodStop, SandboxEnd};
 
 /// Engine settings. All durations are in nanoseconds of event time.
 #[derive(Clone, Debug, PartialEq)]

@@ -208,7 +208,11 @@ impl Pods {
             .containers
             .iter()
             .map(|(_, f, _)| *f)
-            .chain(g.sandbox.as_ref().map(|(s, end)| end.saturating_sub(ns(s.duration_s))))
+            .chain(
+                g.sandbox
+                    .as_ref()
+                    .map(|(s, end)| end.saturating_sub(ns(s.duration_s))),
+            )
             .min()
             .unwrap_or(0);
         let last_mono = sandbox_end

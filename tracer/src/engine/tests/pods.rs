@@ -68,8 +68,12 @@ fn pod_record_names_the_container_that_held_it_up() {
     let pause = task(300, "pause").cgroup(12).init();
     let mut ev = vec![
         // Both get SIGTERM at once; the sidecar exits at 50 ms, the app is killed at 5 s.
-        generate(0.0, TERM, &runc_term(), &side).handles(&[TERM]).ev(),
-        generate(0.5, TERM, &runc_term(), &app).handles(&[TERM]).ev(),
+        generate(0.0, TERM, &runc_term(), &side)
+            .handles(&[TERM])
+            .ev(),
+        generate(0.5, TERM, &runc_term(), &app)
+            .handles(&[TERM])
+            .ev(),
         deliver(0.6, TERM, &side, Handler),
         deliver(0.7, TERM, &app, Handler),
         exit_code(50.0, &side, 0),
@@ -115,7 +119,9 @@ fn container_still_running_at_teardown_is_named() {
     let side = task(200, "sidecar").cgroup(11).init();
     let pause = task(300, "pause").cgroup(12).init();
     let mut ev = vec![
-        generate(0.0, TERM, &runc_term(), &app).handles(&[TERM]).ev(),
+        generate(0.0, TERM, &runc_term(), &app)
+            .handles(&[TERM])
+            .ev(),
         deliver(0.1, TERM, &app, Handler),
         exit_code(100.0, &app, 0),
         // StopPodSandbox: the sidecar, never stopped, gets SIGKILL, then the pause process.
@@ -142,7 +148,9 @@ fn no_pod_record_without_the_sandbox_end_or_without_containers() {
     let out = feed(
         engine(),
         vec![
-            generate(0.0, TERM, &runc_term(), &app).handles(&[TERM]).ev(),
+            generate(0.0, TERM, &runc_term(), &app)
+                .handles(&[TERM])
+                .ev(),
             deliver(0.1, TERM, &app, Handler),
             exit_code(100.0, &app, 0),
         ],
@@ -161,7 +169,9 @@ fn restarted_container_keeps_its_last_record() {
     let second = task(101, "app").cgroup(10).init().start(9_000_000_000);
     let pause = task(300, "pause").cgroup(12).init();
     let mut ev = vec![
-        generate(0.0, TERM, &runc_term(), &first).handles(&[TERM]).ev(),
+        generate(0.0, TERM, &runc_term(), &first)
+            .handles(&[TERM])
+            .ev(),
         deliver(0.1, TERM, &first, Handler),
         exit_code(10.0, &first, 0),
         generate(60_000.0, TERM, &runc_term(), &second).ev(),
