@@ -28,10 +28,10 @@ d = json.load(open("sigtrace.json"))
 problems = []
 assert d.get("schemaVersion", 0) >= 38, "schemaVersion < 38"
 names = {v["name"] for v in d["templating"]["list"]}
-for need in ("datasource", "node", "namespace"):
+for need in ("datasource", "node", "namespace", "workload"):
     if need not in names:
         problems.append(f"template variable {need} missing")
-allowed = {"__rate_interval", "__range", "__interval", "node", "namespace"}
+allowed = {"__rate_interval", "__range", "__interval", "node", "namespace", "workload"}
 n = 0
 # a collapsed row holds its panels inside it: check those too
 panels = [q for p in d["panels"] for q in [p] + p.get("panels", [])]

@@ -11,6 +11,8 @@ import os
 # namespace label (signals, agent health) by node only. `=~".*"` also matches a missing or
 # empty label (host processes have namespace="").
 NS = 'namespace=~"$namespace", node=~"$node"'
+# Series with a workload label (Kubernetes pods) are filtered by the workload variable too.
+WL = NS + ', workload=~"$workload"'
 NODE = 'node=~"$node"'
 RI = "$__rate_interval"
 
@@ -225,6 +227,46 @@ panels.append(table(
     gp(12, y, 12, 8)))
 y += 8
 
+# ---- Workloads (Kubernetes) -------------------------------------------------------------
+panels.append(row("Workloads (Kubernetes pods)", y)); y += 1
+pods_range = new_or_increase("sigtrace_pod_stops_total", WL, "$__range")
+panels.append(table(
+    "Pod stops in range by workload and diagnosis",
+    "Pods deleted during the time range (all containers and the sandbox gone), by workload "
+    "(Deployment, StatefulSet, ... derived from the pod name, or from labels where the runtime "
+    "keeps them) and by the diagnosis of the pod's least clean container.",
+    [target(f"sort_desc(sum by (namespace, workload, workload_type, diagnosis) ({pods_range}))",
+            instant=True)],
+    gp(0, y, 12, 8)))
+panels.append(timeseries(
+    "Pod termination time p50 / p90 by workload",
+    "First stop signal to the end of the pod's sandbox, from sigtrace_pod_termination_seconds. "
+    "A workload sitting at its terminationGracePeriodSeconds waits for SIGKILL on every rollout.",
+    [target(f"histogram_quantile({q}, sum by (le, namespace, workload) "
+            f"(rate(sigtrace_pod_termination_seconds_bucket{{{WL}}}[{RI}])))",
+            f"p{int(q * 100)} {{{{namespace}}}}/{{{{workload}}}}") for q in (0.5, 0.9)],
+    gp(12, y, 12, 8), unit="s"))
+y += 8
+panels.append(timeseries(
+    "Container stops by workload",
+    "Container stops of Kubernetes pods in each interval, by workload and diagnosis.",
+    [target(f'sum by (namespace, workload, diagnosis) '
+            f'({new_or_increase(CSTOPS, WL + ", workload!=" + chr(34) + chr(34), RI)})',
+            "{{namespace}}/{{workload}} {{diagnosis}}")],
+    gp(0, y, 12, 8), bars=True, decimals=0))
+panels.append(table(
+    "Workloads by overrun seconds and teardown kills",
+    "Per workload over the time range: seconds its containers ran past the grace period, and "
+    "containers SIGKILLed at sandbox teardown without a stop signal before.",
+    [target(f"topk(10, sum by (namespace, workload) "
+            f"({new_or_increase('sigtrace_grace_overrun_seconds_total', WL, '$__range')}) > 0)",
+            instant=True),
+     target(f"topk(10, sum by (namespace, workload) "
+            f"({new_or_increase('sigtrace_teardown_kills_total', WL, '$__range')}) > 0)",
+            instant=True)],
+    gp(12, y, 12, 8)))
+y += 8
+
 # ---- Signals ----------------------------------------------------------------------------
 panels.append(row("Signals", y)); y += 1
 panels.append(timeseries(
@@ -355,6 +397,8 @@ dashboard = {
                   "label_values(sigtrace_build_info, node)"),
         query_var("namespace", "Namespace", "label_values(sigtrace_process_stops_total, namespace)",
                   "label_values(sigtrace_process_stops_total, namespace)"),
+        query_var("workload", "Workload", "label_values(sigtrace_container_stops_total, workload)",
+                  "label_values(sigtrace_container_stops_total, workload)"),
     ]},
     "panels": panels,
 }

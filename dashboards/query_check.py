@@ -3,7 +3,7 @@
 a running Prometheus, after the substitution rule of dashboards/README.md:
 
     $__rate_interval -> 1m, $__interval -> 1m, $__range -> 1h,
-    $node / ${node} / $namespace / ${namespace} -> .*, $datasource ignored,
+    $node / ${node} / $namespace / ${namespace} / $workload / ${workload} -> .*, $datasource ignored,
     label_values(METRIC, LABEL) (a Grafana variable query) -> evaluated as `group by (LABEL) (METRIC)`.
 
 usage: query_check.py http://127.0.0.1:9090 [--require-data FRACTION]
@@ -29,6 +29,8 @@ SUBST = [
     ("$node", ".*"),
     ("${namespace}", ".*"),
     ("$namespace", ".*"),
+    ("${workload}", ".*"),
+    ("$workload", ".*"),
 ]
 
 

@@ -243,11 +243,15 @@ fn k8s_s7_slow_handler() {
 }
 
 /// Two containers stopped in parallel: the sidecar is done in 100 ms, the app overruns its
-/// 2 s grace. The pod record names the app as the one that held the pod up.
+/// 2 s grace. The pod record names the app as the one that held the pod up; the journal
+/// replays it, and the terminal shows it as one `POD STOP` line.
 #[test]
 fn k8s_two_containers_one_overruns() {
     let k = Kubelet::start();
-    let agent = k8s_agent(&k);
+    let journal = tests::TempDir::new("k8s-journal");
+    let state = k.state_dir().display().to_string();
+    let dir = journal.path().display().to_string();
+    let agent = agent(&["--containerd-state", &state, "--data-dir", &dir]);
     let mut p = k.run_pod(pod(
         "api-6f7b8c9d4-zq5wp",
         CgroupDriver::Cgroupfs,
@@ -280,6 +284,35 @@ fn k8s_two_containers_one_overruns() {
     assert_eq!(rec["diagnosis"], "slow_handler", "{rec:#}");
     assert_eq!(rec["overrun"], true, "{rec:#}");
     assert_eq!(rec["killed_at_teardown"], serde_json::json!([]), "{rec:#}");
+
+    agent.stop();
+    let out = std::process::Command::new(tests::sigtrace_bin())
+        .args(["replay", &dir, "--containers-only", "--pod", &p.spec.name])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("sigtrace replay");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("POD STOP"))
+        .unwrap_or_else(|| panic!("no POD STOP line in the replay:\n{text}"));
+    for part in [
+        "shop/api-6f7b8c9d4-zq5wp",
+        "(deployment api)",
+        "2 container(s)",
+        "held up by app",
+        "slow_handler",
+    ] {
+        assert!(line.contains(part), "{part:?} in {line}");
+    }
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("CONTAINER STOP"))
+            .count(),
+        2,
+        "two container lines, no sandbox line:\n{text}"
+    );
 }
 
 /// `StopPodSandbox` with a container still running (its StopContainer never came): it is

@@ -9,7 +9,12 @@ use std::{
 };
 
 use serde_json::Value;
-use tests::{metrics::*, runtime::Docker, *};
+use tests::{
+    cri::{ContainerSpec, Kubelet, PodSpec},
+    metrics::*,
+    runtime::Docker,
+    *,
+};
 
 const T: Duration = Duration::from_secs(15);
 
@@ -135,6 +140,8 @@ fn substitute(expr: &str) -> String {
         ("$node", ".*"),
         ("${namespace}", ".*"),
         ("$namespace", ".*"),
+        ("${workload}", ".*"),
+        ("$workload", ".*"),
     ] {
         e = e.replace(k, v);
     }
@@ -334,15 +341,51 @@ fn exposition_passes_promtool() {
 }
 
 /// A real Prometheus scrapes the agent while real containers stop (graceful, grace overrun,
-/// `docker kill`); every dashboard query, variable query and alert rule is evaluated through
-/// the HTTP API: each must parse, and the ones this scenario fills must return data.
+/// `docker kill`) and a Kubernetes pod is deleted through the CRI (one container overruns, the
+/// other is SIGKILLed at sandbox teardown); every dashboard query, variable query and alert
+/// rule is evaluated through the HTTP API: each must parse, and the ones this scenario fills
+/// must return data.
 #[test]
 fn prometheus_evaluates_every_dashboard_query_and_rule() {
     let d = Docker::start();
+    let k = Kubelet::start();
     let root = d.data_root.to_string_lossy().to_string();
     let state = d.containerd_state().to_string_lossy().to_string();
-    let (agent, addr) = metrics_agent(&["--docker-data-root", &root, "--containerd-state", &state]);
+    let k8s_state = k.state_dir().to_string_lossy().to_string();
+    let (agent, addr) = metrics_agent(&[
+        "--docker-data-root",
+        &root,
+        "--containerd-state",
+        &state,
+        "--containerd-state",
+        &k8s_state,
+    ]);
     let prom = Prometheus::start(&addr);
+
+    // A Deployment's pod: `sleep` as PID 1 overruns a 1 s grace; the sidecar is never
+    // stopped on its own and dies at sandbox teardown.
+    let mut web = k.run_pod(PodSpec {
+        termination_grace_s: 1,
+        ..PodSpec::new("web-7d4b9c8f6d-x2k9p", "shop")
+    });
+    let app = k.start_container(&mut web, &ContainerSpec::new("app", &["sleep", "1000"]));
+    let side = k.start_container(
+        &mut web,
+        &ContainerSpec::new("sidecar", &["/bin/victim", "--handle", "TERM:0:100"]),
+    );
+    tests::records::wait_handles_term(k.init_pid(&side, false));
+    k.stop_container(&app, 1);
+    k.remove_pod(&web);
+    let pod_rec = agent
+        .wait_for(T, |l| {
+            l["type"] == "pod_stop" && l["pod_uid"] == web.spec.uid.as_str()
+        })
+        .unwrap_or_else(|| panic!("no pod_stop: {}", agent.stderr()));
+    assert_eq!(
+        pod_rec["killed_at_teardown"],
+        serde_json::json!(["sidecar"]),
+        "{pod_rec:#}"
+    );
 
     // Graceful: PID 1 handles SIGTERM and exits 0.
     let ok = d.run(
@@ -376,9 +419,57 @@ fn prometheus_evaluates_every_dashboard_query_and_rule() {
     assert_eq!(rec_killed["diagnosis"], "force_killed", "{rec_killed:#}");
 
     // The agent's exposition has them; then let Prometheus scrape it a few times.
-    let text = wait_metrics(&addr, "three container stops", |t| {
-        value(t, "sigtrace_container_stops_total", &[]).is_some_and(|v| v >= 3.0)
+    let text = wait_metrics(&addr, "five container stops", |t| {
+        value(t, "sigtrace_container_stops_total", &[]).is_some_and(|v| v >= 5.0)
     });
+    let shop = [("namespace", "shop"), ("workload", "web")];
+    assert_eq!(
+        value(
+            &text,
+            "sigtrace_pod_stops_total",
+            &[
+                shop[0],
+                shop[1],
+                ("workload_type", "deployment"),
+                ("diagnosis", "ignored_by_pid1")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "sigtrace_pod_termination_seconds_count", &shop),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "sigtrace_teardown_kills_total", &shop),
+        Some(1.0),
+        "{text}"
+    );
+    for (container, diagnosis) in [("app", "ignored_by_pid1"), ("sidecar", "force_killed")] {
+        assert_eq!(
+            value(
+                &text,
+                "sigtrace_container_stops_total",
+                &[
+                    shop[0],
+                    shop[1],
+                    ("pod", "web-7d4b9c8f6d-x2k9p"),
+                    ("container", container),
+                    ("diagnosis", diagnosis)
+                ]
+            ),
+            Some(1.0),
+            "{container}: {text}"
+        );
+    }
+    // The sandbox is not a container stop of its own: two in the namespace.
+    assert_eq!(
+        value(&text, "sigtrace_container_stops_total", &[shop[0]]),
+        Some(2.0),
+        "{text}"
+    );
     let slow_diag = rec_slow["diagnosis"].as_str().unwrap_or("").to_string();
     for (name, diagnosis, outcome) in [
         ("m-graceful", "graceful", "exited"),
@@ -454,7 +545,7 @@ fn prometheus_evaluates_every_dashboard_query_and_rule() {
                     .as_str()
                     .and_then(|v| v.parse::<f64>().ok())
             })
-            .is_some_and(|v| v >= 3.0)
+            .is_some_and(|v| v >= 5.0)
     };
     assert!(
         wait_until(T, || scraped(&prom)),

@@ -408,6 +408,7 @@ struct ReplayCounts {
     process_stops: u64,
     container_stops: u64,
     timeline: u64,
+    pod_stops: u64,
 }
 
 /// The engine's output, counted instead of printed.
@@ -419,6 +420,7 @@ impl OutputSink for Count {
         match o {
             Output::ProcessStop(_) => self.0.process_stops += 1,
             Output::ContainerStop(_) => self.0.container_stops += 1,
+            Output::PodStop(_) => self.0.pod_stops += 1,
             Output::Timeline(_) => self.0.timeline += 1,
         }
         Ok(())

@@ -98,8 +98,11 @@ mod tests {
         ContainerInfo {
             id: "0123456789abcdef".into(),
             name: Some("web".into()),
-            pod: Some("web-7d4b9c-x2x9z".into()),
+            pod: Some("web-7d4b9c8f6d-x2k9p".into()),
             namespace: Some("shop".into()),
+            workload: Some(crate::container::workload::from_pod_name(
+                "web-7d4b9c8f6d-x2k9p",
+            )),
             ..Default::default()
         }
     }
@@ -137,10 +140,17 @@ mod tests {
         assert_eq!(by(ns("shop")), (4, 0));
         assert_eq!(by(ns("other")), (0, 0));
         let pod = RecordFilter {
-            pods: vec!["web-7d4b9c-x2x9z".into()],
+            pods: vec!["web-7d4b9c8f6d-x2k9p".into()],
             ..Default::default()
         };
         assert_eq!(by(pod), (4, 0));
+        let wl = |w: &str| RecordFilter {
+            workloads: vec![w.into()],
+            ..Default::default()
+        };
+        // The container's workload was derived from its pod name: Deployment `web`.
+        assert_eq!(by(wl("web")), (4, 0));
+        assert_eq!(by(wl("web-7d4b9c")), (0, 0));
         for c in ["web", "0123456789ab", "0123"] {
             let f = RecordFilter {
                 containers: vec![c.into()],

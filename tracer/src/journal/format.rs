@@ -221,7 +221,15 @@ pub(crate) fn decode_container(p: &[u8]) -> Result<(u64, ContainerInfo), String>
     if p.len() < 8 {
         return Err(format!("{} bytes, need at least 8", p.len()));
     }
-    let info = serde_json::from_slice(&p[8..]).map_err(|e| format!("bad JSON: {e}"))?;
+    let mut info: ContainerInfo =
+        serde_json::from_slice(&p[8..]).map_err(|e| format!("bad JSON: {e}"))?;
+    // Journals written before workloads existed: the pod name's rules give it.
+    if info.workload.is_none() {
+        info.workload = info
+            .pod
+            .as_deref()
+            .map(|pod| crate::container::workload::derive(pod, None));
+    }
     Ok((le_u64(p, 0), info))
 }
 

@@ -52,6 +52,7 @@ fn container(id: &str) -> ContainerInfo {
         runtime: "containerd".to_string(),
         pod: Some("web-0".to_string()),
         namespace: Some("prod".to_string()),
+        workload: Some(crate::container::workload::from_pod_name("web-0")),
         cgroup_id: 77,
         cgroup_path: format!("/kubepods/pod1/{id}"),
         ..Default::default()
@@ -70,6 +71,7 @@ fn write_events(dir: &Path, n: u64) -> PathBuf {
 
 /// What the reader lent, copied out (the tests keep items past the next read).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // test-only copies; size does not matter
 enum Owned {
     Session(SessionInfo),
     Kernel(Vec<u8>),
@@ -773,4 +775,37 @@ fn big_files_are_read_through_a_bounded_window() {
         "{warns:?}"
     );
     assert!(r.window_capacity() <= 2 * window, "{}", r.window_capacity());
+}
+
+/// A container item written before workloads existed gets its workload from the pod name's
+/// rules at replay; one written with a workload keeps it.
+#[test]
+fn old_container_items_get_the_workload_from_the_pod_name() {
+    let item = |json: &str| {
+        let mut p = 7u64.to_le_bytes().to_vec();
+        p.extend_from_slice(json.as_bytes());
+        super::format::decode_container(&p).expect("decodes")
+    };
+    let (cg, info) = item(
+        r#"{"id":"x","runtime":"containerd","name":"db","pod":"db-0","namespace":"n",
+            "pod_uid":null,"qos":null,"container_type":null,"image":null,
+            "cgroup_id":7,"cgroup_path":"/x"}"#,
+    );
+    assert_eq!(cg, 7);
+    let w = info.workload.expect("derived");
+    assert_eq!((w.name.as_str(), w.kind.as_str()), ("db", "statefulset"));
+    let (_, info) = item(
+        r#"{"id":"x","runtime":"cri-o","name":"db","pod":"db-0","namespace":"n",
+            "pod_uid":null,"qos":null,"container_type":null,"image":null,
+            "workload":"db","workload_type":"deployment","workload_source":"labels",
+            "cgroup_id":7,"cgroup_path":"/x"}"#,
+    );
+    assert_eq!(info.workload.expect("kept").kind.as_str(), "deployment");
+    // No pod: no workload.
+    let (_, info) = item(
+        r#"{"id":"x","runtime":"docker","name":"web","pod":null,"namespace":null,
+            "pod_uid":null,"qos":null,"container_type":null,"image":null,
+            "cgroup_id":7,"cgroup_path":"/x"}"#,
+    );
+    assert_eq!(info.workload, None);
 }
