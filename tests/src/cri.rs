@@ -638,6 +638,35 @@ impl Kubelet {
         );
     }
 
+    /// `ExecSync`: runs `cmd` in the container (through `runc exec`), bounded by `timeout_s`;
+    /// returns its exit code (`None` when the call timed out: the process is not killed).
+    pub fn exec_sync(&self, id: &str, cmd: &[&str], timeout_s: i64) -> Option<i32> {
+        let mut c = self.client.clone();
+        let req = cri::ExecSyncRequest {
+            container_id: id.to_string(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: timeout_s,
+        };
+        self.try_call(Duration::from_secs(timeout_s.max(0) as u64), async move {
+            c.exec_sync(req).await
+        })
+        .ok()
+        .map(|r| r.exit_code)
+    }
+
+    /// Stops a container the way kubelet does when it has a preStop exec hook: the hook
+    /// through `ExecSync` with the grace period as its timeout, then `StopContainer` with
+    /// what is left of the grace (kubelet counts whole seconds spent), at least 2 s. Returns
+    /// the hook's wall time.
+    pub fn stop_with_prestop(&self, id: &str, hook: &[&str], grace_s: i64) -> Duration {
+        let t = std::time::Instant::now();
+        self.exec_sync(id, hook, grace_s);
+        let spent = t.elapsed();
+        let left = (grace_s - spent.as_secs() as i64).max(2);
+        self.stop_container(id, left);
+        spent
+    }
+
     /// `StopPodSandbox` (what is left gets SIGKILL) then `RemovePodSandbox`.
     pub fn remove_pod(&self, pod: &Pod) {
         self.stop_sandbox(&pod.sandbox_id)

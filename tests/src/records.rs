@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::{
     children_of,
+    cri::{Kubelet, Pod},
     runtime::{Docker, IMAGE},
     wait_until, Agent,
 };
@@ -176,4 +177,47 @@ pub fn hex_id(tag: u64) -> String {
         tag,
         nanos
     )
+}
+
+/// The agent, pointed at this kubelet's containerd.
+pub fn k8s_agent(k: &Kubelet) -> Agent {
+    let state = k.state_dir().display().to_string();
+    agent(&["--containerd-state", &state])
+}
+
+/// Waits for the `pod_stop` record of `pod`; on timeout, fails with every record about it.
+pub fn pod_stop(agent: &Agent, pod: &Pod) -> Value {
+    let uid = pod.spec.uid.as_str();
+    agent
+        .wait_for(Duration::from_secs(20), |l| {
+            l["type"] == "pod_stop" && l["pod_uid"] == uid
+        })
+        .unwrap_or_else(|| {
+            let related: Vec<String> = agent
+                .lines()
+                .iter()
+                .filter(|l| {
+                    l["container"]["pod_uid"] == uid
+                        || l["pod_uid"] == uid
+                        || l["container"]["cgroup_path"]
+                            .as_str()
+                            .is_some_and(|c| c.contains("kubepods"))
+                })
+                .map(|l| l.to_string())
+                .collect();
+            panic!(
+                "no pod_stop for {}; its records:\n{}\nagent stderr: {}",
+                pod.spec.name,
+                related.join("\n"),
+                agent.stderr()
+            )
+        })
+}
+
+/// The record of container `name` inside a pod record.
+pub fn member<'a>(rec: &'a Value, name: &str) -> &'a Value {
+    rec["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["container"]["name"] == name))
+        .unwrap_or_else(|| panic!("no container {name} in {rec:#}"))
 }

@@ -8,17 +8,13 @@ use tests::{
     cri::{CgroupDriver, ContainerSpec, Kubelet, Pod, PodSpec},
     records::{
         agent, assert_complete, assert_overrun_after, assert_runtime_sender,
-        assert_runtime_sigkill, f64_of, process, signals, wait_children, wait_handles_term,
+        assert_runtime_sigkill, f64_of, k8s_agent, member, pod_stop, process, signals,
+        wait_children, wait_handles_term,
     },
     Agent,
 };
 
 const T: Duration = Duration::from_secs(20);
-
-fn k8s_agent(k: &Kubelet) -> Agent {
-    let state = k.state_dir().display().to_string();
-    agent(&["--containerd-state", &state])
-}
 
 fn pod(name: &str, driver: CgroupDriver, qos: &'static str, grace: i64) -> PodSpec {
     PodSpec {
@@ -27,41 +23,6 @@ fn pod(name: &str, driver: CgroupDriver, qos: &'static str, grace: i64) -> PodSp
         termination_grace_s: grace,
         ..PodSpec::new(name, "shop")
     }
-}
-
-/// Waits for the `pod_stop` record of `pod`; on timeout, fails with every record about it.
-fn pod_stop(agent: &Agent, pod: &Pod) -> Value {
-    let uid = pod.spec.uid.as_str();
-    agent
-        .wait_for(T, |l| l["type"] == "pod_stop" && l["pod_uid"] == uid)
-        .unwrap_or_else(|| {
-            let related: Vec<String> = agent
-                .lines()
-                .iter()
-                .filter(|l| {
-                    l["container"]["pod_uid"] == uid
-                        || l["pod_uid"] == uid
-                        || l["container"]["cgroup_path"]
-                            .as_str()
-                            .is_some_and(|c| c.contains("kubepods"))
-                })
-                .map(|l| l.to_string())
-                .collect();
-            panic!(
-                "no pod_stop for {}; its records:\n{}\nagent stderr: {}",
-                pod.spec.name,
-                related.join("\n"),
-                agent.stderr()
-            )
-        })
-}
-
-/// The record of container `name` inside a pod record.
-fn member<'a>(rec: &'a Value, name: &str) -> &'a Value {
-    rec["containers"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["container"]["name"] == name))
-        .unwrap_or_else(|| panic!("no container {name} in {rec:#}"))
 }
 
 /// What every container record of a CRI pod must say about where it ran.

@@ -434,6 +434,19 @@ fn filters_and_the_summary_select_from_a_real_journal() {
     assert!(lines
         .iter()
         .any(|l| l["type"] == "container_stop" && l["container"]["id"] == run.pod.id.as_str()));
+    // The pod `app` is a bare pod: its workload is its own name.
+    let o = replay(&[dir, "--json", "--workload", "app"]);
+    let lines = stdout_lines(&o);
+    assert!(
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|l| l["container"]["workload"] == "app"
+                    && l["container"]["workload_type"] == "pod"),
+        "{lines:#?}"
+    );
+    let o = replay(&[dir, "--json", "--workload", "web"]);
+    assert!(stdout_lines(&o).is_empty());
     let o = replay(&[dir, "--json", "--diagnosis", "slow_handler"]);
     let lines = stdout_lines(&o);
     assert!(!lines.is_empty() && lines.iter().all(|l| l["diagnosis"] == "slow_handler"));
@@ -446,7 +459,7 @@ fn filters_and_the_summary_select_from_a_real_journal() {
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let row = text
         .lines()
-        .find(|l| l.starts_with("replay-test/app "))
+        .find(|l| l.starts_with("replay-test/app/app "))
         .unwrap_or_else(|| panic!("no row for the pod's container:\n{text}"));
     assert_eq!(
         row.split_whitespace().nth(1),

@@ -100,6 +100,8 @@ kernel_fields! {
     KERNFS_NODE_ID => "task_struct.cgroups->dfl_cgrp->kn->id",
     PID_LEVEL => "task_struct.thread_pid->level",
     SIGINFO_CODE => "kernel_siginfo.si_code",
+    /// `linux_binprm.filename` (sched_process_exec's `bprm` argument).
+    BPRM_FILENAME => "linux_binprm.filename",
     /// `sighand->action[n - 1].sa.sa_handler` for signal `n` is `SIGHAND_HANDLER + n - 1`.
     SIGHAND_HANDLER[64] => "task_struct.sighand->action[].sa.sa_handler",
     /// `pid->numbers[level].nr` is `PID_NR + level` (levels 0..32).

@@ -22,6 +22,7 @@ pub mod kind {
     pub const SIGNAL_DELIVER: u32 = 2;
     pub const PROCESS_EXIT: u32 = 3;
     pub const OOM_VICTIM: u32 = 4;
+    pub const PROCESS_EXEC: u32 = 5;
 }
 
 /// `si_code` of a signal the kernel itself sent (OOM killer, PID-namespace teardown, the
@@ -52,6 +53,7 @@ pub mod stat {
     pub const SELF_FILTERED: u32 = 10;
     /// Thread exits folded because they were not the last thread of their group.
     pub const THREAD_EXITS_FOLDED: u32 = 11;
+    pub const EXECS_COUNTED: u32 = 12;
     /// Number of slots in the `STATS` map.
     pub const COUNT: u32 = 16;
 }
@@ -169,6 +171,33 @@ pub struct OomVictim {
 
 /// Load offsets `FIELD_MARKER + id` stand for field `id` (see [`field`]). Far above any real
 /// offset the programs use (stack, context and map offsets are small).
+/// Bytes of an executable path kept (longer paths are cut, NUL-terminated).
+pub const EXEC_PATH_LEN: usize = 128;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct ProcessExec {
+    pub header: Header,
+    /// The task after the exec (its new comm).
+    pub task: TaskInfo,
+    /// cgroup v2 id of its real parent (outside the container for a runtime's exec).
+    pub parent_cgroup_id: u64,
+    /// The executable as passed to execve (`bprm->filename`), NUL-terminated; never argv.
+    pub path: [u8; EXEC_PATH_LEN],
+}
+
+impl Default for ProcessExec {
+    fn default() -> Self {
+        Self {
+            header: Header::default(),
+            task: TaskInfo::default(),
+            parent_cgroup_id: 0,
+            path: [0; EXEC_PATH_LEN],
+        }
+    }
+}
+
 pub const FIELD_MARKER: i16 = 0x7e00;
 
 /// Everything the programs are configured with, set once at load time.
@@ -235,6 +264,7 @@ const _: () = {
     assert!(core::mem::size_of::<SignalDeliver>() == 120);
     assert!(core::mem::size_of::<ProcessExit>() == 96);
     assert!(core::mem::size_of::<OomVictim>() == 96);
+    assert!(core::mem::size_of::<ProcessExec>() == 96 + EXEC_PATH_LEN);
     assert!(
         core::mem::size_of::<Config>()
             == 32 + 16 * MAX_RUNTIME_COMMS + core::mem::size_of::<Offsets>()

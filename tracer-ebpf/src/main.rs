@@ -1,5 +1,5 @@
 //! Kernel programs of sigtrace: thin hooks on `signal_generate`, `signal_deliver`,
-//! `sched_process_exit` and `oom:mark_victim`.
+//! `sched_process_exit`, `sched_process_exec` and `oom:mark_victim`.
 //!
 //! They only copy what the kernel knows at the instant of each event into the `EVENTS` ring
 //! buffer (layouts in `tracer-common`); all interpretation happens in userspace. Struct offsets
@@ -19,7 +19,7 @@ use core::ptr::{addr_of, read_volatile};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_ns,
+        bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes,
     },
     macros::{btf_tracepoint, map, raw_tracepoint},
     maps::{PerCpuArray, RingBuf},
@@ -27,8 +27,8 @@ use aya_ebpf::{
 };
 use mem::{has, Direct, Mem, Probe};
 use tracer_common::{
-    disp, field, kind, stat, task_flags, Config, Header, OomVictim, ProcessExit, SignalDeliver,
-    SignalGenerate, TaskInfo, DISP_SIGNALS, MAX_RUNTIME_COMMS, NSIG, SI_KERNEL,
+    disp, field, kind, stat, task_flags, Config, Header, OomVictim, ProcessExec, ProcessExit,
+    SignalDeliver, SignalGenerate, TaskInfo, DISP_SIGNALS, MAX_RUNTIME_COMMS, NSIG, SI_KERNEL,
 };
 
 /// Filled by userspace before load.
@@ -100,12 +100,17 @@ fn fill_task<M: Mem>(task: u64, out: &mut TaskInfo) {
     out.tid = M::ld32::<{ field::TASK_PID }>(task);
     out.tgid = M::ld32::<{ field::TASK_TGID }>(task);
     M::comm(task, &mut out.comm);
-    // cgroup v2 id: cgroups->dfl_cgrp->kn->id.
+    out.cgroup_id = cgroup_id::<M>(task);
+    fill_family::<M>(task, out, false);
+}
+
+/// cgroup v2 id of a task: cgroups->dfl_cgrp->kn->id.
+#[inline(always)]
+fn cgroup_id<M: Mem>(task: u64) -> u64 {
     let css_set = M::ld64::<{ field::TASK_CGROUPS }>(task);
     let cgrp = M::ld64::<{ field::CSS_SET_DFL_CGRP }>(css_set);
     let kn = M::ld64::<{ field::CGROUP_KN }>(cgrp);
-    out.cgroup_id = M::ld64::<{ field::KERNFS_NODE_ID }>(kn);
-    fill_family::<M>(task, out, false);
+    M::ld64::<{ field::KERNFS_NODE_ID }>(kn)
 }
 
 /// Fills `out` for the current task (a sender, receiver or exiting task), taking its ids and
@@ -371,6 +376,42 @@ fn on_exit<M: Mem>(task: u64, group_dead_arg: u64) {
     bump(stat::EMITTED);
 }
 
+/// An exec is emitted only when a container runtime put the process into a container (an
+/// exec hook, an exec probe, `kubectl exec`, or the container's own init): its cgroup differs
+/// from its real parent's, and it is not in the initial PID namespace. Every other exec is
+/// only counted. Never argv nor the environment: the comm and the executable's path.
+#[inline(always)]
+fn on_exec<M: Mem>(task: u64, bprm: u64) {
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    let parent = M::ld64::<{ field::TASK_REAL_PARENT }>(task);
+    let parent_cgroup = cgroup_id::<M>(parent);
+    let pid = M::ld64::<{ field::TASK_THREAD_PID }>(task);
+    let nested = pid != 0 && has(field::PID_LEVEL) && M::ld32::<{ field::PID_LEVEL }>(pid) != 0;
+    if cgroup == parent_cgroup || !nested || is_agent() {
+        bump(stat::EXECS_COUNTED);
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ProcessExec>(0) else {
+        lost(kind::PROCESS_EXEC);
+        return;
+    };
+    let ev = unsafe {
+        let p = entry.as_mut_ptr();
+        core::ptr::write_bytes(p, 0, 1);
+        &mut *p
+    };
+    ev.header = header(kind::PROCESS_EXEC);
+    fill_current::<M>(&mut ev.task);
+    ev.parent_cgroup_id = parent_cgroup;
+    let filename = M::ld64::<{ field::BPRM_FILENAME }>(bprm);
+    if filename != 0 {
+        // SAFETY: a bounded string read of kernel memory into the reserved entry.
+        let _ = unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut ev.path) };
+    }
+    entry.submit(wakeup());
+    bump(stat::EMITTED);
+}
+
 #[inline(always)]
 fn on_oom<M: Mem>(task: u64) {
     let Some(mut entry) = EVENTS.reserve::<OomVictim>(0) else {
@@ -420,6 +461,12 @@ pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+    on_exec::<Direct>(ctx.arg(0), ctx.arg(2));
+    0
+}
+
 // ---- raw tracepoints (fallback; same arguments) ----
 
 #[raw_tracepoint(tracepoint = "signal_generate")]
@@ -451,6 +498,12 @@ pub fn raw_mark_victim(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn raw_sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    on_exec::<Probe>(ctx.arg(0), ctx.arg(2));
+    0
+}
+
 // ---- empty programs on the same hooks: the overhead floor ----
 
 #[btf_tracepoint(function = "signal_generate")]
@@ -470,6 +523,11 @@ pub fn floor_sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
 
 #[btf_tracepoint(function = "mark_victim")]
 pub fn floor_mark_victim(_ctx: BtfTracePointContext) -> i32 {
+    0
+}
+
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn floor_sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
     0
 }
 

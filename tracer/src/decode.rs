@@ -7,7 +7,8 @@
 //! offset taken once per session.
 use thiserror::Error;
 use tracer_common::{
-    kind, task_flags, Header, OomVictim, ProcessExit, SignalDeliver, SignalGenerate, TaskInfo,
+    kind, task_flags, Header, OomVictim, ProcessExec, ProcessExit, SignalDeliver, SignalGenerate,
+    TaskInfo,
 };
 
 use crate::event::{
@@ -35,6 +36,7 @@ pub enum KernelRecord {
     Deliver(SignalDeliver),
     Exit(ProcessExit),
     Oom(OomVictim),
+    Exec(ProcessExec),
 }
 
 /// Copies a `T` out of the first bytes of `bytes` after checking the length.
@@ -63,6 +65,7 @@ impl TryFrom<&[u8]> for KernelRecord {
             kind::SIGNAL_DELIVER => Self::Deliver(read_pod(bytes, "signal_deliver record")?),
             kind::PROCESS_EXIT => Self::Exit(read_pod(bytes, "process_exit record")?),
             kind::OOM_VICTIM => Self::Oom(read_pod(bytes, "oom_victim record")?),
+            kind::PROCESS_EXEC => Self::Exec(read_pod(bytes, "process_exec record")?),
             other => return Err(DecodeError::UnknownKind(other)),
         };
         rec.check()?;
@@ -195,6 +198,12 @@ impl KernelRecord {
                 check_task(&r.task)
             }
             Self::Oom(r) => check_task(&r.victim),
+            Self::Exec(r) => {
+                if !r.path.contains(&0) {
+                    return Err(DecodeError::Invalid("an exec path without its NUL"));
+                }
+                check_task(&r.task)
+            }
         }
     }
 
@@ -204,6 +213,7 @@ impl KernelRecord {
             Self::Deliver(r) => r.header,
             Self::Exit(r) => r.header,
             Self::Oom(r) => r.header,
+            Self::Exec(r) => r.header,
         }
     }
 
@@ -259,6 +269,14 @@ impl KernelRecord {
                 victim: Task::from(&r.victim),
                 invoker_pid: r.invoker_tgid,
             },
+            Self::Exec(r) => {
+                let end = r.path.iter().position(|&b| b == 0).unwrap_or(r.path.len());
+                EventKind::Exec {
+                    task: Task::from(&r.task),
+                    path: String::from_utf8_lossy(&r.path[..end]).into_owned(),
+                    parent_cgroup_id: r.parent_cgroup_id,
+                }
+            }
         };
         Event {
             mono_ns: header.ts_ns,
@@ -281,6 +299,7 @@ pub fn encode(record: &KernelRecord) -> Vec<u8> {
         KernelRecord::Deliver(r) => bytemuck::bytes_of(r).to_vec(),
         KernelRecord::Exit(r) => bytemuck::bytes_of(r).to_vec(),
         KernelRecord::Oom(r) => bytemuck::bytes_of(r).to_vec(),
+        KernelRecord::Exec(r) => bytemuck::bytes_of(r).to_vec(),
     }
 }
 

@@ -166,6 +166,7 @@ pub struct Metrics {
     container_stops: IntCounterVec,
     pod_stops: IntCounterVec,
     pod_duration: HistogramVec,
+    prestop_duration: HistogramVec,
     teardown_kills: IntCounterVec,
     process_stops: IntCounterVec,
     duration: HistogramVec,
@@ -240,6 +241,17 @@ impl Metrics {
                     HistogramOpts::new(
                         "sigtrace_pod_termination_seconds",
                         "A pod's termination time: first stop signal to the end of its sandbox.",
+                    )
+                    .buckets(DURATION_BUCKETS.to_vec()),
+                    &["namespace", "workload"],
+                )?,
+            )?,
+            prestop_duration: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "sigtrace_prestop_duration_seconds",
+                        "Run time of Kubernetes preStop hooks (up to the runtime's SIGKILL when they outlived the grace).",
                     )
                     .buckets(DURATION_BUCKETS.to_vec()),
                     &["namespace", "workload"],
@@ -461,7 +473,17 @@ impl Metrics {
     pub fn output(&self, o: &Output) {
         match o {
             Output::ProcessStop(p) => self.stop(&StopFacts::of_process(p)),
-            Output::ContainerStop(c) => self.stop(&StopFacts::of_container(c)),
+            Output::ContainerStop(c) => {
+                self.stop(&StopFacts::of_container(c));
+                if let Some(d) = c.prestop_s {
+                    self.prestop_duration
+                        .with_label_values(&[
+                            c.container.namespace.as_deref().unwrap_or(""),
+                            c.container.workload_name(),
+                        ])
+                        .observe(d);
+                }
+            }
             Output::PodStop(p) => self.pod_stop(p),
             Output::Timeline(_) => {}
         }

@@ -269,6 +269,25 @@ impl<W: Write> Printer<W> {
         if let Some(g) = c.grace_s {
             line.push_str(&format!(", grace {g:.1}s"));
         }
+        if let Some(p) = &c.prestop {
+            let ran = c
+                .prestop_s
+                .map_or_else(String::new, |d| format!(" {d:.1}s"));
+            let running = if p.end.is_none() || p.killed {
+                " (outlived the grace)"
+            } else {
+                ""
+            };
+            line.push_str(&format!(", preStop {}{ran}{running}", p.comm));
+            if let (Some(e), Some(t)) = (c.effective_grace_s, c.termination_grace_s) {
+                let inferred = if c.termination_grace_source.as_deref() == Some("inferred") {
+                    " inferred"
+                } else {
+                    ""
+                };
+                line.push_str(&format!(", app had {e:.1}s of {t:.1}s{inferred} grace"));
+            }
+        }
         if c.overrun_s > 0.0 {
             line.push_str(&format!(", overrun {:.3}s", c.overrun_s));
         }

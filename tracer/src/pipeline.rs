@@ -110,6 +110,8 @@ impl<S: OutputSink> Pipeline<S> {
             EventKind::SignalDeliver { receiver, .. } => [Some(receiver), None],
             EventKind::Exit { task, .. } => [Some(task), None],
             EventKind::OomVictim { victim, .. } => [Some(victim), None],
+            // Resolved at once: a hook's container is about to stop.
+            EventKind::Exec { task, .. } => [Some(task), None],
         };
         for t in tasks.into_iter().flatten() {
             if t.cgroup_id <= 1 || self.seen_cgroups.contains(&t.cgroup_id) {

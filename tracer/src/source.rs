@@ -20,12 +20,14 @@ use crate::{
 /// The compiled kernel programs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
 
-/// The hooks, by tracepoint name; the last one is optional (a kernel without it still works).
-pub const HOOKS: [&str; 4] = [
+/// The hooks, by tracepoint name; the last two are optional (a kernel without them still
+/// works, without OOM reports or runtime execs).
+pub const HOOKS: [&str; 5] = [
     "signal_generate",
     "signal_deliver",
     "sched_process_exit",
     "mark_victim",
+    "sched_process_exec",
 ];
 
 #[derive(Debug, Error)]
@@ -120,11 +122,13 @@ pub struct Probes {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelStats {
     pub lost: u64,
-    pub lost_by_kind: [u64; 5],
+    pub lost_by_kind: [u64; 6],
     pub emitted: u64,
     pub counted_only: u64,
     pub self_filtered: u64,
     pub thread_exits_folded: u64,
+    /// Execs that are not a runtime's exec into a container, only counted.
+    pub execs_counted: u64,
     /// Signals outside the emit mask, by number.
     pub counted_signals: Vec<(i32, u64)>,
 }
@@ -217,7 +221,7 @@ impl Probes {
 
         let mut attached = Vec::new();
         for hook in HOOKS {
-            let optional = hook == "mark_victim";
+            let optional = matches!(hook, "mark_victim" | "sched_process_exec");
             let (btf_name, raw_name) = match opts.mode {
                 ProbeMode::Trace => (hook.to_string(), Some(format!("raw_{hook}"))),
                 ProbeMode::Floor => (format!("floor_{hook}"), None),
@@ -244,16 +248,32 @@ impl Probes {
                                     "{hook}: BTF tracepoint unavailable ({btf_err}); using the raw tracepoint"
                                 ));
                             }
-                            attached.push(Attached { hook, how: "raw_tp" })
+                            attached.push(Attached {
+                                hook,
+                                how: "raw_tp",
+                            })
                         }
                         Err(raw_err) if optional => warnings.push(format!(
-                            "{hook}: not attached, OOM kills will not be reported (tp_btf: {btf_err}; raw_tp: {raw_err})"
+                            "{hook}: not attached, {} (tp_btf: {btf_err}; raw_tp: {raw_err})",
+                            if hook == "mark_victim" {
+                                "OOM kills will not be reported"
+                            } else {
+                                "runtime execs (preStop hooks) will not be reported"
+                            }
                         )),
                         Err(raw_err) => {
-                            if btf_err.contains("permission denied") || raw_err.contains("permission denied") {
-                                return Err(SourceError::Permission { what: format!("attaching to {hook}") });
+                            if btf_err.contains("permission denied")
+                                || raw_err.contains("permission denied")
+                            {
+                                return Err(SourceError::Permission {
+                                    what: format!("attaching to {hook}"),
+                                });
                             }
-                            return Err(SourceError::Attach { hook: hook.to_string(), btf: btf_err, raw: raw_err });
+                            return Err(SourceError::Attach {
+                                hook: hook.to_string(),
+                                btf: btf_err,
+                                raw: raw_err,
+                            });
                         }
                     }
                 }
@@ -299,9 +319,10 @@ impl Probes {
             counted_only: sum("STATS", stat::COUNTED_ONLY)?,
             self_filtered: sum("STATS", stat::SELF_FILTERED)?,
             thread_exits_folded: sum("STATS", stat::THREAD_EXITS_FOLDED)?,
+            execs_counted: sum("STATS", stat::EXECS_COUNTED)?,
             ..Default::default()
         };
-        for k in 1..5u32 {
+        for k in 1..6u32 {
             s.lost_by_kind[k as usize] = sum("STATS", stat::LOST_BY_KIND + k)?;
         }
         for sig in 1..NSIG as u32 {

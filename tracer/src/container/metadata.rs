@@ -79,6 +79,9 @@ pub struct ContainerMetadata {
     /// Pod labels, where the runtime's state has them (CRI-O's `io.kubernetes.cri-o.Labels`
     /// on the sandbox; containerd keeps them only in its database).
     pub labels: Option<HashMap<String, String>>,
+    /// `io.kubernetes.pod.terminationGracePeriod` (seconds), where the runtime keeps kubelet's
+    /// container annotations.
+    pub termination_grace_s: Option<u32>,
 }
 
 /// Why a metadata file could not be used.
@@ -187,6 +190,8 @@ pub fn from_oci_annotations(ann: &HashMap<String, String>) -> ContainerMetadata 
             .and_then(|l| serde_json::from_str::<HashMap<String, String>>(l).ok())
             // A container's own labels only name it; pod labels are on the sandbox.
             .filter(|l| l.keys().any(|k| !k.starts_with("io.kubernetes."))),
+        termination_grace_s: non_empty(ann, "io.kubernetes.pod.terminationGracePeriod")
+            .and_then(|v| v.trim().parse().ok()),
     }
 }
 

@@ -74,6 +74,7 @@ fn containerd_cri_annotations_in_any_namespace() {
             stop_signal: None,
             sandbox_id: Some("aaaa".into()),
             labels: None,
+            termination_grace_s: None,
         }
     );
     // Plain ctr bundle without annotations: found, nothing but the runtime.
@@ -342,4 +343,28 @@ fn docker_pod_sandbox_label() {
     let md = c.lookup(ID, Runtime::Docker, true).unwrap();
     assert_eq!(md.container_type.as_deref(), Some("sandbox"));
     assert_eq!(md.pod.as_deref(), Some("web"));
+}
+
+/// kubelet's grace annotation, where the runtime keeps it (CRI-O; containerd with pass-through).
+#[test]
+fn termination_grace_annotation() {
+    let ann = |v: &str| {
+        HashMap::from([(
+            "io.kubernetes.pod.terminationGracePeriod".to_string(),
+            v.to_string(),
+        )])
+    };
+    assert_eq!(
+        from_oci_annotations(&ann("30")).termination_grace_s,
+        Some(30)
+    );
+    assert_eq!(
+        from_oci_annotations(&ann("thirty")).termination_grace_s,
+        None
+    );
+    assert_eq!(from_oci_annotations(&ann("-1")).termination_grace_s, None);
+    assert_eq!(
+        from_oci_annotations(&HashMap::new()).termination_grace_s,
+        None
+    );
 }

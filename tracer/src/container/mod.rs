@@ -66,6 +66,11 @@ pub struct ContainerInfo {
     /// `workload_source` in JSON.
     #[serde(flatten, default)]
     pub workload: Option<workload::Workload>,
+    /// The pod's terminationGracePeriodSeconds where the runtime's state records it (the
+    /// `io.kubernetes.pod.terminationGracePeriod` annotation: CRI-O, or containerd with
+    /// annotation pass-through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_s: Option<u32>,
     pub cgroup_id: u64,
     /// cgroup v2 path relative to the v2 mount, starting with '/'.
     pub cgroup_path: String,
@@ -260,6 +265,7 @@ impl ContainerResolver {
                 image: md.image,
                 stop_signal: md.stop_signal,
                 workload,
+                termination_grace_s: md.termination_grace_s,
                 cgroup_id,
                 cgroup_path: path.to_owned(),
             });

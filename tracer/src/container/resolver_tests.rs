@@ -99,6 +99,7 @@ fn resolves_runtimes_with_metadata_and_host_paths() {
                 kind: WorkloadKind::StatefulSet,
                 source: WorkloadSource::Name,
             }),
+            termination_grace_s: None,
             cgroup_id: ids[0],
             cgroup_path: cri.clone(),
         }

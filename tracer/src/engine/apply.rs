@@ -69,6 +69,14 @@ impl Tracker {
                 victim,
                 invoker_pid,
             } => self.on_oom(mono, wall, victim, *invoker_pid, out),
+            EventKind::Exec { task, path, .. } => {
+                // A container's own init is its start, not a runtime exec into it.
+                if !(task.ns_init || task.ns_pid == 1) {
+                    self.stops
+                        .execs
+                        .exec(task.cgroup_id, task.pid, task.comm, path, mono, wall);
+                }
+            }
         }
     }
 
@@ -376,6 +384,7 @@ impl Tracker {
         if !group_dead {
             return; // one thread; the group lives on
         }
+        self.stops.execs.exit(task.pid, mono, wall, status);
         let Some(p) = self.lookup(task).copied() else {
             return;
         };

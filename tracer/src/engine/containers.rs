@@ -10,14 +10,20 @@
 //!
 //! The container's diagnosis is the one that explains its least clean process, by this rank
 //! (ties: the slowest process, then the init): oom_killed, shell_not_forwarding,
-//! ignored_by_pid1, wrong_signal, signal_ignored, signal_blocked, slow_handler, force_killed,
-//! default_action, orphan_killed, graceful. (An orphan kill is the consequence of its init's
-//! stop, so the init's diagnosis explains it unless the init was graceful: S12.)
+//! ignored_by_pid1, wrong_signal, signal_ignored, signal_blocked, slow_prestop, slow_handler,
+//! force_killed, default_action, orphan_killed, graceful. (An orphan kill is the consequence of
+//! its init's stop, so the init's diagnosis explains it unless the init was graceful: S12.)
+//!
+//! `slow_prestop` is the container's own (no process has it): a Kubernetes container whose
+//! preStop hook ([`super::execs`]) used half or more of the termination grace and that was
+//! SIGKILLed, or whose hook was still running at the runtime's SIGKILL. The app's process
+//! record keeps its own diagnosis (often slow_handler: it got what the hook left).
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::execs::{ExecEntry, Execs};
 use super::output::{
     de_container_req, ser_container_req, Diagnosis, ExitEntry, Output, Peer, ProcessStop,
 };
@@ -65,6 +71,21 @@ pub struct ContainerStop {
     pub grace_s: Option<f64>,
     /// Some process needed a SIGKILL escalation.
     pub killed: bool,
+    /// The runtime's stop signal to its SIGKILL of the init (`null` without that SIGKILL):
+    /// the time the app really had.
+    pub effective_grace_s: Option<f64>,
+    /// The pod's terminationGracePeriodSeconds: as the runtime's state records it
+    /// (`termination_grace_source` "runtime"), else the effective grace plus the preStop
+    /// hook's run time ("inferred"). Kubernetes containers only.
+    pub termination_grace_s: Option<f64>,
+    pub termination_grace_source: Option<String>,
+    /// The preStop hook (Kubernetes): the runtime exec that ran just before the stop signal.
+    pub prestop: Option<ExecEntry>,
+    /// The hook's run time, up to its end or to the runtime's SIGKILL if it outlived that.
+    pub prestop_s: Option<f64>,
+    /// Runtime execs into the container around the stop (hooks, probes, `kubectl exec`).
+    #[serde(default)]
+    pub execs: Vec<ExecEntry>,
     /// Some process overran its grace period.
     pub overrun: bool,
     /// The largest overrun among its processes.
@@ -93,11 +114,12 @@ pub fn rank(d: Diagnosis) -> u8 {
         Diagnosis::WrongSignal => 3,
         Diagnosis::SignalIgnored => 4,
         Diagnosis::SignalBlocked => 5,
-        Diagnosis::SlowHandler => 6,
-        Diagnosis::ForceKilled => 7,
-        Diagnosis::DefaultAction => 8,
-        Diagnosis::OrphanKilled => 9,
-        Diagnosis::Graceful => 10,
+        Diagnosis::SlowPrestop => 6,
+        Diagnosis::SlowHandler => 7,
+        Diagnosis::ForceKilled => 8,
+        Diagnosis::DefaultAction => 9,
+        Diagnosis::OrphanKilled => 10,
+        Diagnosis::Graceful => 11,
     }
 }
 
@@ -123,6 +145,8 @@ pub(super) struct Containers {
     pub evicted: u64,
     /// Pod records from the container records.
     pub pods: Pods,
+    /// Runtime execs into containers, for the records' `execs` and `prestop`.
+    pub execs: Execs,
 }
 
 impl Containers {
@@ -289,8 +313,28 @@ impl Containers {
             .iter()
             .filter_map(|(s, _)| s.exit.as_ref().map(|e| e.at))
             .max();
+        let started = outside.map_or_else(|| WallTime::from_ns(g.first.1), |e| e.at);
+        let grace = Grace::of(
+            &g.info,
+            init,
+            started,
+            &self.execs,
+            cg,
+            g.first.0,
+            g.last_end,
+        );
+        let killed = g.records.iter().any(|(s, _)| s.killed);
+        let (diagnosis, hint) = match grace.slow_prestop(killed) {
+            Some(h) => (Diagnosis::SlowPrestop, Some(Cow::Owned(h))),
+            None => (
+                diagnosis,
+                worst
+                    .and_then(|s| s.hint.clone())
+                    .or_else(|| diagnosis.hint().map(Cow::Borrowed)),
+            ),
+        };
         let mut stop = ContainerStop {
-            started: outside.map_or_else(|| WallTime::from_ns(g.first.1), |e| e.at),
+            started,
             ended,
             stop_signal: outside.map(|e| e.signal),
             sender: outside.and_then(|e| e.sender),
@@ -301,7 +345,13 @@ impl Containers {
             exit: init.and_then(|s| s.exit.clone()),
             duration_s: g.last_end.saturating_sub(g.first.0) as f64 / 1e9,
             grace_s: init.and_then(|s| s.grace_s),
-            killed: g.records.iter().any(|(s, _)| s.killed),
+            killed,
+            effective_grace_s: grace.effective_s,
+            termination_grace_s: grace.termination_s,
+            termination_grace_source: grace.termination_source.map(str::to_owned),
+            prestop: grace.execs.prestop,
+            prestop_s: grace.prestop_s,
+            execs: grace.execs.execs,
             overrun: g.records.iter().any(|(s, _)| s.overrun),
             overrun_s: g
                 .records
@@ -309,14 +359,86 @@ impl Containers {
                 .map(|(s, _)| s.overrun_s)
                 .fold(0.0, f64::max),
             diagnosis,
-            hint: worst
-                .and_then(|s| s.hint.clone())
-                .or_else(|| diagnosis.hint().map(Cow::Borrowed)),
+            hint,
             processes: Vec::new(),
             complete: reasons.is_empty(),
             incomplete_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         };
         stop.processes = g.records.into_iter().map(|(s, _)| s).collect();
         self.pods.container(stop, g.first.0, g.last_end, out);
+    }
+}
+
+/// The grace budget of one container stop: what the runtime gave the app, what the pod was
+/// configured with, and the preStop hook that used the difference.
+struct Grace {
+    execs: super::execs::StopExecs,
+    effective_s: Option<f64>,
+    termination_s: Option<f64>,
+    termination_source: Option<&'static str>,
+    /// The preStop hook's run time up to the SIGKILL (or its end).
+    prestop_s: Option<f64>,
+    /// The hook was still running at the runtime's SIGKILL.
+    prestop_outlived: bool,
+}
+
+impl Grace {
+    fn of(
+        info: &ContainerInfo,
+        init: Option<&ProcessStop>,
+        started: WallTime,
+        execs: &Execs,
+        cgroup: u64,
+        first_mono: u64,
+        end_mono: u64,
+    ) -> Self {
+        let mut found = execs.for_stop(cgroup, first_mono, end_mono);
+        let kubernetes = info.pod_uid.is_some() && !info.is_sandbox();
+        if !kubernetes {
+            found.prestop = None;
+        }
+        let kill = init.and_then(|s| {
+            s.signals
+                .iter()
+                .find(|e| e.signal == Signal::KILL && e.sender_class == Some(SenderClass::Runtime))
+        });
+        let effective_s = kill.map(|k| (k.at.micros() - started.micros()).max(0) as f64 / 1e6);
+        // The SIGKILL in event time: the stop signal's mono plus the effective grace.
+        let kill_mono = effective_s.map(|e| first_mono.saturating_add((e * 1e9) as u64));
+        let prestop_s = found
+            .prestop
+            .as_ref()
+            .map(|p| p.ran_until(kill_mono.unwrap_or(end_mono)));
+        let prestop_outlived = match (&found.prestop, kill_mono) {
+            (Some(p), Some(k)) => p.end_mono.is_none_or(|e| e >= k),
+            _ => false,
+        };
+        let (termination_s, termination_source) = match (info.termination_grace_s, effective_s) {
+            (Some(t), _) if kubernetes => (Some(f64::from(t)), Some("runtime")),
+            (None, Some(e)) if kubernetes => (Some(e + prestop_s.unwrap_or(0.0)), Some("inferred")),
+            _ => (None, None),
+        };
+        Self {
+            execs: found,
+            effective_s,
+            termination_s,
+            termination_source,
+            prestop_s,
+            prestop_outlived,
+        }
+    }
+
+    /// The `slow_prestop` hint when the rule holds (see the module docs).
+    fn slow_prestop(&self, killed: bool) -> Option<String> {
+        let hook = self.prestop_s?;
+        let total = self.termination_s?;
+        let slow = killed && (hook >= 0.5 * total || self.prestop_outlived);
+        slow.then(|| {
+            format!(
+                "the preStop hook took {hook:.1} s of the {total:.0} s grace, leaving the app \
+                 {:.1} s: shorten the hook or raise terminationGracePeriodSeconds",
+                (total - hook).max(0.0)
+            )
+        })
     }
 }

@@ -37,6 +37,7 @@ mod apply;
 mod classify;
 mod containers;
 mod diagnose;
+mod execs;
 mod output;
 mod pods;
 mod queue;
@@ -47,6 +48,7 @@ pub(crate) mod tests;
 pub use classify::{classify, SenderClass, RUNTIME_COMMS};
 pub use containers::ContainerStop;
 pub use diagnose::{is_shell, SHELLS};
+pub use execs::ExecEntry;
 pub use output::{
     outcome, Diagnosis, ExitEntry, ForwardEntry, GraceSource, Output, Peer, ProcessStop,
     SignalEntry, SignalOrigin, TimelineEvent, TimelineWhat,

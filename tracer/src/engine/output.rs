@@ -44,11 +44,12 @@ pub enum Diagnosis {
     ForceKilled,
     OomKilled,
     OrphanKilled,
+    SlowPrestop,
 }
 
 impl Diagnosis {
     /// Every diagnosis, in vocabulary order.
-    pub const ALL: [Diagnosis; 11] = [
+    pub const ALL: [Diagnosis; 12] = [
         Self::Graceful,
         Self::DefaultAction,
         Self::IgnoredByPid1,
@@ -60,6 +61,7 @@ impl Diagnosis {
         Self::ForceKilled,
         Self::OomKilled,
         Self::OrphanKilled,
+        Self::SlowPrestop,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +77,7 @@ impl Diagnosis {
             Self::ForceKilled => "force_killed",
             Self::OomKilled => "oom_killed",
             Self::OrphanKilled => "orphan_killed",
+            Self::SlowPrestop => "slow_prestop",
         }
     }
 
@@ -97,6 +100,9 @@ impl Diagnosis {
             }
             Self::OomKilled => Some("raise the memory limit / fix the leak"),
             Self::OrphanKilled => Some("the init must stop and reap its children"),
+            Self::SlowPrestop => {
+                Some("shorten the preStop hook or raise terminationGracePeriodSeconds")
+            }
         }
     }
 }

@@ -395,6 +395,7 @@ impl Tracker {
                 .retain(|_, p| p.episode.is_some() || p.last_seen_ns.saturating_add(idle) >= t);
             self.evictions.process_age += (before - self.procs.len()) as u64;
         }
+        self.stops.execs.tick(t);
         let open = &self.open_per_cgroup;
         self.stops.tick(
             t,

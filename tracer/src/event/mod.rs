@@ -340,6 +340,17 @@ pub enum EventKind {
     },
     /// The OOM killer chose a victim (`oom:mark_victim`).
     OomVictim { victim: Task, invoker_pid: u32 },
+    /// A container runtime exec'd a process into a container (`sched:sched_process_exec`,
+    /// emitted only when the task's cgroup differs from its parent's and it is not in the
+    /// initial PID namespace): an exec hook, an exec probe, `kubectl exec`, or a container's
+    /// own init.
+    Exec {
+        task: Task,
+        /// The executable as passed to execve (never argv).
+        path: String,
+        /// cgroup v2 id of the real parent.
+        parent_cgroup_id: u64,
+    },
 }
 
 /// A decoded event with its timestamps.
@@ -362,6 +373,7 @@ impl Event {
             EventKind::SignalDeliver { receiver, .. } => receiver.pid,
             EventKind::Exit { task, .. } => task.pid,
             EventKind::OomVictim { victim, .. } => victim.pid,
+            EventKind::Exec { task, .. } => task.pid,
         }
     }
 }

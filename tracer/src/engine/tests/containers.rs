@@ -173,13 +173,14 @@ fn host_processes_make_no_container_record() {
 #[test]
 fn ranking_prefers_the_cause_over_its_consequences() {
     use crate::engine::containers::Containers;
-    const ORDER: [Diagnosis; 11] = [
+    const ORDER: [Diagnosis; 12] = [
         Diagnosis::OomKilled,
         Diagnosis::ShellNotForwarding,
         Diagnosis::IgnoredByPid1,
         Diagnosis::WrongSignal,
         Diagnosis::SignalIgnored,
         Diagnosis::SignalBlocked,
+        Diagnosis::SlowPrestop,
         Diagnosis::SlowHandler,
         Diagnosis::ForceKilled,
         Diagnosis::DefaultAction,

@@ -542,7 +542,8 @@ fn every_diagnosis_has_its_name_and_hint() {
             "slow_handler",
             "force_killed",
             "oom_killed",
-            "orphan_killed"
+            "orphan_killed",
+            "slow_prestop"
         ]
     );
     for d in Diagnosis::ALL {

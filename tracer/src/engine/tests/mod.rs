@@ -12,6 +12,7 @@ mod accuracy;
 mod containers;
 mod diagnoses;
 mod pods;
+mod prestop;
 mod robustness;
 
 /// Monotonic time of `ms = 0` in the test streams.
@@ -264,6 +265,18 @@ pub fn oom(ms: f64, victim: &Task, invoker_pid: u32) -> Event {
         EventKind::OomVictim {
             victim: victim.clone(),
             invoker_pid,
+        },
+    )
+}
+
+/// A runtime exec'd `task` (its path: `/bin/<comm>`) into its container.
+pub fn exec(ms: f64, task: &Task) -> Event {
+    event(
+        ms,
+        EventKind::Exec {
+            task: task.clone(),
+            path: format!("/bin/{}", task.comm),
+            parent_cgroup_id: 1,
         },
     )
 }

@@ -1,0 +1,186 @@
+//! The grace budget: runtime execs on container records, the preStop hook, effective and
+//! termination grace, `slow_prestop`, and exec probes that must not be taken for a hook.
+use std::sync::Arc;
+
+use super::*;
+use crate::container::ContainerInfo;
+use crate::engine::{ContainerStop, Diagnosis};
+use crate::event::Disposition::*;
+
+fn k8s(cgroup_id: u64) -> Arc<ContainerInfo> {
+    Arc::new(ContainerInfo {
+        id: format!("{cgroup_id:064x}"),
+        runtime: "containerd".into(),
+        name: Some("app".into()),
+        pod: Some("web-0".into()),
+        namespace: Some("shop".into()),
+        pod_uid: Some("1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b".into()),
+        container_type: Some("container".into()),
+        cgroup_id,
+        ..ContainerInfo::default()
+    })
+}
+
+fn run_k8s(info: Arc<ContainerInfo>, events: Vec<Event>) -> ContainerStop {
+    let mut engine = Engine::new(EngineConfig::default());
+    engine.set_container(7, info);
+    let mut out = Vec::new();
+    for ev in events {
+        engine.push(ev, &mut out);
+    }
+    engine.finish(&mut out);
+    let mut v = container_stops(&out);
+    assert_eq!(v.len(), 1, "{out:#?}");
+    v.remove(0)
+}
+
+/// S15: a 3 s preStop hook of a 5 s grace; the runtime then gives the app 2 s, its handler
+/// needs 3 s and gets SIGKILL.
+fn s15() -> Vec<Event> {
+    let app = task(100, "app").init();
+    let hook = task(200, "sleep");
+    vec![
+        exec(0.0, &hook),
+        exit_code(3000.0, &hook, 0),
+        generate(3010.0, TERM, &runc_term(), &app)
+            .handles(&[TERM])
+            .ev(),
+        deliver(3010.1, TERM, &app, Handler),
+        generate(5010.0, KILL, &runc_kill(), &app).ev(),
+        exit_signal(5010.5, &app, KILL),
+    ]
+}
+
+#[test]
+fn s15_slow_prestop_on_the_container_slow_handler_on_the_app() {
+    let c = run_k8s(k8s(7), s15());
+    assert_eq!(c.diagnosis, Diagnosis::SlowPrestop);
+    let hint = c.hint.as_deref().unwrap_or_default();
+    assert_eq!(
+        hint,
+        "the preStop hook took 3.0 s of the 5 s grace, leaving the app 2.0 s: shorten the hook \
+         or raise terminationGracePeriodSeconds"
+    );
+    let p = c.prestop.as_ref().expect("prestop");
+    assert_eq!((p.pid, p.comm.to_string().as_str()), (200, "sleep"));
+    assert_eq!(p.path, "/bin/sleep");
+    assert!(approx(c.prestop_s.unwrap_or(0.0), 3.0));
+    assert!(approx(c.effective_grace_s.unwrap_or(0.0), 2.0));
+    assert!(approx(c.termination_grace_s.unwrap_or(0.0), 5.0));
+    assert_eq!(c.termination_grace_source.as_deref(), Some("inferred"));
+    assert_eq!(c.execs.len(), 1);
+    // The app's own record keeps its own diagnosis.
+    assert_eq!(c.processes[0].diagnosis, Diagnosis::SlowHandler);
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["diagnosis"], "slow_prestop");
+    assert_eq!(v["prestop"]["path"], "/bin/sleep");
+    assert_eq!(v["prestop"]["exit"]["code"], 0);
+}
+
+#[test]
+fn the_runtime_recorded_grace_wins_over_the_inferred_one() {
+    let info = Arc::new(ContainerInfo {
+        termination_grace_s: Some(30),
+        ..(*k8s(7)).clone()
+    });
+    let c = run_k8s(info, s15());
+    assert_eq!(c.termination_grace_s, Some(30.0));
+    assert_eq!(c.termination_grace_source.as_deref(), Some("runtime"));
+    // 3 s of 30 s is not half: the app's slow handler explains the stop.
+    assert_eq!(c.diagnosis, Diagnosis::SlowHandler);
+}
+
+/// S16: a fast preStop and a graceful app: graceful, with the hook shown.
+#[test]
+fn s16_fast_prestop_and_graceful_app() {
+    let app = task(100, "app").init();
+    let hook = task(200, "nginx");
+    let c = run_k8s(
+        k8s(7),
+        vec![
+            exec(0.0, &hook),
+            exit_code(100.0, &hook, 0),
+            generate(105.0, TERM, &runc_term(), &app)
+                .handles(&[TERM])
+                .ev(),
+            deliver(105.1, TERM, &app, Handler),
+            exit_code(300.0, &app, 0),
+        ],
+    );
+    assert_eq!(c.diagnosis, Diagnosis::Graceful);
+    assert!(approx(c.prestop_s.unwrap_or(0.0), 0.1));
+    // No SIGKILL: no effective grace, nothing inferred.
+    assert_eq!((c.effective_grace_s, c.termination_grace_s), (None, None));
+}
+
+/// A hook still running when the runtime's SIGKILL comes: slow_prestop whatever the share,
+/// and the hook is shown as killed at the teardown.
+#[test]
+fn prestop_killed_at_teardown() {
+    let app = task(100, "app").init();
+    let hook = task(200, "sleep");
+    let c = run_k8s(
+        k8s(7),
+        vec![
+            exec(0.0, &hook),
+            // kubelet gave up waiting for the hook after the grace, then stopped with 2 s.
+            generate(30_000.0, TERM, &runc_term(), &app)
+                .handles(&[TERM])
+                .ev(),
+            deliver(30_000.1, TERM, &app, Handler),
+            generate(32_000.0, KILL, &runc_kill(), &app).ev(),
+            exit_signal(32_000.5, &app, KILL),
+            exit_signal(32_001.0, &hook, KILL),
+        ],
+    );
+    assert_eq!(c.diagnosis, Diagnosis::SlowPrestop);
+    assert!(
+        approx(c.prestop_s.unwrap_or(0.0), 32.0),
+        "{:?}",
+        c.prestop_s
+    );
+    let p = c.prestop.as_ref().expect("prestop");
+    assert!(p.killed);
+}
+
+/// S19: an exec probe every second, then a normal stop: the probe that ran last before the
+/// stop signal is not a preStop hook.
+#[test]
+fn s19_exec_probes_are_not_a_prestop() {
+    let app = task(100, "app").init();
+    let mut ev = Vec::new();
+    for i in 0..5u32 {
+        let probe = task(300 + i, "cat");
+        let t = f64::from(i) * 1000.0;
+        ev.push(exec(t, &probe));
+        ev.push(exit_code(t + 5.0, &probe, 0));
+    }
+    ev.extend([
+        generate(4010.0, TERM, &runc_term(), &app)
+            .handles(&[TERM])
+            .ev(),
+        deliver(4010.1, TERM, &app, Handler),
+        exit_code(4100.0, &app, 0),
+    ]);
+    let c = run_k8s(k8s(7), ev);
+    assert_eq!(c.prestop, None);
+    assert_eq!(c.diagnosis, Diagnosis::Graceful);
+    // The probe next to the stop is listed among the execs all the same.
+    assert_eq!(c.execs.len(), 1);
+    assert_eq!(c.execs[0].pid, 304);
+}
+
+/// Outside Kubernetes, execs are listed but nothing is called a preStop hook.
+#[test]
+fn no_prestop_outside_kubernetes() {
+    let info = Arc::new(ContainerInfo {
+        pod_uid: None,
+        pod: None,
+        ..(*k8s(7)).clone()
+    });
+    let c = run_k8s(info, s15());
+    assert_eq!(c.prestop, None);
+    assert_eq!(c.execs.len(), 1);
+    assert_eq!(c.diagnosis, Diagnosis::SlowHandler);
+    assert_eq!(c.termination_grace_s, None);
+}
