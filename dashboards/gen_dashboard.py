@@ -254,6 +254,15 @@ panels.append(timeseries(
             f'({new_or_increase(CSTOPS, WL + ", workload!=" + chr(34) + chr(34), RI)})',
             "{{namespace}}/{{workload}} {{diagnosis}}")],
     gp(0, y, 12, 8), bars=True, decimals=0))
+panels.append(timeseries(
+    "preStop hook duration p90 by workload",
+    "Run time of preStop exec hooks (sigtrace_prestop_duration_seconds). kubelet subtracts it "
+    "from terminationGracePeriodSeconds before the app gets SIGTERM: a hook near the grace "
+    "leaves the app nothing (diagnosis slow_prestop).",
+    [target(f"histogram_quantile(0.9, sum by (le, namespace, workload) "
+            f"(rate(sigtrace_prestop_duration_seconds_bucket{{{WL}}}[{RI}])))",
+            "p90 {{namespace}}/{{workload}}")],
+    gp(0, y + 8, 12, 8), unit="s"))
 panels.append(table(
     "Workloads by overrun seconds and teardown kills",
     "Per workload over the time range: seconds its containers ran past the grace period, and "
@@ -265,7 +274,7 @@ panels.append(table(
             f"({new_or_increase('sigtrace_teardown_kills_total', WL, '$__range')}) > 0)",
             instant=True)],
     gp(12, y, 12, 8)))
-y += 8
+y += 16
 
 # ---- Signals ----------------------------------------------------------------------------
 panels.append(row("Signals", y)); y += 1

@@ -362,10 +362,10 @@ fn prometheus_evaluates_every_dashboard_query_and_rule() {
     ]);
     let prom = Prometheus::start(&addr);
 
-    // A Deployment's pod: `sleep` as PID 1 overruns a 1 s grace; the sidecar is never
-    // stopped on its own and dies at sandbox teardown.
+    // A Deployment's pod: `sleep` as PID 1 overruns its grace; the sidecar is never stopped
+    // on its own and dies at sandbox teardown.
     let mut web = k.run_pod(PodSpec {
-        termination_grace_s: 1,
+        termination_grace_s: 3,
         ..PodSpec::new("web-7d4b9c8f6d-x2k9p", "shop")
     });
     let app = k.start_container(&mut web, &ContainerSpec::new("app", &["sleep", "1000"]));
@@ -374,7 +374,8 @@ fn prometheus_evaluates_every_dashboard_query_and_rule() {
         &ContainerSpec::new("sidecar", &["/bin/victim", "--handle", "TERM:0:100"]),
     );
     tests::records::wait_handles_term(k.init_pid(&side, false));
-    k.stop_container(&app, 1);
+    // Its preStop hook takes 1 s of the 3 s grace; the app then has 2 s and ignores SIGTERM.
+    k.stop_with_prestop(&app, &["/bin/sleep", "1"], 3);
     k.remove_pod(&web);
     let pod_rec = agent
         .wait_for(T, |l| {
@@ -444,6 +445,11 @@ fn prometheus_evaluates_every_dashboard_query_and_rule() {
     );
     assert_eq!(
         value(&text, "sigtrace_teardown_kills_total", &shop),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "sigtrace_prestop_duration_seconds_count", &shop),
         Some(1.0),
         "{text}"
     );

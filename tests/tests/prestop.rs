@@ -28,7 +28,10 @@ fn execs(c: &Value) -> Vec<(String, String)> {
 #[test]
 fn s15_slow_prestop_leaves_the_app_too_little() {
     let k = Kubelet::start();
-    let agent = k8s_agent(&k);
+    let journal = tests::TempDir::new("prestop-journal");
+    let state = k.state_dir().display().to_string();
+    let dir = journal.path().display().to_string();
+    let agent = tests::records::agent(&["--containerd-state", &state, "--data-dir", &dir]);
     let mut p = k.run_pod(PodSpec {
         termination_grace_s: 5,
         ..PodSpec::new("shop-api-7d4b9c8f6d-x2k9p", "shop")
@@ -67,13 +70,40 @@ fn s15_slow_prestop_leaves_the_app_too_little() {
     assert_eq!(c["killed"], true, "{c:#}");
     let app = process(c, init);
     assert_eq!(app["diagnosis"], "slow_handler", "{app:#}");
-    // The pod takes the container's diagnosis.
+    // The pod takes the container's diagnosis; its termination includes the hook.
     assert_eq!(rec["diagnosis"], "slow_prestop", "{rec:#}");
+    let total = f64_of(&rec["duration_s"]);
+    assert!(
+        (5.0..6.5).contains(&total),
+        "pod termination {total} s: {rec:#}"
+    );
     assert_eq!(
         execs(c),
         vec![("sleep".to_string(), "/bin/sleep".to_string())],
         "{c:#}"
     );
+
+    // The terminal line of the container shows the hook and the budget.
+    agent.stop();
+    let out = std::process::Command::new(tests::sigtrace_bin())
+        .args(["replay", &dir, "--containers-only", "--pod", &p.spec.name])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("sigtrace replay");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("CONTAINER STOP"))
+        .unwrap_or_else(|| panic!("no CONTAINER STOP line:\n{text}"));
+    for part in [
+        "preStop sleep 3.",
+        "app had 2.",
+        "inferred grace",
+        "slow_prestop",
+    ] {
+        assert!(line.contains(part), "{part:?} in {line}");
+    }
 }
 
 /// S16: a fast preStop hook and a graceful app: `graceful`, with the hook shown.

@@ -324,7 +324,11 @@ impl Containers {
             g.last_end,
         );
         let killed = g.records.iter().any(|(s, _)| s.killed);
-        let (diagnosis, hint) = match grace.slow_prestop(killed) {
+        // slow_prestop explains the stop unless the app would not have stopped anyway.
+        let prestop = grace
+            .slow_prestop(killed)
+            .filter(|_| rank(Diagnosis::SlowPrestop) < rank(diagnosis));
+        let (diagnosis, hint) = match prestop {
             Some(h) => (Diagnosis::SlowPrestop, Some(Cow::Owned(h))),
             None => (
                 diagnosis,
@@ -365,7 +369,12 @@ impl Containers {
             incomplete_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         };
         stop.processes = g.records.into_iter().map(|(s, _)| s).collect();
-        self.pods.container(stop, g.first.0, g.last_end, out);
+        // A pod's termination starts with its first preStop hook, if any.
+        let first = stop
+            .prestop
+            .as_ref()
+            .map_or(g.first.0, |p| p.start_mono.min(g.first.0));
+        self.pods.container(stop, first, g.last_end, out);
     }
 }
 

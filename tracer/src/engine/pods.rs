@@ -59,7 +59,8 @@ pub struct SandboxEnd {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename = "pod_stop")]
 pub struct PodStop {
-    /// RFC 3339 time of the first stop signal to any of its containers (or to the sandbox).
+    /// RFC 3339 time of the first stop signal to any of its containers (or to the sandbox), or
+    /// of the first preStop hook's start.
     pub started: WallTime,
     /// RFC 3339 time the sandbox (or, without it, the last container) was gone.
     pub ended: Option<WallTime>,
@@ -68,7 +69,7 @@ pub struct PodStop {
     pub pod_uid: String,
     #[serde(flatten, default)]
     pub workload: Option<Workload>,
-    /// The pod's termination time: `started` → `ended`.
+    /// The pod's termination time: `started` → `ended` (preStop hooks included).
     pub duration_s: f64,
     /// The container whose stop took longest: the one that held the pod up.
     pub held_up_by: Option<String>,
@@ -256,7 +257,11 @@ impl Pods {
         let started = g
             .containers
             .iter()
-            .map(|(c, _, _)| c.started)
+            .map(|(c, _, _)| {
+                c.prestop
+                    .as_ref()
+                    .map_or(c.started, |h| h.start.min(c.started))
+            })
             .chain(g.sandbox.as_ref().map(|(s, _)| s.started))
             .min()
             .unwrap_or(WallTime::from_ns(0));

@@ -184,3 +184,24 @@ fn no_prestop_outside_kubernetes() {
     assert_eq!(c.diagnosis, Diagnosis::SlowHandler);
     assert_eq!(c.termination_grace_s, None);
 }
+
+/// A slow hook does not hide a PID 1 that would never have stopped: ignored_by_pid1 ranks
+/// above slow_prestop, and the hook is still shown.
+#[test]
+fn slow_prestop_does_not_hide_a_pid1_that_ignores_the_signal() {
+    let app = task(100, "sleep").init();
+    let hook = task(200, "sleep");
+    let c = run_k8s(
+        k8s(7),
+        vec![
+            exec(0.0, &hook),
+            exit_code(3000.0, &hook, 0),
+            generate(3010.0, TERM, &runc_term(), &app).ev(),
+            generate(5010.0, KILL, &runc_kill(), &app).ev(),
+            exit_signal(5010.5, &app, KILL),
+        ],
+    );
+    assert_eq!(c.diagnosis, Diagnosis::IgnoredByPid1);
+    assert!(c.prestop.is_some());
+    assert!(approx(c.prestop_s.unwrap_or(0.0), 3.0));
+}
