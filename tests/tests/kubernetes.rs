@@ -323,3 +323,71 @@ fn k8s_sandbox_teardown_kills_a_running_container() {
         "{rec:#}"
     );
 }
+
+/// S17: two containers, one graceful, one with `sleep` as PID 1; StopContainer on both with
+/// timeout 3, then StopPodSandbox. The pod record is held up by the sleep container.
+#[test]
+fn k8s_s17_pod_held_up_by_pid1_that_ignores() {
+    let k = Kubelet::start();
+    let agent = k8s_agent(&k);
+    let mut p = k.run_pod(pod("queue-0", CgroupDriver::Cgroupfs, "burstable", 3));
+    let ok = k.start_container(
+        &mut p,
+        &ContainerSpec::new("worker", &["/bin/victim", "--handle", "TERM:0:100"]),
+    );
+    k.start_container(&mut p, &ContainerSpec::new("idle", &["sleep", "1000"]));
+    wait_handles_term(k.init_pid(&ok, false));
+    k.delete_pod(&p);
+    let rec = pod_stop(&agent, &p);
+    let wl = ("queue", "statefulset");
+    assert_pod(&agent, &rec, &p, wl, 2);
+    assert_eq!(rec["held_up_by"], "idle", "{rec:#}");
+    assert_eq!(
+        member(&rec, "idle")["diagnosis"],
+        "ignored_by_pid1",
+        "{rec:#}"
+    );
+    assert_eq!(member(&rec, "worker")["diagnosis"], "graceful", "{rec:#}");
+    assert_eq!(rec["diagnosis"], "ignored_by_pid1", "{rec:#}");
+    let total = f64_of(&rec["duration_s"]);
+    assert!((3.0..4.5).contains(&total), "pod took {total} s: {rec:#}");
+}
+
+/// S18: StopPodSandbox only, with the container running: SIGKILLed by the runtime at the
+/// teardown with no stop signal first.
+#[test]
+fn k8s_s18_sandbox_stop_only() {
+    let k = Kubelet::start();
+    let agent = k8s_agent(&k);
+    let mut p = k.run_pod(pod(
+        "batch-28847520-7cxzt",
+        CgroupDriver::Cgroupfs,
+        "besteffort",
+        30,
+    ));
+    let id = k.start_container(
+        &mut p,
+        &ContainerSpec::new("job", &["/bin/victim", "--handle", "TERM:0:100"]),
+    );
+    let init = k.init_pid(&id, false);
+    wait_handles_term(init);
+    k.remove_pod(&p);
+    let rec = pod_stop(&agent, &p);
+    let wl = ("batch", "cronjob");
+    assert_pod(&agent, &rec, &p, wl, 1);
+    assert_eq!(
+        rec["killed_at_teardown"],
+        serde_json::json!(["job"]),
+        "{rec:#}"
+    );
+    let c = member(&rec, "job");
+    assert_attributed(c, &p, "job", wl);
+    assert_eq!(c["stop_signal"], "SIGKILL", "{c:#}");
+    assert_eq!(c["sender_class"], "runtime", "{c:#}");
+    assert_eq!(c["diagnosis"], "force_killed", "{c:#}");
+    let app = process(c, init);
+    assert!(
+        signals(app, "SIGTERM").is_empty(),
+        "no stop signal first: {app:#}"
+    );
+}
