@@ -382,15 +382,26 @@ fn on_exit<M: Mem>(task: u64, group_dead_arg: u64) {
 /// only counted. Never argv nor the environment: the comm and the executable's path.
 #[inline(always)]
 fn on_exec<M: Mem>(task: u64, bprm: u64) {
-    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    // Cheapest test first, on the two task structs only (hot: the parent just forked it): a
+    // task and its parent nearly always share one css_set. Then the v2 cgroups and the PID
+    // namespace level. No helper call and no cgroup id read on the counted path.
     let parent = M::ld64::<{ field::TASK_REAL_PARENT }>(task);
-    let parent_cgroup = cgroup_id::<M>(parent);
-    let pid = M::ld64::<{ field::TASK_THREAD_PID }>(task);
-    let nested = pid != 0 && has(field::PID_LEVEL) && M::ld32::<{ field::PID_LEVEL }>(pid) != 0;
-    if cgroup == parent_cgroup || !nested || is_agent() {
+    let css_set = M::ld64::<{ field::TASK_CGROUPS }>(task);
+    let parent_css_set = M::ld64::<{ field::TASK_CGROUPS }>(parent);
+    if css_set == parent_css_set
+        || M::ld64::<{ field::CSS_SET_DFL_CGRP }>(css_set)
+            == M::ld64::<{ field::CSS_SET_DFL_CGRP }>(parent_css_set)
+    {
         bump(stat::EXECS_COUNTED);
         return;
     }
+    let pid = M::ld64::<{ field::TASK_THREAD_PID }>(task);
+    let nested = pid != 0 && has(field::PID_LEVEL) && M::ld32::<{ field::PID_LEVEL }>(pid) != 0;
+    if !nested || is_agent() {
+        bump(stat::EXECS_COUNTED);
+        return;
+    }
+    let parent_cgroup = cgroup_id::<M>(parent);
     let Some(mut entry) = EVENTS.reserve::<ProcessExec>(0) else {
         lost(kind::PROCESS_EXEC);
         return;

@@ -52,6 +52,9 @@ pub struct RunOptions {
     pub journal: Option<(PathBuf, JournalOptions)>,
     pub metrics: Option<(SocketAddr, MetricsOptions)>,
     pub ready_file: Option<PathBuf>,
+    /// The node's name (`--node-name`, else the host name): in every JSON record and in the
+    /// journal's sessions.
+    pub node: String,
 }
 
 /// Everything `sigtrace replay` was asked for.
@@ -173,6 +176,7 @@ impl RunOptions {
                 )
             }),
             ready_file: args.ready_file.clone(),
+            node: node_name(args),
         })
     }
 }
@@ -192,13 +196,7 @@ impl ReplayOptions {
                 until: args.until,
             },
             strict: args.strict,
-            filter: RecordFilter {
-                namespaces: args.filter.namespaces.clone(),
-                pods: args.filter.pods.clone(),
-                workloads: args.filter.workloads.clone(),
-                containers: args.filter.containers.clone(),
-                diagnoses: args.filter.diagnoses.clone(),
-            },
+            filter: filter(&args.filter),
             summary: args.summary,
         }
     }
@@ -270,17 +268,27 @@ pub fn run(opts: RunOptions) -> Result<()> {
         return Ok(());
     }
 
-    let mut pipeline = Pipeline::new(Engine::new(opts.engine.clone()), printer(opts.print))
-        .with_clock(clock)
-        .with_resolver(resolver(opts.resolver.clone())?);
+    let mut pipeline = Pipeline::new(
+        Engine::new(opts.engine.clone()),
+        printer(opts.print).with_node(Some(opts.node.clone())),
+    )
+    .with_clock(clock)
+    .with_resolver(resolver(opts.resolver.clone())?);
     if let Some((dir, limits)) = &opts.journal {
-        let journal =
-            JournalWriter::open(dir, *limits, SessionInfo::current(clock)).with_context(|| {
-                format!(
-                    "opening the journal in {} (use --data-dir DIR or --no-record)",
-                    dir.display()
-                )
-            })?;
+        let journal = JournalWriter::open(
+            dir,
+            *limits,
+            SessionInfo {
+                hostname: opts.node.clone(),
+                ..SessionInfo::current(clock)
+            },
+        )
+        .with_context(|| {
+            format!(
+                "opening the journal in {} (use --data-dir DIR or --no-record)",
+                dir.display()
+            )
+        })?;
         tracing::info!("recording to {}", journal.path().display());
         pipeline = pipeline.with_journal(LiveJournal::new(journal));
     }
@@ -324,19 +332,11 @@ pub fn replay(opts: ReplayOptions) -> Result<()> {
         anyhow::ensure!(since < until, "--since must come before --until");
     }
     if opts.summary {
-        let summary = replay_into(&opts, Summary::default())?;
-        let color = match Format::detect(false) {
-            Format::Terminal { color } => color,
-            Format::Json => false,
-        };
-        if summary.is_empty() {
-            println!("no stops in this journal (for this selection)");
-        } else {
-            print!("{}", summary.render(color));
-        }
+        print_summary(&replay_into(&opts, Summary::default())?);
         return Ok(());
     }
-    replay_into(&opts, printer(opts.print))?;
+    let node = crate::report::journal_node(&opts.paths);
+    replay_into(&opts, printer(opts.print).with_node(node))?;
     std::io::Write::flush(&mut std::io::stdout())?;
     Ok(())
 }
@@ -380,4 +380,72 @@ fn replay_into<S: OutputSink>(opts: &ReplayOptions, sink: S) -> Result<S> {
         );
     }
     Ok(pipeline.into_sink().sink)
+}
+
+/// What `report` and `summary` read, from their flags.
+fn inputs(args: &crate::cli::InputArgs) -> Result<crate::report::Inputs> {
+    if let (Some(since), Some(until)) = (args.since, args.until) {
+        anyhow::ensure!(since < until, "--since must come before --until");
+    }
+    let journals = if args.paths.is_empty() && args.records.is_empty() {
+        vec![PathBuf::from("/var/lib/sigtrace")]
+    } else {
+        args.paths.clone()
+    };
+    Ok(crate::report::Inputs {
+        journals,
+        records: args.records.clone(),
+        window: Window {
+            since: args.since,
+            until: args.until,
+        },
+        strict: args.strict,
+        filter: filter(&args.filter),
+        engine: EngineConfig::default(),
+    })
+}
+
+fn filter(f: &crate::cli::FilterArgs) -> RecordFilter {
+    RecordFilter {
+        namespaces: f.namespaces.clone(),
+        pods: f.pods.clone(),
+        workloads: f.workloads.clone(),
+        containers: f.containers.clone(),
+        diagnoses: f.diagnoses.clone(),
+    }
+}
+
+/// `sigtrace report`.
+pub fn report(args: &crate::cli::ReportArgs) -> Result<()> {
+    let inputs = inputs(&args.input)?;
+    let title = args
+        .title
+        .clone()
+        .unwrap_or_else(|| crate::report::default_title(&inputs.window));
+    let n = crate::report::report(&inputs, &title, &args.output)?;
+    eprintln!("sigtrace: {n} stops written to {}", args.output.display());
+    Ok(())
+}
+
+/// `sigtrace summary`.
+pub fn summary(args: &crate::cli::SummaryArgs) -> Result<()> {
+    let inputs = inputs(&args.input)?;
+    let (summary, reading) = crate::report::read(&inputs, Summary::default())?;
+    for n in &reading.notes {
+        eprintln!("sigtrace: {n}");
+    }
+    print_summary(&summary);
+    Ok(())
+}
+
+fn print_summary(summary: &Summary) {
+    let color = match Format::detect(false) {
+        Format::Terminal { color } => color,
+        Format::Json => false,
+    };
+    if summary.is_empty() {
+        println!("no stops in this journal (for this selection)");
+    } else {
+        print!("{}", summary.render(color));
+    }
 }

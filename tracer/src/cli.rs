@@ -30,6 +30,54 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Check that this node can run sigtrace; one line per check.
     Doctor(DoctorArgs),
+    /// Write a post-mortem as one self-contained HTML file: a summary with the fixes ranked by
+    /// the time they would save, a swimlane timeline of every stop, and the details.
+    Report(ReportArgs),
+    /// Print one table row per workload or container: stops, median and longest duration,
+    /// SIGKILLs, diagnoses and what to change.
+    Summary(SummaryArgs),
+}
+
+/// Where a report or summary reads stops from, and which.
+#[derive(Debug, Args, Clone)]
+pub struct InputArgs {
+    /// Journal files or directories (default: /var/lib/sigtrace, unless --records is given).
+    #[arg(value_name = "FILES|DIR")]
+    pub paths: Vec<PathBuf>,
+    /// JSON-lines records of `sigtrace run --json` from any number of nodes (`kubectl logs`,
+    /// Loki or Elasticsearch exports; log prefixes and other lines are skipped and counted);
+    /// `-` reads standard input. Repeatable.
+    #[arg(long = "records", value_name = "FILE")]
+    pub records: Vec<PathBuf>,
+    /// Only stops that started at or after this time: RFC 3339 or how long ago (30m, 2h, 1d).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub since: Option<i64>,
+    /// Only stops that started before this time (RFC 3339, or how long ago).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub until: Option<i64>,
+    /// Stop at the first corrupt or foreign journal record instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The HTML file to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE.html")]
+    pub output: PathBuf,
+    /// The page's title (default: the window it covers).
+    #[arg(long)]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -7,6 +7,7 @@
 //! - [`pipeline`]: the consumer: [`decode`] (kernel bytes → [`event`]s), [`container`]
 //!   attribution, [`engine`] (the pure correlation engine: events → shutdown records with
 //!   diagnoses), and the sinks: [`output`] (terminal and JSON), [`journal`], [`metrics`].
+//! - [`report`]: post-mortems over journals and record files (`report`, `summary`).
 //! - [`app`]: the commands, with their options built once from the command line ([`cli`]).
 pub mod app;
 pub mod btf;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod output;
 pub mod patch;
 pub mod pipeline;
+pub mod report;
 pub mod source;
 pub mod summary;
 

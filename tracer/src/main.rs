@@ -19,6 +19,8 @@ fn main() -> ExitCode {
             tracer::app::replay(tracer::app::ReplayOptions::from_args(&args)).map(|()| true)
         }
         Some(Command::Run(args)) => run(&args),
+        Some(Command::Report(args)) => tracer::app::report(&args).map(|()| true),
+        Some(Command::Summary(args)) => tracer::app::summary(&args).map(|()| true),
         None => run(&cli.run),
     };
     match result {

@@ -61,6 +61,8 @@ pub struct Printer<W: Write> {
     out: W,
     format: Format,
     containers_only: bool,
+    /// The node every JSON record names (`"node"`), when known.
+    node: Option<String>,
 }
 
 pub(crate) const RESET: &str = "\x1b[0m";
@@ -183,7 +185,31 @@ impl<W: Write> Printer<W> {
             out,
             format,
             containers_only,
+            node: None,
         }
+    }
+
+    /// JSON records name `node` (their first field).
+    pub fn with_node(mut self, node: Option<String>) -> Self {
+        self.node = node;
+        self
+    }
+
+    /// One record as a JSON line, with the node first when known.
+    fn json(&mut self, record: &impl serde::Serialize) -> std::io::Result<()> {
+        match &self.node {
+            None => serde_json::to_writer(&mut self.out, record)?,
+            Some(node) => {
+                #[derive(serde::Serialize)]
+                struct WithNode<'a, R> {
+                    node: &'a str,
+                    #[serde(flatten)]
+                    record: &'a R,
+                }
+                serde_json::to_writer(&mut self.out, &WithNode { node, record })?
+            }
+        }
+        writeln!(self.out)
     }
 
     fn paint(&self, color: &str, text: &str) -> String {
@@ -214,8 +240,7 @@ impl<W: Write> Printer<W> {
             return Ok(());
         }
         if self.format == Format::Json {
-            serde_json::to_writer(&mut self.out, p)?;
-            return writeln!(self.out);
+            return self.json(p);
         }
         let d = self.paint(diagnosis_color(p.diagnosis), p.diagnosis.as_str());
         let mut line = format!(
@@ -249,8 +274,7 @@ impl<W: Write> Printer<W> {
 
     fn container_stop(&mut self, c: &ContainerStop) -> std::io::Result<()> {
         if self.format == Format::Json {
-            serde_json::to_writer(&mut self.out, c)?;
-            return writeln!(self.out);
+            return self.json(c);
         }
         let d = self.paint(diagnosis_color(c.diagnosis), c.diagnosis.as_str());
         let mut line = format!(
@@ -300,8 +324,7 @@ impl<W: Write> Printer<W> {
 
     fn pod_stop(&mut self, p: &PodStop) -> std::io::Result<()> {
         if self.format == Format::Json {
-            serde_json::to_writer(&mut self.out, p)?;
-            return writeln!(self.out);
+            return self.json(p);
         }
         let d = self.paint(diagnosis_color(p.diagnosis), p.diagnosis.as_str());
         let workload = p

@@ -26,6 +26,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "nodejs",            // S22: a runtime whose default SIGTERM handler re-raises
     "golang-go",         // Go's runtime re-raises too (built offline by the tests)
     "protobuf-compiler", // protoc, for the CRI client the Kubernetes tests drive containerd with
+    "bpftool",           // per-program bpf_stats in the exec benchmark
 ];
 
 fn say(msg: &str) {
