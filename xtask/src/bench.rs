@@ -14,6 +14,7 @@
 //!   wall-clock cost per spawn, and from `kernel.bpf_stats_enabled` each hook program's
 //!   in-kernel cost per run (sigtrace's exec program against the floor's empty one). None of
 //!   these execs is a runtime's exec into a container: sigtrace only counts them.
+//! - `report`: the HTML report at 10 000 stops (`bench_report.rs`).
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -29,12 +30,14 @@ pub enum Which {
     Overhead,
     Engine,
     Exec,
+    Report,
 }
 
 pub fn run(which: Which) -> Result<()> {
     match which {
         Which::Overhead => overhead(),
         Which::Exec => exec_storm(),
+        Which::Report => crate::bench_report::report_scale(),
         Which::Engine => run_checked(
             Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(workspace_root())

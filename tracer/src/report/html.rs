@@ -522,6 +522,7 @@ var errs=[];window.addEventListener('error',function(e){errs.push(String(e.messa
 document.addEventListener('securitypolicyviolation',function(e){var n=+(document.body.dataset.cspViolations||0)+1;document.body.dataset.cspViolations=n;});\
 var svg=document.getElementById('lanes');if(!svg){document.body.dataset.ready='1';return;}\
 var lw=+svg.dataset.labelW,base=+svg.dataset.scale,range=+svg.dataset.range,zoom=1;\
+/* The server laid the page out at zoom 1; a zoom moves every timed element. */\
 function layout(){var k=base*zoom;svg.setAttribute('width',Math.ceil(lw+range*k+20));\
 svg.querySelectorAll('.t').forEach(function(el){var t0=+el.dataset.t0,x=lw+t0*k;\
 if(el.tagName==='line'){el.setAttribute('x1',x);el.setAttribute('x2',x);}\
@@ -531,6 +532,6 @@ document.getElementById('scale').textContent=' zoom \\u00d7'+zoom+' ';}\
 document.getElementById('zoom-in').addEventListener('click',function(){zoom*=2;layout();});\
 document.getElementById('zoom-out').addEventListener('click',function(){zoom=Math.max(1,zoom/2);layout();});\
 svg.addEventListener('click',function(e){var b=e.target.closest('.bar');if(!b)return;var d=document.getElementById('stop-'+b.dataset.stop);if(d){d.open=true;d.scrollIntoView({block:'center'});}});\
-layout();document.body.dataset.ready='1';\
+document.getElementById('scale').textContent=' zoom \\u00d71 ';document.body.dataset.ready='1';\
 })();\
 </script>";
