@@ -434,15 +434,13 @@ fn filters_and_the_summary_select_from_a_real_journal() {
     assert!(lines
         .iter()
         .any(|l| l["type"] == "container_stop" && l["container"]["id"] == run.pod.id.as_str()));
-    // The pod `app` is a bare pod: its workload is its own name.
+    // The pod `app-0` is a StatefulSet's by its name: workload `app`.
     let o = replay(&[dir, "--json", "--workload", "app"]);
     let lines = stdout_lines(&o);
     assert!(
         !lines.is_empty()
-            && lines
-                .iter()
-                .all(|l| l["container"]["workload"] == "app"
-                    && l["container"]["workload_type"] == "pod"),
+            && lines.iter().all(|l| l["container"]["workload"] == "app"
+                && l["container"]["workload_type"] == "statefulset"),
         "{lines:#?}"
     );
     let o = replay(&[dir, "--json", "--workload", "web"]);

@@ -248,6 +248,32 @@ fn report_of_real_journals_in_chromium() {
     sigtrace(&["report", &dir, "--namespace", "shop", "-o", &html_s]);
     screenshot(&html, &png);
 
+    // A journal with a corrupt region still gives a report, with a note of what was skipped.
+    let damaged = TempDir::new("damaged-journal");
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.ends_with(".journal") {
+            let mut bytes = std::fs::read(e.path()).unwrap();
+            let (mid, len) = (bytes.len() / 2, bytes.len());
+            for b in &mut bytes[mid..(mid + 64).min(len)] {
+                *b ^= 0x5a;
+            }
+            std::fs::write(damaged.path().join(name), bytes).unwrap();
+        }
+    }
+    let damaged_s = damaged.path().display().to_string();
+    let out = sigtrace(&["report", &damaged_s, "-o", &html_s]);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("id=\"notes\"") && page.contains("corrupt or unreadable record(s) skipped"),
+        "the page notes the damage; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        page.contains("class=\"lane\""),
+        "the records around the damage are shown"
+    );
+
     // The summary of the same journal.
     let text = String::from_utf8_lossy(&sigtrace(&["summary", &dir]).stdout).into_owned();
     assert!(
