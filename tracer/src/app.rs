@@ -312,6 +312,10 @@ pub fn run(opts: RunOptions) -> Result<()> {
     }
 
     let mut source = LiveSource::start(probes, stop)?;
+    // Start-up parsed the kernel's BTF (tens of MiB, freed by now): give it back to the system
+    // so that an idle agent's RSS is what it really uses.
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
     mark_ready(opts.ready_file.as_ref())?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!("tracing: {hooks} hooks attached");

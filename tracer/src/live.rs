@@ -2,6 +2,11 @@
 //! the kernel wrote them; the source hands them out one by one, with the kernel's lost-record
 //! count and a tick twice a second, until a stop is requested (SIGTERM/SIGINT) and the ring
 //! has been drained one last time.
+//!
+//! An idle agent should cost next to nothing: the ring thread drains every
+//! [`DRAIN_MIN_MS`] while records come, and backs off (doubling) to [`DRAIN_IDLE_MS`] while
+//! the ring stays empty (the kernel still wakes it at once when enough data waits); the
+//! per-signal kernel counters, 64 map reads, are read every [`SIGNAL_COUNTS_EVERY`] ticks only.
 use std::{
     os::fd::AsRawFd,
     sync::{
@@ -23,8 +28,13 @@ use crate::{
 
 /// How often the consumer gets a tick (timers, flushing, health).
 const TICK: Duration = Duration::from_millis(500);
-/// The kernel side wakes the reader only when the ring fills up: it drains on this timer too.
-const DRAIN_EVERY_MS: i32 = 25;
+/// The kernel side wakes the reader only when enough data waits: it drains on a timer too,
+/// every this many ms while records come...
+const DRAIN_MIN_MS: i32 = 25;
+/// ...and backing off to this while the ring stays empty.
+const DRAIN_IDLE_MS: i32 = 400;
+/// Ticks between two reads of the per-signal kernel counters.
+const SIGNAL_COUNTS_EVERY: u32 = 10;
 /// Batches in flight between the ring thread and the consumer: a stalled consumer (a slow disk)
 /// is absorbed up to this depth, then the ring fills and the kernel counts what it drops.
 const BATCHES_IN_FLIGHT: usize = 64;
@@ -50,6 +60,8 @@ pub struct LiveSource {
     lost_seen: u64,
     stats: LiveStats,
     ended: bool,
+    /// Ticks since the per-signal counters were read.
+    ticks: u32,
 }
 
 impl LiveSource {
@@ -78,13 +90,21 @@ impl LiveSource {
             lost_seen: 0,
             stats: LiveStats::default(),
             ended: false,
+            ticks: 0,
         })
     }
 
     /// What a tick brings: the counters, and the records the kernel lost since the last one.
     fn poll_counters(&mut self) -> Option<u64> {
-        match self.probes.stats() {
-            Ok(kernel) => self.stats.kernel = kernel,
+        let with_signals = self.ticks % SIGNAL_COUNTS_EVERY == 0 || self.ended;
+        self.ticks = self.ticks.wrapping_add(1);
+        match self.probes.stats(with_signals) {
+            Ok(mut kernel) => {
+                if !with_signals {
+                    kernel.counted_signals = std::mem::take(&mut self.stats.kernel.counted_signals);
+                }
+                self.stats.kernel = kernel;
+            }
             Err(e) => tracing::debug!("reading the kernel counters: {e}"),
         }
         self.stats.records_read = self.read.load(Ordering::Relaxed);
@@ -155,8 +175,8 @@ impl Source for LiveSource {
     }
 }
 
-/// The ring thread: drains on wake-up or every [`DRAIN_EVERY_MS`], until `stop` is set; then
-/// drains once more, so that it loses nothing, and hangs up.
+/// The ring thread: drains on wake-up or on its timer (see the module docs), until `stop` is
+/// set; then drains once more, so that it loses nothing, and hangs up.
 fn read_ring(
     mut ring: RingBuf<MapData>,
     tx: SyncSender<Batch>,
@@ -164,6 +184,7 @@ fn read_ring(
     stop: &AtomicBool,
 ) {
     let fd = ring.as_raw_fd();
+    let mut wait_ms = DRAIN_MIN_MS;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         if !stopping {
@@ -173,13 +194,18 @@ fn read_ring(
                 revents: 0,
             };
             // SAFETY: one valid pollfd; the ring's fd stays open while `ring` lives.
-            unsafe { libc::poll(&mut pfd, 1, DRAIN_EVERY_MS) };
+            unsafe { libc::poll(&mut pfd, 1, wait_ms) };
         }
         let mut batch = Batch::default();
         while let Some(item) = ring.next() {
             batch.bytes.extend_from_slice(&item);
             batch.ends.push(batch.bytes.len());
         }
+        wait_ms = if batch.ends.is_empty() {
+            (wait_ms * 2).min(DRAIN_IDLE_MS)
+        } else {
+            DRAIN_MIN_MS
+        };
         if !batch.ends.is_empty() {
             read.fetch_add(batch.ends.len() as u64, Ordering::Relaxed);
             if tx.send(batch).is_err() {

@@ -301,8 +301,8 @@ impl Probes {
         RingBuf::try_from(map).map_err(|e| kernel_err("EVENTS ring buffer", e))
     }
 
-    /// Reads the kernel-side counters.
-    pub fn stats(&self) -> Result<KernelStats, SourceError> {
+    /// Reads the kernel-side counters; the per-signal ones (64 map reads) only `with_signals`.
+    pub fn stats(&self, with_signals: bool) -> Result<KernelStats, SourceError> {
         let sum = |name: &str, index: u32| -> Result<u64, SourceError> {
             let map = self.ebpf.map(name).ok_or_else(|| SourceError::Kernel {
                 what: format!("{name} map"),
@@ -325,7 +325,7 @@ impl Probes {
         for k in 1..6u32 {
             s.lost_by_kind[k as usize] = sum("STATS", stat::LOST_BY_KIND + k)?;
         }
-        for sig in 1..NSIG as u32 {
+        for sig in (1..NSIG as u32).filter(|_| with_signals) {
             let n = sum("SIGNAL_COUNTS", sig)?;
             if n > 0 {
                 s.counted_signals.push((sig as i32, n));
