@@ -96,7 +96,7 @@ impl LiveSource {
 
     /// What a tick brings: the counters, and the records the kernel lost since the last one.
     fn poll_counters(&mut self) -> Option<u64> {
-        let with_signals = self.ticks % SIGNAL_COUNTS_EVERY == 0 || self.ended;
+        let with_signals = self.ticks.is_multiple_of(SIGNAL_COUNTS_EVERY) || self.ended;
         self.ticks = self.ticks.wrapping_add(1);
         match self.probes.stats(with_signals) {
             Ok(mut kernel) => {
