@@ -15,6 +15,7 @@
 //!   in-kernel cost per run (sigtrace's exec program against the floor's empty one). None of
 //!   these execs is a runtime's exec into a container: sigtrace only counts them.
 //! - `report`: the HTML report at 10 000 stops (`bench_report.rs`).
+//! - `agent`: the agent under a storm, with and without its journal (`bench_agent.rs`).
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -31,6 +32,7 @@ pub enum Which {
     Engine,
     Exec,
     Report,
+    Agent,
 }
 
 pub fn run(which: Which) -> Result<()> {
@@ -38,6 +40,7 @@ pub fn run(which: Which) -> Result<()> {
         Which::Overhead => overhead(),
         Which::Exec => exec_storm(),
         Which::Report => crate::bench_report::report_scale(),
+        Which::Agent => crate::bench_agent::agent(),
         Which::Engine => run_checked(
             Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(workspace_root())

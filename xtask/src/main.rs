@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's entry points. `run` and `test` bootstrap the toolchain on a
 //! fresh machine, build, and run sigtrace or every test; `bench` runs the benchmarks.
 mod bench;
+mod bench_agent;
 mod bench_report;
 mod bootstrap;
 
