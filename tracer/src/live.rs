@@ -38,6 +38,9 @@ const SIGNAL_COUNTS_EVERY: u32 = 10;
 /// Batches in flight between the ring thread and the consumer: a stalled consumer (a slow disk)
 /// is absorbed up to this depth, then the ring fills and the kernel counts what it drops.
 const BATCHES_IN_FLIGHT: usize = 64;
+/// A batch is sent once it holds this many bytes, so that what waits between the threads stays
+/// under `BATCHES_IN_FLIGHT` × this (16 MiB) however full the ring was.
+const BATCH_BYTES: usize = 256 << 10;
 
 /// Kernel records taken out of the ring in one drain, back to back.
 #[derive(Default)]
@@ -196,22 +199,32 @@ fn read_ring(
             // SAFETY: one valid pollfd; the ring's fd stays open while `ring` lives.
             unsafe { libc::poll(&mut pfd, 1, wait_ms) };
         }
-        let mut batch = Batch::default();
-        while let Some(item) = ring.next() {
-            batch.bytes.extend_from_slice(&item);
-            batch.ends.push(batch.bytes.len());
-        }
-        wait_ms = if batch.ends.is_empty() {
-            (wait_ms * 2).min(DRAIN_IDLE_MS)
-        } else {
-            DRAIN_MIN_MS
-        };
-        if !batch.ends.is_empty() {
+        let mut drained = 0usize;
+        loop {
+            let mut batch = Batch::default();
+            while batch.bytes.len() < BATCH_BYTES {
+                let Some(item) = ring.next() else { break };
+                batch.bytes.extend_from_slice(&item);
+                batch.ends.push(batch.bytes.len());
+            }
+            if batch.ends.is_empty() {
+                break;
+            }
+            let full = batch.bytes.len() >= BATCH_BYTES;
+            drained += batch.ends.len();
             read.fetch_add(batch.ends.len() as u64, Ordering::Relaxed);
             if tx.send(batch).is_err() {
                 return;
             }
+            if !full {
+                break;
+            }
         }
+        wait_ms = if drained == 0 {
+            (wait_ms * 2).min(DRAIN_IDLE_MS)
+        } else {
+            DRAIN_MIN_MS
+        };
         if stopping {
             return;
         }
