@@ -13,6 +13,7 @@ use serde_json::Value;
 
 pub mod cri;
 pub mod metrics;
+pub mod oci;
 pub mod records;
 pub mod runc;
 pub mod runtime;

@@ -221,3 +221,24 @@ pub fn member<'a>(rec: &'a Value, name: &str) -> &'a Value {
         .and_then(|cs| cs.iter().find(|c| c["container"]["name"] == name))
         .unwrap_or_else(|| panic!("no container {name} in {rec:#}"))
 }
+
+/// The terminal timeline of a pod's stop, replayed from the journal in `dir`
+/// (`--containers-only`, no colour).
+pub fn replayed_timeline(dir: &str, pod: &str) -> String {
+    let out = std::process::Command::new(crate::sigtrace_bin())
+        .args(["replay", dir, "--containers-only", "--pod", pod])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("sigtrace replay");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}");
+    text
+}
+
+/// The line of `text` that contains `what` (a `POD STOP`, a `CONTAINER STOP`), or a failure
+/// showing the text.
+pub fn line_with<'a>(text: &'a str, what: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no {what} line:\n{text}"))
+}

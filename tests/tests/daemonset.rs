@@ -20,8 +20,9 @@ use std::{
 use k8s_cri::v1 as cri;
 use serde_json::Value;
 use tests::{
-    cri::{ContainerSpec, ImageSpec, Kubelet, PodSpec},
+    cri::{ContainerSpec, Kubelet, PodSpec},
     metrics::http_get,
+    oci::ImageSpec,
     records::wait_handles_term,
     runtime::{busybox_rootfs, copy_binary},
     sigtrace_bin, wait_until, workspace, TempDir,

@@ -247,17 +247,8 @@ fn k8s_two_containers_one_overruns() {
     assert_eq!(rec["killed_at_teardown"], serde_json::json!([]), "{rec:#}");
 
     agent.stop();
-    let out = std::process::Command::new(tests::sigtrace_bin())
-        .args(["replay", &dir, "--containers-only", "--pod", &p.spec.name])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("sigtrace replay");
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("{text}");
-    let line = text
-        .lines()
-        .find(|l| l.contains("POD STOP"))
-        .unwrap_or_else(|| panic!("no POD STOP line in the replay:\n{text}"));
+    let text = tests::records::replayed_timeline(&dir, &p.spec.name);
+    let line = tests::records::line_with(&text, "POD STOP");
     for part in [
         "shop/api-6f7b8c9d4-zq5wp",
         "(deployment api)",

@@ -85,17 +85,8 @@ fn s15_slow_prestop_leaves_the_app_too_little() {
 
     // The terminal line of the container shows the hook and the budget.
     agent.stop();
-    let out = std::process::Command::new(tests::sigtrace_bin())
-        .args(["replay", &dir, "--containers-only", "--pod", &p.spec.name])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("sigtrace replay");
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("{text}");
-    let line = text
-        .lines()
-        .find(|l| l.contains("CONTAINER STOP"))
-        .unwrap_or_else(|| panic!("no CONTAINER STOP line:\n{text}"));
+    let text = tests::records::replayed_timeline(&dir, &p.spec.name);
+    let line = tests::records::line_with(&text, "CONTAINER STOP");
     for part in [
         "preStop sleep 3.",
         "app had 2.",

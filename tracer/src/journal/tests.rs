@@ -776,36 +776,3 @@ fn big_files_are_read_through_a_bounded_window() {
     );
     assert!(r.window_capacity() <= 2 * window, "{}", r.window_capacity());
 }
-
-/// A container item written before workloads existed gets its workload from the pod name's
-/// rules at replay; one written with a workload keeps it.
-#[test]
-fn old_container_items_get_the_workload_from_the_pod_name() {
-    let item = |json: &str| {
-        let mut p = 7u64.to_le_bytes().to_vec();
-        p.extend_from_slice(json.as_bytes());
-        super::format::decode_container(&p).expect("decodes")
-    };
-    let (cg, info) = item(
-        r#"{"id":"x","runtime":"containerd","name":"db","pod":"db-0","namespace":"n",
-            "pod_uid":null,"qos":null,"container_type":null,"image":null,
-            "cgroup_id":7,"cgroup_path":"/x"}"#,
-    );
-    assert_eq!(cg, 7);
-    let w = info.workload.expect("derived");
-    assert_eq!((w.name.as_str(), w.kind.as_str()), ("db", "statefulset"));
-    let (_, info) = item(
-        r#"{"id":"x","runtime":"cri-o","name":"db","pod":"db-0","namespace":"n",
-            "pod_uid":null,"qos":null,"container_type":null,"image":null,
-            "workload":"db","workload_type":"deployment","workload_source":"labels",
-            "cgroup_id":7,"cgroup_path":"/x"}"#,
-    );
-    assert_eq!(info.workload.expect("kept").kind.as_str(), "deployment");
-    // No pod: no workload.
-    let (_, info) = item(
-        r#"{"id":"x","runtime":"docker","name":"web","pod":null,"namespace":null,
-            "pod_uid":null,"qos":null,"container_type":null,"image":null,
-            "cgroup_id":7,"cgroup_path":"/x"}"#,
-    );
-    assert_eq!(info.workload, None);
-}
