@@ -114,11 +114,7 @@ pub fn read<S: NodeSink>(inputs: &Inputs, mut sink: S) -> Result<(S, Reading)> {
         );
         let mut pipeline = Pipeline::new(
             Engine::new(inputs.engine.clone()),
-            Selected {
-                inputs,
-                sink,
-                skipped: 0,
-            },
+            Selected { inputs, sink },
         )
         .with_window(inputs.window);
         let on_bad = if inputs.strict {
@@ -149,11 +145,7 @@ pub fn read<S: NodeSink>(inputs: &Inputs, mut sink: S) -> Result<(S, Reading)> {
     }
     for path in &inputs.records {
         let what = path.display().to_string();
-        let mut selected = Selected {
-            inputs,
-            sink,
-            skipped: 0,
-        };
+        let mut selected = Selected { inputs, sink };
         if path == Path::new("-") {
             read_lines(
                 std::io::stdin().lock(),
@@ -215,7 +207,6 @@ fn read_lines<S: NodeSink>(
 struct Selected<'a, S> {
     inputs: &'a Inputs,
     sink: S,
-    skipped: u64,
 }
 
 impl<S: NodeSink> OutputSink for Selected<'_, S> {
@@ -225,7 +216,6 @@ impl<S: NodeSink> OutputSink for Selected<'_, S> {
         }
         if let Some(t) = record_start(o) {
             if !self.inputs.window.contains(t) {
-                self.skipped += 1;
                 return Ok(());
             }
         }
@@ -293,7 +283,6 @@ mod tests {
         let mut sel = Selected {
             inputs,
             sink: records::Collector::new("unknown"),
-            skipped: 0,
         };
         read_lines(text.as_bytes(), "test input", &mut sel, &mut reading).unwrap();
         (sel.sink.finish(), reading)

@@ -229,10 +229,10 @@ impl Collector {
         }
     }
 
-    /// Adds one record; `false` when it is not a stop this view shows.
-    pub fn record(&mut self, rec: Value) -> bool {
+    /// Adds one record, if it is a stop this view shows.
+    pub fn record(&mut self, rec: Value) {
         let Some(stop) = stop_of(rec, &self.default_node) else {
-            return false;
+            return;
         };
         let id = match stop.kind {
             StopKind::Pod => s(&stop.record["pod_uid"]),
@@ -244,10 +244,9 @@ impl Collector {
             .insert((stop.node.clone(), stop.kind, id, stop.started_us))
         {
             self.duplicates += 1;
-            return true;
+            return;
         }
         self.stops.push(stop);
-        true
     }
 
     /// The stops to show: a container stop that its pod's record also holds is shown in the
