@@ -143,30 +143,63 @@ fn second_quick_sigterm_is_already_pending() {
     assert_eq!(delivers, 1, "collapsed into one delivery");
 }
 
+/// Exit codes and terminating signals of signalled processes. The exits of processes that
+/// nothing signalled (and whose parent nothing signalled) are only counted in the kernel.
 #[test]
 fn exit_codes_and_terminating_signals() {
     let agent = Agent::start(&["run", "--raw"]);
     let mut zero = Proc::victim(&["--exit-after-ms", "50", "--code", "0"]);
     let mut three = Proc::victim(&["--exit-after-ms", "50", "--code", "3"]);
+    let mut four = Proc::victim(&["--handle", "TERM:4:0"]);
     let mut nine = Proc::victim(&[]);
     let mut fifteen = Proc::victim(&[]);
+    kill(four.pid, libc::SIGTERM);
     kill(nine.pid, libc::SIGKILL);
     kill(fifteen.pid, libc::SIGTERM);
-    for p in [&mut zero, &mut three, &mut nine, &mut fifteen] {
+    for p in [&mut zero, &mut three, &mut four, &mut nine, &mut fifteen] {
         p.wait_exit(T).expect("exit");
     }
-    for p in [zero.pid, three.pid, nine.pid, fifteen.pid] {
+    // Every exit above happened before this one's signal.
+    let mut last = Proc::victim(&[]);
+    kill(last.pid, libc::SIGKILL);
+    last.wait_exit(T).expect("exit");
+    for p in [four.pid, nine.pid, fifteen.pid, last.pid] {
         exit_of(&agent, p);
     }
     let out = agent.stop();
     let exit = |pid| {
         find(&raw_events_for(&out.lines, pid), "exit", |_| true).expect("exit")["exit"].clone()
     };
-    assert_eq!(exit(zero.pid)["code"], 0);
-    assert_eq!(exit(three.pid)["code"], 3);
+    assert_eq!(exit(four.pid)["code"], 4);
     assert_eq!(exit(nine.pid)["signal"], "SIGKILL");
     assert_eq!(exit(fifteen.pid)["signal"], "SIGTERM");
     assert_eq!(exit(fifteen.pid)["core_dumped"], false);
+    for pid in [zero.pid, three.pid] {
+        let evs = raw_events_for(&out.lines, pid);
+        assert!(
+            find(&evs, "exit", |_| true).is_none(),
+            "the exit of {pid}, which nothing signalled, was emitted: {evs:?}"
+        );
+    }
+}
+
+/// A signalled process's direct children keep their exits on record, even when nothing
+/// signalled them: a shell's workload exiting during its stop is part of the story.
+#[test]
+fn the_exit_of_a_signalled_process_child_is_emitted() {
+    let agent = Agent::start(&["run", "--raw"]);
+    let mut sh =
+        Proc::spawn(Command::new("sh").args(["-c", "trap 'exit 5' TERM; /bin/sleep 0.5; exit 0"]));
+    tests::records::wait_handles_term(sh.pid);
+    let sleep = tests::records::wait_children(sh.pid, 1)[0];
+    kill(sh.pid, libc::SIGTERM);
+    assert_eq!(sh.wait_exit(T).and_then(|s| s.code()), Some(5));
+    exit_of(&agent, sh.pid);
+    let out = agent.stop();
+    let exit = find(&raw_events_for(&out.lines, sleep), "exit", |_| true)
+        .unwrap_or_else(|| panic!("no exit event for the shell's child {sleep}"));
+    assert_eq!(exit["task"]["ppid"], sh.pid);
+    assert_eq!(exit["exit"]["code"], 0);
 }
 
 #[test]

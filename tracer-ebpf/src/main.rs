@@ -14,7 +14,10 @@
 
 mod mem;
 
-use core::ptr::{addr_of, read_volatile};
+use core::{
+    arch::asm,
+    ptr::{addr_of, read_volatile},
+};
 
 use aya_ebpf::{
     helpers::{
@@ -22,7 +25,7 @@ use aya_ebpf::{
         bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes,
     },
     macros::{btf_tracepoint, map, raw_tracepoint},
-    maps::{PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use mem::{has, Direct, Mem, Probe};
@@ -41,6 +44,13 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// Signals outside the emit mask, counted per signal number.
 #[map]
 static SIGNAL_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NSIG as u32, 0);
+
+/// Thread groups whose exit is emitted (with their direct children's): the targets of
+/// emitted signals, runtime execs and OOM victims. One bit per PID (bit `tgid % 64` of word
+/// `tgid / 64`; userspace sizes it from `kernel.pid_max`), cleared at the group's exit. A
+/// plain load tests it: no hashing on the path of every process exit.
+#[map]
+static WATCHED: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Health counters, indexed by `tracer_common::stat`.
 #[map]
@@ -83,6 +93,45 @@ fn wakeup() -> u64 {
     } else {
         BPF_RB_NO_WAKEUP
     }
+}
+
+/// The word of `WATCHED` holding `tgid`'s bit, and the bit.
+#[inline(always)]
+fn watch_slot(tgid: u32) -> Option<(*mut u64, u64)> {
+    Some((WATCHED.get_ptr_mut(tgid / 64)?, 1u64 << (tgid % 64)))
+}
+
+/// Watches thread group `tgid`: its exit will be emitted.
+#[inline(always)]
+fn watch(tgid: u32) {
+    match watch_slot(tgid) {
+        // SAFETY: `word` points into the map's value; other CPUs change it atomically too.
+        Some((word, bit)) => unsafe {
+            if read_volatile(word) & bit == 0 {
+                asm!("lock *(u64 *)({p} + 0) |= {v}", p = in(reg) word, v = in(reg) bit,
+                    options(nostack, preserves_flags));
+            }
+        },
+        // A PID past the table (`pid_max` raised after start-up) is always watched.
+        None => bump(stat::WATCH_FULL),
+    }
+}
+
+#[inline(always)]
+fn unwatch(tgid: u32) {
+    if let Some((word, bit)) = watch_slot(tgid) {
+        // SAFETY: as in `watch`.
+        unsafe {
+            asm!("lock *(u64 *)({p} + 0) &= {v}", p = in(reg) word, v = in(reg) !bit,
+                options(nostack, preserves_flags));
+        }
+    }
+}
+
+#[inline(always)]
+fn watched(tgid: u32) -> bool {
+    // SAFETY: a load from the map's value.
+    watch_slot(tgid).is_none_or(|(word, bit)| unsafe { read_volatile(word) } & bit != 0)
 }
 
 #[inline(always)]
@@ -283,10 +332,12 @@ fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) 
     }
     // Signals to the agent itself (its own stop) are not traced either.
     let agent = cfg!(agent_tgid);
-    if agent != 0 && M::ld32::<{ field::TASK_TGID }>(task) == agent {
+    let target_tgid = M::ld32::<{ field::TASK_TGID }>(task);
+    if agent != 0 && target_tgid == agent {
         bump(stat::SELF_FILTERED);
         return;
     }
+    watch(target_tgid);
     let Some(mut entry) = EVENTS.reserve::<SignalGenerate>(0) else {
         lost(kind::SIGNAL_GENERATE);
         return;
@@ -335,6 +386,8 @@ fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
     ev.sig = sig;
     ev.code = si_code::<M>(info);
     let task = fill_current::<M>(&mut ev.receiver);
+    // The generation may have come before the trace started.
+    watch(ev.receiver.tgid);
     ev.sa_handler = M::ld64::<{ field::KA_HANDLER }>(ka);
     ev.sa_flags = M::ld64::<{ field::KA_FLAGS }>(ka);
     let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
@@ -343,8 +396,20 @@ fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
     bump(stat::EMITTED);
 }
 
+/// The exit of a watched thread group, or of a direct child of one (a stopping process's
+/// children belong to its record), is emitted; every other exit is only counted, with no
+/// record: nothing asked about that process.
 #[inline(always)]
 fn on_exit<M: Mem>(task: u64, group_dead_arg: u64) {
+    let tgid = M::ld32::<{ field::TASK_TGID }>(task);
+    let is_watched = watched(tgid);
+    if !is_watched {
+        let parent = M::ld64::<{ field::TASK_REAL_PARENT }>(task);
+        if !watched(M::ld32::<{ field::TASK_TGID }>(parent)) {
+            bump(stat::EXITS_COUNTED);
+            return;
+        }
+    }
     if is_agent() {
         return;
     }
@@ -358,6 +423,9 @@ fn on_exit<M: Mem>(task: u64, group_dead_arg: u64) {
     if !group_dead && cfg!(emit_thread_exits) == 0 {
         bump(stat::THREAD_EXITS_FOLDED);
         return;
+    }
+    if group_dead && is_watched {
+        unwatch(tgid);
     }
     let Some(mut entry) = EVENTS.reserve::<ProcessExit>(0) else {
         lost(kind::PROCESS_EXIT);
@@ -402,6 +470,7 @@ fn on_exec<M: Mem>(task: u64, bprm: u64) {
         return;
     }
     let parent_cgroup = cgroup_id::<M>(parent);
+    watch((bpf_get_current_pid_tgid() >> 32) as u32);
     let Some(mut entry) = EVENTS.reserve::<ProcessExec>(0) else {
         lost(kind::PROCESS_EXEC);
         return;
@@ -425,6 +494,7 @@ fn on_exec<M: Mem>(task: u64, bprm: u64) {
 
 #[inline(always)]
 fn on_oom<M: Mem>(task: u64) {
+    watch(M::ld32::<{ field::TASK_TGID }>(task));
     let Some(mut entry) = EVENTS.reserve::<OomVictim>(0) else {
         lost(kind::OOM_VICTIM);
         return;

@@ -121,6 +121,8 @@ pub struct Health {
     pub metadata_misses: u64,
     /// (signal name, total)
     pub counted_only: Vec<(String, u64)>,
+    /// (event kind, total): execs and exits the kernel side only counted.
+    pub kernel_counted: Vec<(String, u64)>,
     /// The journal's state: `None` without a journal.
     pub journal: Option<crate::journal::LiveJournalStats>,
     /// Repeated signals over their sender's budget ([`crate::budget`]).
@@ -141,6 +143,8 @@ impl Health {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         evictions.push(("container_metadata".to_string(), resolver.evictions));
+        // PIDs past the kernel's watch table (`kernel.pid_max` raised after start-up).
+        evictions.push(("kernel_watch_table".to_string(), live.kernel.watch_full));
         Self {
             events_read: live.records_read,
             events_lost: live.kernel.lost,
@@ -155,6 +159,10 @@ impl Health {
                 .iter()
                 .map(|(s, n)| (Signal(*s).name(), *n))
                 .collect(),
+            kernel_counted: vec![
+                ("exec".to_string(), live.kernel.execs_counted),
+                ("exit".to_string(), live.kernel.exits_counted),
+            ],
             journal: None,
             over_budget: 0,
         }
@@ -189,6 +197,7 @@ pub struct Metrics {
     evictions: IntCounterVec,
     metadata_misses: IntCounter,
     counted_only: IntCounterVec,
+    kernel_counted: IntCounterVec,
     series: Mutex<HashSet<[String; 4]>>,
     opts: MetricsOptions,
 }
@@ -402,6 +411,12 @@ impl Metrics {
                 "Signals outside the emit set, only counted in the kernel.",
                 &["signal"],
             )?,
+            kernel_counted: cvec(
+                "sigtrace_events_counted_only_total",
+                "Execs (not a runtime's exec into a container) and exits (of processes no \
+                 emitted signal, exec or OOM kill concerned) only counted in the kernel.",
+                &["kind"],
+            )?,
             series: Mutex::new(HashSet::new()),
             registry: r,
             opts,
@@ -550,6 +565,12 @@ impl Metrics {
             self.journal_up.set(i64::from(j.up));
             set_total(&self.journal_errors, j.errors);
             set_total(&self.journal_dropped, j.dropped);
+        }
+        for (kind, total) in &h.kernel_counted {
+            set_total(
+                &self.kernel_counted.with_label_values(&[kind.as_str()]),
+                *total,
+            );
         }
         for (sig, total) in &h.counted_only {
             set_total(

@@ -129,6 +129,12 @@ pub struct KernelStats {
     pub thread_exits_folded: u64,
     /// Execs that are not a runtime's exec into a container, only counted.
     pub execs_counted: u64,
+    /// Exits of processes nothing watched (no signal, exec or OOM kill of theirs or their
+    /// parent's was emitted), only counted.
+    pub exits_counted: u64,
+    /// Watch requests for a PID past the kernel's table (`kernel.pid_max` raised after
+    /// start-up); such exits are always emitted.
+    pub watch_full: u64,
     /// Signals outside the emit mask, by number.
     pub counted_signals: Vec<(i32, u64)>,
 }
@@ -192,6 +198,18 @@ pub fn kernel_config(btf: &KernelBtf, opts: &SourceOptions) -> (Config, Vec<Stri
     (config, warnings)
 }
 
+/// Words of the kernel's watch bitmap (one bit per PID): `kernel.pid_max` rounded up, or
+/// the largest PID a 64-bit kernel allows (512 KiB) when it cannot be read.
+fn watch_words() -> u32 {
+    const PID_MAX_LIMIT: u32 = 1 << 22;
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0 && n <= PID_MAX_LIMIT)
+        .unwrap_or(PID_MAX_LIMIT);
+    pid_max.div_ceil(64)
+}
+
 impl Probes {
     /// Loads the programs and attaches every hook, with offsets from `btf`.
     pub fn load(opts: &SourceOptions, btf: &KernelBtf) -> Result<Self, SourceError> {
@@ -216,6 +234,7 @@ impl Probes {
             .btf(Some(&aya_btf))
             .override_global("CONFIG", &config, true)
             .map_max_entries("EVENTS", opts.ring_bytes)
+            .map_max_entries("WATCHED", watch_words())
             .load(object.bytes())
             .map_err(|e| kernel_err("loading the eBPF object", e))?;
 
@@ -320,6 +339,8 @@ impl Probes {
             self_filtered: sum("STATS", stat::SELF_FILTERED)?,
             thread_exits_folded: sum("STATS", stat::THREAD_EXITS_FOLDED)?,
             execs_counted: sum("STATS", stat::EXECS_COUNTED)?,
+            exits_counted: sum("STATS", stat::EXITS_COUNTED)?,
+            watch_full: sum("STATS", stat::WATCH_FULL)?,
             ..Default::default()
         };
         for k in 1..6u32 {
