@@ -62,6 +62,8 @@ pub mod stat {
     /// Watch requests for a PID past the kernel's table (sized from `kernel.pid_max` at
     /// start-up; such a PID's exit is always emitted).
     pub const WATCH_FULL: u32 = 14;
+    /// Not a counter: bytes this CPU wrote to the ring since it last woke the reader.
+    pub const WAKE_BYTES: u32 = 15;
     /// Number of slots in the `STATS` map.
     pub const COUNT: u32 = 16;
 }
@@ -224,8 +226,9 @@ pub struct Config {
     pub exit_has_group_dead: u32,
     /// 1 to emit the exit of every thread rather than only the last of each group.
     pub emit_thread_exits: u32,
-    /// Wake the reader only once this many bytes wait in the ring buffer (it also drains on
-    /// a short timer): one wake-up per event would dominate the cost of busy signal paths.
+    /// Wake the reader only once a CPU has written this many bytes to the ring since its
+    /// last wake-up (the reader also drains on a timer): one wake-up per event would
+    /// dominate the cost of busy signal paths.
     pub wakeup_bytes: u32,
     /// Process names (comm, NUL-padded, as two native-endian words) of container runtimes:
     /// the signals they send are emitted whatever their number. Unused entries are zero.

@@ -31,7 +31,8 @@ use aya_ebpf::{
 use mem::{has, Direct, Mem, Probe};
 use tracer_common::{
     disp, field, kind, stat, task_flags, Config, Header, OomVictim, ProcessExec, ProcessExit,
-    SignalDeliver, SignalGenerate, TaskInfo, DISP_SIGNALS, MAX_RUNTIME_COMMS, NSIG, SI_KERNEL,
+    SignalDeliver, SignalGenerate, TaskInfo, COMM_LEN, DISP_SIGNALS, MAX_RUNTIME_COMMS, NSIG,
+    SI_KERNEL,
 };
 
 /// Filled by userspace before load.
@@ -64,7 +65,6 @@ const SIGCHLD: i32 = 17;
 const SI_USER: i32 = 0;
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
-const BPF_RB_AVAIL_DATA: u64 = 0;
 
 macro_rules! cfg {
     ($($field:ident).+) => {
@@ -85,13 +85,25 @@ fn lost(kind: u32) {
     bump(stat::LOST_BY_KIND + kind);
 }
 
-/// Submit flags: wake the reader only when enough data waits (it drains on a timer too).
+/// Submit flags for a record of `size` bytes: wake the reader once this CPU has written
+/// `CONFIG.wakeup_bytes` since its last wake-up (the reader also drains on a timer). A per-CPU
+/// count, not a query of the ring: that would read the consumer position the reader keeps
+/// writing from another CPU.
 #[inline(always)]
-fn wakeup() -> u64 {
-    if EVENTS.query(BPF_RB_AVAIL_DATA) >= cfg!(wakeup_bytes) as u64 {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
+fn wakeup(size: usize) -> u64 {
+    let Some(p) = STATS.get_ptr_mut(stat::WAKE_BYTES) else {
+        return BPF_RB_FORCE_WAKEUP;
+    };
+    // SAFETY: this CPU's slot of a per-CPU map; programs do not migrate while running.
+    unsafe {
+        let n = *p + size as u64;
+        if n >= cfg!(wakeup_bytes) as u64 {
+            *p = 0;
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            *p = n;
+            BPF_RB_NO_WAKEUP
+        }
     }
 }
 
@@ -184,20 +196,25 @@ fn fill_family<M: Mem>(task: u64, out: &mut TaskInfo, parent_comm: bool) {
     out.ppid = M::ld32::<{ field::TASK_TGID }>(parent);
     if parent_comm {
         M::comm(parent, &mut out.parent_comm);
+    } else {
+        out.parent_comm = [0; COMM_LEN];
     }
 
     // PID of the group leader inside its innermost namespace: numbers[level].nr.
     let leader = M::ld64::<{ field::TASK_GROUP_LEADER }>(task);
     out.start_ns = M::ld64::<{ field::TASK_START_TIME }>(leader);
     let pid = M::ld64::<{ field::TASK_THREAD_PID }>(leader);
-    if pid != 0 && has(field::PID_LEVEL) {
+    out.ns_pid = if pid != 0 && has(field::PID_LEVEL) {
         match M::ld32::<{ field::PID_LEVEL }>(pid) {
             // The initial namespace: the namespace PID is the host one.
-            0 => out.ns_pid = out.tgid,
-            level => out.ns_pid = M::ns_nr(pid, level),
+            0 => out.tgid,
+            level => M::ns_nr(pid, level),
         }
-    }
+    } else {
+        0
+    };
 
+    out._pad = 0;
     let mut flags = 0;
     let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
     let sflags = M::ld32::<{ field::SIGNAL_FLAGS }>(signal);
@@ -342,12 +359,9 @@ fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) 
         lost(kind::SIGNAL_GENERATE);
         return;
     };
-    // SAFETY: the entry is exclusively ours until submit; zero it before filling.
-    let ev = unsafe {
-        let p = entry.as_mut_ptr();
-        core::ptr::write_bytes(p, 0, 1);
-        &mut *p
-    };
+    // SAFETY: the entry is exclusively ours until submit. Every field is written below (no
+    // zeroing first: it costs as much as the fields).
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.header = header(kind::SIGNAL_GENERATE);
     ev.sig = sig;
     ev.code = si_code::<M>(info);
@@ -358,13 +372,18 @@ fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) 
 
     // In DISP_SIGNALS order, each with a constant signal number so that the loads are too.
     let sighand = M::ld64::<{ field::TASK_SIGHAND }>(task);
-    ev.disp[0] = disposition::<M>(sighand, sig);
-    ev.disp[1] = disposition::<M>(sighand, DISP_SIGNALS[1]);
-    ev.disp[2] = disposition::<M>(sighand, DISP_SIGNALS[2]);
-    ev.disp[3] = disposition::<M>(sighand, DISP_SIGNALS[3]);
-    ev.disp[4] = disposition::<M>(sighand, DISP_SIGNALS[4]);
+    ev.disp = [
+        disposition::<M>(sighand, sig),
+        disposition::<M>(sighand, DISP_SIGNALS[1]),
+        disposition::<M>(sighand, DISP_SIGNALS[2]),
+        disposition::<M>(sighand, DISP_SIGNALS[3]),
+        disposition::<M>(sighand, DISP_SIGNALS[4]),
+        0,
+        0,
+        0,
+    ];
     ev.target_blocked = M::ld64::<{ field::TASK_BLOCKED }>(task);
-    entry.submit(wakeup());
+    entry.submit(wakeup(size_of::<SignalGenerate>()));
     bump(stat::EMITTED);
 }
 
@@ -377,11 +396,8 @@ fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
         lost(kind::SIGNAL_DELIVER);
         return;
     };
-    let ev = unsafe {
-        let p = entry.as_mut_ptr();
-        core::ptr::write_bytes(p, 0, 1);
-        &mut *p
-    };
+    // SAFETY: as in `on_generate`: every field is written below.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.header = header(kind::SIGNAL_DELIVER);
     ev.sig = sig;
     ev.code = si_code::<M>(info);
@@ -392,7 +408,8 @@ fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
     ev.sa_flags = M::ld64::<{ field::KA_FLAGS }>(ka);
     let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
     ev.group_exit_code = M::ld32::<{ field::SIGNAL_GROUP_EXIT_CODE }>(signal) as i32;
-    entry.submit(wakeup());
+    ev._pad = 0;
+    entry.submit(wakeup(size_of::<SignalDeliver>()));
     bump(stat::EMITTED);
 }
 
@@ -431,16 +448,13 @@ fn on_exit<M: Mem>(task: u64, group_dead_arg: u64) {
         lost(kind::PROCESS_EXIT);
         return;
     };
-    let ev = unsafe {
-        let p = entry.as_mut_ptr();
-        core::ptr::write_bytes(p, 0, 1);
-        &mut *p
-    };
+    // SAFETY: as in `on_generate`: every field is written below.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.header = header(kind::PROCESS_EXIT);
     fill_task::<M>(task, &mut ev.task);
     ev.exit_code = M::ld32::<{ field::TASK_EXIT_CODE }>(task) as i32;
     ev.group_dead = group_dead as u32;
-    entry.submit(wakeup());
+    entry.submit(wakeup(size_of::<ProcessExit>()));
     bump(stat::EMITTED);
 }
 
@@ -488,7 +502,7 @@ fn on_exec<M: Mem>(task: u64, bprm: u64) {
         // SAFETY: a bounded string read of kernel memory into the reserved entry.
         let _ = unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut ev.path) };
     }
-    entry.submit(wakeup());
+    entry.submit(wakeup(size_of::<ProcessExec>()));
     bump(stat::EMITTED);
 }
 
@@ -507,7 +521,7 @@ fn on_oom<M: Mem>(task: u64) {
     ev.header = header(kind::OOM_VICTIM);
     fill_task::<M>(task, &mut ev.victim);
     ev.invoker_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    entry.submit(wakeup());
+    entry.submit(wakeup(size_of::<OomVictim>()));
     bump(stat::EMITTED);
 }
 

@@ -174,8 +174,10 @@ impl Mem for Probe {
     fn comm(task: u64, out: &mut [u8; COMM_LEN]) {
         let off = offsets().field(field::TASK_COMM);
         if task != 0 && off != OFFSET_MISSING {
-            // SAFETY: the helper checks the address and faults safely.
+            // SAFETY: the helper checks the address and faults safely (zeroing on a fault).
             let _ = unsafe { bpf_probe_read_kernel_buf((task + off as u64) as *const u8, out) };
+        } else {
+            *out = [0; COMM_LEN];
         }
     }
 

@@ -189,8 +189,10 @@ pub fn kernel_config(btf: &KernelBtf, opts: &SourceOptions) -> (Config, Vec<Stri
     config.agent_tgid = std::process::id();
     config.exit_has_group_dead = u32::from(btf.tracepoint_arity("sched_process_exit") == Some(2));
     config.emit_thread_exits = u32::from(opts.emit_thread_exits);
-    // Wake the reader when an eighth of the ring is used; the 25 ms drain timer covers the rest.
-    config.wakeup_bytes = opts.ring_bytes / 8;
+    // Wake the reader by the time about an eighth of the ring is used, all CPUs together;
+    // its drain timer covers the rest.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    config.wakeup_bytes = (opts.ring_bytes / 8 / cpus.max(1)).max(4096);
     let warnings = missing
         .into_iter()
         .map(|m| format!("kernel offset unavailable, field left empty: {m}"))

@@ -37,7 +37,7 @@ pub enum Which {
 
 pub fn run(which: Which) -> Result<()> {
     match which {
-        Which::Overhead => overhead(),
+        Which::Overhead => crate::bench_overhead::overhead(),
         Which::Exec => exec_storm(),
         Which::Report => crate::bench_report::report_scale(),
         Which::Agent => crate::bench_agent::agent(),
@@ -49,39 +49,40 @@ pub fn run(which: Which) -> Result<()> {
     }
 }
 
-const KILLS: u32 = 1_000_000;
-const ROUNDS: usize = 7;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tracer {
+pub(crate) enum Tracer {
     None,
     Floor,
     Sigtrace,
-    Bpftrace,
+    /// bpftrace counting hits of a tracepoint (`signal:signal_generate`, ...).
+    Bpftrace(&'static str),
+    /// A libbpf-tools tool that prints every event (`killsnoop`, `exitsnoop`).
+    Snoop(&'static str),
     /// `SIGTRACE_BENCH_BASELINE`, run like `Sigtrace`.
     Baseline,
 }
 
 impl Tracer {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> String {
         match self {
-            Tracer::None => "no tracer",
-            Tracer::Floor => "empty programs (floor)",
-            Tracer::Sigtrace => "sigtrace",
-            Tracer::Bpftrace => "bpftrace count",
-            Tracer::Baseline => "sigtrace (baseline binary)",
+            Tracer::None => "no tracer".into(),
+            Tracer::Floor => "empty programs (floor)".into(),
+            Tracer::Sigtrace => "sigtrace".into(),
+            Tracer::Bpftrace(probe) => format!("bpftrace count ({probe})"),
+            Tracer::Snoop(tool) => format!("{tool} (libbpf-tools)"),
+            Tracer::Baseline => "sigtrace (baseline binary)".into(),
         }
     }
 }
 
 /// The binaries under test: this build, and the baseline when one is given.
-struct Bins {
-    this: PathBuf,
-    baseline: Option<PathBuf>,
+pub(crate) struct Bins {
+    pub this: PathBuf,
+    pub baseline: Option<PathBuf>,
 }
 
 /// A running tracer, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Running(Option<Child>);
+pub(crate) struct Running(pub Option<Child>);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -101,10 +102,12 @@ impl Drop for Running {
     }
 }
 
-fn wait_for_file(path: &Path, child: &mut Child, log: &Path) -> Result<()> {
+/// Waits until `path` exists (a ready file) or, `nonempty`, has content (a tool's first
+/// output line).
+fn wait_for_file(path: &Path, nonempty: bool, child: &mut Child, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if path.exists() {
+        if std::fs::metadata(path).is_ok_and(|m| !nonempty || m.len() > 0) {
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
@@ -116,7 +119,7 @@ fn wait_for_file(path: &Path, child: &mut Child, log: &Path) -> Result<()> {
     bail!("tracer not ready after 30 s")
 }
 
-fn start(tracer: Tracer, bins: &Bins, tmp: &Path, journal: bool) -> Result<Running> {
+pub(crate) fn start(tracer: Tracer, bins: &Bins, tmp: &Path, journal: bool) -> Result<Running> {
     let ready = tmp.join("ready");
     let _ = std::fs::remove_file(&ready);
     let log = tmp.join(format!("{tracer:?}.log"));
@@ -157,11 +160,9 @@ fn start(tracer: Tracer, bins: &Bins, tmp: &Path, journal: bool) -> Result<Runni
                 .spawn()
                 .context("starting sigtrace")?
         }
-        Tracer::Bpftrace => {
+        Tracer::Bpftrace(probe) => {
             let script = format!(
-                "tracepoint:{} {{ @n = count(); }} BEGIN {{ system(\"touch {}\"); }}",
-                std::env::var("SIGTRACE_BENCH_BPFTRACE_PROBE")
-                    .unwrap_or_else(|_| "signal:signal_generate".into()),
+                "tracepoint:{probe} {{ @n = count(); }} BEGIN {{ system(\"echo > {}\"); }}",
                 ready.display()
             );
             Command::new("bpftrace")
@@ -173,48 +174,35 @@ fn start(tracer: Tracer, bins: &Bins, tmp: &Path, journal: bool) -> Result<Runni
                 .spawn()
                 .context("starting bpftrace")?
         }
+        // Ready once its header line is out; every event is printed to a file.
+        Tracer::Snoop(tool) => Command::new("stdbuf")
+            .arg("-oL")
+            .arg(format!("/usr/sbin/{tool}"))
+            .stdout(std::fs::File::create(&ready).map(Stdio::from)?)
+            .stderr(stderr())
+            .spawn()
+            .with_context(|| format!("starting {tool}"))?,
     };
-    wait_for_file(&ready, &mut child, &log)?;
+    if let Err(e) = wait_for_file(&ready, matches!(tracer, Tracer::Snoop(_)), &mut child, &log) {
+        drop(Running(Some(child)));
+        return Err(e.context(format!("starting {}", tracer.name())));
+    }
     // Let the tracer settle (bpftrace prints, sigtrace starts its reader).
     std::thread::sleep(Duration::from_millis(300));
     Ok(Running(Some(child)))
 }
 
-/// Nanoseconds per kill() of `sig` to self, with `sig` blocked for the loop (SIGURG is
-/// ignored by default anyway; a blocked SIGTERM stays pending, ALREADY_PENDING after the
-/// first). The pending signal is discarded (SIG_IGN) before it is unblocked.
-fn kill_loop(sig: i32) -> f64 {
-    // SAFETY: signal-mask and disposition changes of this process, and kill(2) to itself of a
-    // signal that is blocked until it is discarded.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let pid = libc::getpid();
-        let start = Instant::now();
-        for _ in 0..KILLS {
-            libc::kill(pid, sig);
-        }
-        let ns = start.elapsed().as_nanos() as f64 / KILLS as f64;
-        let old = libc::signal(sig, libc::SIG_IGN);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::signal(sig, old);
-        ns
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
 /// Mounts tracefs if it is not (bpftrace's tracepoints need it); unmounts it on drop if it
 /// mounted it.
-struct Tracefs(bool);
+pub(crate) struct Tracefs(bool);
 
 impl Tracefs {
-    fn ensure() -> Result<Self> {
+    pub(crate) fn ensure() -> Result<Self> {
         if Path::new("/sys/kernel/tracing/events").exists() {
             return Ok(Self(false));
         }
@@ -234,164 +222,11 @@ impl Drop for Tracefs {
     }
 }
 
-fn overhead() -> Result<()> {
-    if !bootstrap::is_root() {
-        bail!("the overhead benchmark attaches eBPF programs: run it as root");
-    }
-    bootstrap::test_deps()?;
-    let _tracefs = Tracefs::ensure()?;
-    let bins = Bins {
-        this: build_sigtrace(true)?,
-        baseline: std::env::var_os("SIGTRACE_BENCH_BASELINE").map(PathBuf::from),
-    };
-    let tmp = std::env::temp_dir().join(format!("sigtrace-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-
-    let mut tracers = vec![
-        Tracer::None,
-        Tracer::Floor,
-        Tracer::Sigtrace,
-        Tracer::Bpftrace,
-    ];
-    if bins.baseline.is_some() {
-        tracers.push(Tracer::Baseline);
-    }
-    let signals = [
-        ("SIGURG (counted only)", libc::SIGURG),
-        ("SIGTERM, blocked (emitted)", libc::SIGTERM),
-    ];
-    let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); signals.len()]; tracers.len()];
-    // Warm-up.
-    kill_loop(libc::SIGURG);
-    for round in 0..ROUNDS {
-        for k in 0..tracers.len() {
-            let t = (k + round) % tracers.len();
-            let _running = start(tracers[t], &bins, &tmp, false)?;
-            for (s, (_, sig)) in signals.iter().enumerate() {
-                samples[t][s].push(kill_loop(*sig));
-            }
-        }
-        eprintln!("xtask: round {}/{ROUNDS} done", round + 1);
-    }
-    let cpu = agent_cpu(&bins, &tmp)?;
-    let _ = std::fs::remove_dir_all(&tmp);
-
-    let med: Vec<Vec<f64>> = samples
-        .iter_mut()
-        .map(|per| per.iter_mut().map(|v| median(v)).collect())
-        .collect();
-    let mut report = String::new();
-    report.push_str(&format!(
-        "kill() to self, {KILLS} calls per run, {ROUNDS} interleaved rounds, median ns per call\n\n| tracer | {} | {} |\n|---|---|---|\n",
-        signals[0].0, signals[1].0
-    ));
-    for (t, tracer) in tracers.iter().enumerate() {
-        report.push_str(&format!(
-            "| {} | {:.0} | {:.0} |\n",
-            tracer.name(),
-            med[t][0],
-            med[t][1]
-        ));
-    }
-    let added = |t: usize, s: usize| med[t][s] - med[0][s];
-    report.push_str("\nadded cost over no tracer (ns per call):\n\n| tracer | counted only | emitted |\n|---|---|---|\n");
-    for (t, tracer) in tracers.iter().enumerate().skip(1) {
-        report.push_str(&format!(
-            "| {} | {:.0} | {:.0} |\n",
-            tracer.name(),
-            added(t, 0),
-            added(t, 1)
-        ));
-    }
-    if bins.baseline.is_some() {
-        report.push_str(&format!(
-            "\nA/B: this build added / baseline added, emitted = {:.2}, counted only = {:.2}\n",
-            added(2, 1) / added(4, 1).max(1.0),
-            added(2, 0) / added(4, 0).max(1.0),
-        ));
-    }
-    report.push_str(&cpu);
-    let counted_ratio = added(2, 0) / added(1, 0).max(1.0);
-    let emitted_ratio = added(2, 1) / added(3, 1).max(1.0);
-    report.push_str(&format!(
-        "\ncounted-only: sigtrace added / floor added = {counted_ratio:.2} (target <= 1.5: {})\n\
-         emitted: sigtrace added / bpftrace added = {emitted_ratio:.2} (target < 1: {})\n",
-        if counted_ratio <= 1.5 {
-            "met"
-        } else {
-            "NOT met"
-        },
-        if emitted_ratio < 1.0 {
-            "met"
-        } else {
-            "NOT met"
-        },
-    ));
-    print!("{report}");
-    let out: PathBuf = workspace_root().join("target").join("bench-overhead.md");
-    std::fs::write(&out, &report)?;
-    eprintln!("xtask: report written to {}", out.display());
-    Ok(())
-}
-
-/// CPU time (user + system) of process `pid` so far, in nanoseconds.
-fn cpu_ns(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the comm: state is field 3, utime field 14, stime field 15 (1-based, man proc).
-    let ticks = |i: usize| -> u64 { f.get(i - 3).and_then(|v| v.parse().ok()).unwrap_or(0) };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok((ticks(14) + ticks(15)) * 1_000_000_000 / hz)
-}
-
-/// The agent's CPU per emitted event: 1 M emitted kills, then a pause for the agent to catch
-/// up; its CPU time over that, per event. Without and with the journal; this build and the
-/// baseline interleaved; median of three rounds.
-fn agent_cpu(bins: &Bins, tmp: &Path) -> Result<String> {
-    const CPU_ROUNDS: usize = 3;
-    let mut agents = vec![(Tracer::Sigtrace, false), (Tracer::Sigtrace, true)];
-    if bins.baseline.is_some() {
-        agents.extend([(Tracer::Baseline, false), (Tracer::Baseline, true)]);
-    }
-    let mut samples = vec![Vec::new(); agents.len()];
-    for round in 0..CPU_ROUNDS {
-        for k in 0..agents.len() {
-            let a = (k + round) % agents.len();
-            let (tracer, journal) = agents[a];
-            let running = start(tracer, bins, tmp, journal)?;
-            let pid = running.0.as_ref().map(|c| c.id()).unwrap_or(0);
-            let before = cpu_ns(pid)?;
-            kill_loop(libc::SIGTERM);
-            std::thread::sleep(Duration::from_millis(1500));
-            let used = cpu_ns(pid)? - before;
-            samples[a].push(used as f64 / KILLS as f64);
-        }
-        eprintln!("xtask: agent CPU round {}/{CPU_ROUNDS} done", round + 1);
-    }
-    let mut out = String::from(
-        "\nagent CPU per emitted event (user + system over 1 M events, median of 3 rounds, ns):\n\n| agent | --no-record | journal |\n|---|---|---|\n",
-    );
-    for t in [Tracer::Sigtrace, Tracer::Baseline] {
-        let mut of = |journal: bool| {
-            agents
-                .iter()
-                .position(|&x| x == (t, journal))
-                .map(|i| median(&mut samples[i]))
-        };
-        if let (Some(a), Some(b)) = (of(false), of(true)) {
-            out.push_str(&format!("| {} | {a:.0} | {b:.0} |\n", t.name()));
-        }
-    }
-    Ok(out)
-}
-
 const SPAWNS: u32 = 4_000;
 const EXEC_ROUNDS: usize = 5;
 
 /// Pins this process (and the children it spawns) to CPU 0.
-fn pin_cpu0() {
+pub(crate) fn pin_cpu0() {
     // SAFETY: sched_setaffinity on this process with a zeroed then filled cpu_set_t.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -436,7 +271,7 @@ fn spawn_loop() -> Result<f64> {
 }
 
 /// (run_time_ns, run_cnt) of every loaded BPF program with one of `names`, by name.
-fn prog_stats(names: &[&str]) -> Result<std::collections::HashMap<String, (u64, u64)>> {
+pub(crate) fn prog_stats(names: &[&str]) -> Result<std::collections::HashMap<String, (u64, u64)>> {
     let out = Command::new("bpftool")
         .args(["prog", "show", "-j"])
         .output()
@@ -455,10 +290,10 @@ fn prog_stats(names: &[&str]) -> Result<std::collections::HashMap<String, (u64, 
 }
 
 /// Restores `kernel.bpf_stats_enabled` on drop.
-struct BpfStats(String);
+pub(crate) struct BpfStats(String);
 
 impl BpfStats {
-    fn enable() -> Result<Self> {
+    pub(crate) fn enable() -> Result<Self> {
         let old = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")?
             .trim()
             .to_string();
@@ -473,7 +308,7 @@ impl Drop for BpfStats {
     }
 }
 
-fn min_med_max(v: &mut [f64]) -> (f64, f64, f64) {
+pub(crate) fn min_med_max(v: &mut [f64]) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     (v[0], v[v.len() / 2], v[v.len() - 1])
 }
@@ -488,8 +323,6 @@ fn exec_storm() -> Result<()> {
     }
     let _tracefs = Tracefs::ensure()?;
     let _stats = BpfStats::enable()?;
-    // SAFETY: setting an environment variable before any thread is started.
-    unsafe { std::env::set_var("SIGTRACE_BENCH_BPFTRACE_PROBE", "sched:sched_process_exec") };
     let bins = Bins {
         this: build_sigtrace(true)?,
         baseline: None,
@@ -501,7 +334,7 @@ fn exec_storm() -> Result<()> {
         Tracer::None,
         Tracer::Floor,
         Tracer::Sigtrace,
-        Tracer::Bpftrace,
+        Tracer::Bpftrace("sched:sched_process_exec"),
     ];
     let progs = [
         "sched_process_exec",
