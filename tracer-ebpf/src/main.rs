@@ -94,10 +94,11 @@ fn wakeup(size: usize) -> u64 {
     let Some(p) = STATS.get_ptr_mut(stat::WAKE_BYTES) else {
         return BPF_RB_FORCE_WAKEUP;
     };
+    let threshold = cfg!(wakeup_bytes) as u64;
     // SAFETY: this CPU's slot of a per-CPU map; programs do not migrate while running.
     unsafe {
         let n = *p + size as u64;
-        if n >= cfg!(wakeup_bytes) as u64 {
+        if n >= threshold {
             *p = 0;
             BPF_RB_FORCE_WAKEUP
         } else {
