@@ -245,6 +245,7 @@ fn write_realistic_journal(dir: &Path, events: u64) -> (Vec<PathBuf>, Mix) {
         JournalOptions {
             max_file_bytes: 64 << 20,
             max_total_bytes: u64::MAX,
+            ..JournalOptions::default()
         },
         session,
     )

@@ -158,6 +158,7 @@ impl RunOptions {
                     JournalOptions {
                         max_file_bytes: args.journal_file_mib.saturating_mul(1 << 20),
                         max_total_bytes: args.journal_total_mib.saturating_mul(1 << 20),
+                        ..JournalOptions::default()
                     },
                 )
             }),

@@ -7,8 +7,10 @@ use crate::container::ContainerInfo;
 use super::SessionInfo;
 
 pub(crate) const MAGIC: [u8; 8] = *b"SIGTRACE";
-/// Major format version written; a reader refuses files with a newer major version.
-pub const FORMAT_MAJOR: u16 = 1;
+/// Major format version written; a reader refuses files with a newer major version. Version
+/// 2 keeps kernel and lost records in compressed `Block` frames; version 1 files (one frame
+/// per record) are still read.
+pub const FORMAT_MAJOR: u16 = 2;
 /// Minor format version written; minor versions only add what older readers can skip.
 pub const FORMAT_MINOR: u16 = 0;
 pub(crate) const FILE_HEADER_LEN: usize = 16;
@@ -24,6 +26,66 @@ pub mod record_type {
     pub const LOST: u16 = 3;
     pub const CONTAINER: u16 = 4;
     pub const NOTE: u16 = 5;
+    pub const BLOCK: u16 = 6;
+}
+
+/// Codec of a `Block` frame: LZ4 block format (`lz4_flex`).
+pub(crate) const CODEC_LZ4: u8 = 1;
+/// Bytes of a `Block` payload before the compressed data: codec, three reserved bytes, the
+/// uncompressed length.
+pub(crate) const BLOCK_HEADER_LEN: usize = 8;
+/// Largest uncompressed block a reader accepts (the writer closes blocks at 64 KiB).
+pub(crate) const MAX_BLOCK_RAW: usize = 1 << 20;
+/// Bytes before each record inside a block: its type (`u16`) and length (`u32`).
+pub(crate) const INNER_HEADER_LEN: usize = 6;
+
+pub(crate) fn block_header(raw_len: usize) -> [u8; BLOCK_HEADER_LEN] {
+    let mut h = [0u8; BLOCK_HEADER_LEN];
+    h[0] = CODEC_LZ4;
+    h[4..8].copy_from_slice(&(raw_len as u32).to_le_bytes());
+    h
+}
+
+/// Decompresses a `Block` payload into `out` (replacing its contents).
+pub(crate) fn decode_block(p: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    if p.len() < BLOCK_HEADER_LEN {
+        return Err(format!(
+            "{} bytes, need at least {BLOCK_HEADER_LEN}",
+            p.len()
+        ));
+    }
+    if p[0] != CODEC_LZ4 {
+        return Err(format!("unknown codec {}", p[0]));
+    }
+    let raw_len = le_u32(p, 4) as usize;
+    if raw_len > MAX_BLOCK_RAW {
+        return Err(format!(
+            "uncompressed length {raw_len} over {MAX_BLOCK_RAW}"
+        ));
+    }
+    out.clear();
+    out.resize(raw_len, 0);
+    match lz4_flex::block::decompress_into(&p[BLOCK_HEADER_LEN..], out) {
+        Ok(n) if n == raw_len => Ok(()),
+        Ok(n) => Err(format!(
+            "decompressed to {n} bytes, the header says {raw_len}"
+        )),
+        Err(e) => Err(format!("does not decompress: {e}")),
+    }
+}
+
+/// The record at `at` of a decompressed block: `(type, payload range, next)`.
+pub(crate) fn inner_record(b: &[u8], at: usize) -> Result<(u16, Range<usize>, usize), String> {
+    if b.len() < at + INNER_HEADER_LEN {
+        return Err(format!("record header cut at block byte {at}"));
+    }
+    let rtype = u16::from_le_bytes([b[at], b[at + 1]]);
+    let len = le_u32(b, at + 2) as usize;
+    let start = at + INNER_HEADER_LEN;
+    if b.len() - start < len {
+        return Err(format!("record at block byte {at} runs past the block"));
+    }
+    Ok((rtype, start..start + len, start + len))
 }
 
 pub(crate) fn file_header() -> [u8; FILE_HEADER_LEN] {

@@ -20,16 +20,19 @@
 //! records up to the next. The directory is 0700, the files 0600, and an exclusive lock on
 //! `.lock` keeps a second writer out (see `dir.rs`).
 //!
-//! # Format (version 1.0)
+//! # Format (version 2.0)
 //!
-//! All integers are little-endian. A file is a 16-byte header followed by frames.
+//! All integers are little-endian. A file is a 16-byte header followed by frames. Version 2
+//! keeps kernel and lost records in LZ4-compressed `Block` frames (about 64 KiB of records
+//! each, closed early whenever another record type is written, on every flush and when the
+//! writer stops); version 1 wrote one frame per record, and its files are still read.
 //!
 //! File header:
 //!
 //! | offset | size | field                                                         |
 //! |-------:|-----:|---------------------------------------------------------------|
 //! | 0      | 8    | magic `b"SIGTRACE"`                                           |
-//! | 8      | 2    | major format version, `u16` = 1; a reader refuses a newer one |
+//! | 8      | 2    | major format version, `u16` = 2; a reader refuses a newer one |
 //! | 10     | 2    | minor format version, `u16` = 0; additions older readers skip |
 //! | 12     | 4    | flags, `u32` = 0 (reserved; readers ignore them)              |
 //!
@@ -54,6 +57,7 @@
 //! | 3    | `Lost`      | `count: u64` records the kernel dropped, `mono_ns: u64` when noticed |
 //! | 4    | `Container` | `cgroup_id: u64`, then [`ContainerInfo`] as JSON (UTF-8) up to the end of the payload |
 //! | 5    | `Note`      | free UTF-8 text                                                    |
+//! | 6    | `Block`     | `codec: u8` = 1 (LZ4 block format), 3 reserved bytes, `raw_len: u32` (at most 1 MiB), then the compressed bytes of `raw_len` bytes of records, each `type: u16`, `length: u32` and the payload as above (`Kernel` and `Lost` records) |
 //!
 //! Any other record type is skipped by the reader and counted in
 //! [`ReplayStats::unknown_skipped`]; new record types are therefore a minor version change.
@@ -67,7 +71,10 @@
 //! that is not a valid frame is a [`JournalError::Corrupt`] naming the file and byte offset:
 //! in lenient mode the reader then carries on at the next valid frame, in strict mode it
 //! stops. A file without the magic or with a newer major version is an error for that file;
-//! in lenient mode the other files are still read. A `Kernel` frame whose payload the kernel
+//! in lenient mode the other files are still read. A `Block` whose CRC holds but that does not
+//! decode (codec, data, a record cut inside it) is an error at its offset and loses its
+//! records only; a damaged `Block` frame loses the records in it (up to 64 KiB of them). A
+//! `Kernel` record whose payload the kernel
 //! side cannot have written (size, kind, a time more than a minute before the file's latest)
 //! is a [`JournalError::BadRecord`]; kernel records before any intact `Session` record of
 //! their file cannot be timed and are skipped with one [`JournalError::NoSession`]. Files are

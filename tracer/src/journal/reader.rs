@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::format::{
-    check_file_header, decode_container, decode_lost, decode_session, find_frame, parse_frame,
-    record_type, Frame, HeaderCheck, FILE_HEADER_LEN, FRAME_HEADER_LEN, MAX_PAYLOAD,
+    check_file_header, decode_block, decode_container, decode_lost, decode_session, find_frame,
+    inner_record, parse_frame, record_type, Frame, HeaderCheck, FILE_HEADER_LEN, FRAME_HEADER_LEN,
+    MAX_PAYLOAD,
 };
 use super::{Frame as Lent, Item, ItemKind, JournalError, JournalWarning, SessionInfo};
 use crate::container::ContainerInfo;
@@ -65,8 +66,13 @@ struct OpenFile {
 /// What `advance` found; the parts borrowed from the buffer are ranges.
 enum Found {
     Kernel(Range<usize>),
+    /// A kernel record in the decompressed block.
+    BlockKernel(Range<usize>),
     Session,
-    Lost { count: u64, mono_ns: u64 },
+    Lost {
+        count: u64,
+        mono_ns: u64,
+    },
     Container(u64),
     Note(Range<usize>),
     Warning(JournalWarning),
@@ -90,6 +96,11 @@ pub struct JournalReader {
     warning: Option<JournalWarning>,
     /// Offset of the last frame handed out as an input.
     last_offset: u64,
+    /// The current `Block` frame, decompressed; its records are handed out one by one.
+    block: Vec<u8>,
+    block_pos: usize,
+    /// File offset of the current block's frame.
+    block_offset: u64,
     stats: ReplayStats,
 }
 
@@ -108,6 +119,9 @@ impl JournalReader {
             container: ContainerInfo::default(),
             warning: None,
             last_offset: 0,
+            block: Vec::new(),
+            block_pos: 0,
+            block_offset: 0,
             stats: ReplayStats::default(),
         }
     }
@@ -138,6 +152,7 @@ impl JournalReader {
         let frame = ItemKind::Frame;
         let kind = match found {
             Found::Kernel(r) => frame(Lent::Kernel(&self.buf[r])),
+            Found::BlockKernel(r) => frame(Lent::Kernel(&self.block[r])),
             Found::Session => frame(Lent::Session(file.session.as_ref()?)),
             Found::Lost { count, mono_ns } => frame(Lent::Lost { count, mono_ns }),
             Found::Container(cgroup_id) => frame(Lent::Container {
@@ -174,6 +189,12 @@ impl JournalReader {
             if self.stopped {
                 return None;
             }
+            if self.block_pos < self.block.len() {
+                match self.next_in_block() {
+                    Some(r) => return Some(r),
+                    None => continue,
+                }
+            }
             if self.file.as_ref().is_none_or(|f| f.done) {
                 // The last file stays, so that `session` still answers after the end.
                 let (path, in_dir) = self.inputs.pop_front()?;
@@ -201,6 +222,27 @@ impl JournalReader {
                 } => {
                     file.pos = next;
                     self.stats.records += 1;
+                    if rtype == record_type::BLOCK {
+                        match decode_block(&self.buf[payload], &mut self.block) {
+                            Ok(()) => {
+                                self.stats.records -= 1; // its records are counted instead
+                                self.block_pos = 0;
+                                self.block_offset = offset;
+                                continue;
+                            }
+                            Err(reason) => {
+                                self.block.clear();
+                                self.stats.bad_records += 1;
+                                let e = JournalError::BadRecord {
+                                    path: file.path.to_path_buf(),
+                                    offset,
+                                    what: "block",
+                                    reason,
+                                };
+                                return self.fail(e);
+                            }
+                        }
+                    }
                     if rtype == record_type::KERNEL {
                         let p = &self.buf[payload.clone()];
                         if let Err(reason) = check_kernel_frame(p, &mut file.max_ts) {
@@ -285,6 +327,57 @@ impl JournalReader {
                 reason,
             });
         }
+    }
+
+    /// The next record of the current block: kernel and lost records (others are skipped as
+    /// unknown). `None` when the block is used up, or a record was skipped.
+    fn next_in_block(&mut self) -> Option<Result<(u64, Found), JournalError>> {
+        let offset = self.block_offset;
+        let file = self.file.as_mut()?;
+        let (rtype, payload, next) = match inner_record(&self.block, self.block_pos) {
+            Ok(r) => r,
+            Err(reason) => {
+                let len = (self.block.len() - self.block_pos) as u64;
+                self.block_pos = self.block.len();
+                self.stats.corrupt_regions += 1;
+                let e = JournalError::Corrupt {
+                    path: file.path.to_path_buf(),
+                    offset,
+                    len,
+                    reason: "a damaged record inside a block",
+                };
+                tracing::debug!("journal block at {offset}: {reason}");
+                return self.fail(e);
+            }
+        };
+        self.block_pos = next;
+        self.stats.records += 1;
+        let p = &self.block[payload.clone()];
+        let (what, reason) = match rtype {
+            record_type::KERNEL => match check_kernel_frame(p, &mut file.max_ts) {
+                Ok(()) => {
+                    self.stats.events += 1;
+                    return Some(Ok((offset, Found::BlockKernel(payload))));
+                }
+                Err(reason) => ("kernel", reason),
+            },
+            record_type::LOST => match decode_lost(p) {
+                Ok((count, mono_ns)) => return Some(Ok((offset, Found::Lost { count, mono_ns }))),
+                Err(reason) => ("lost", reason),
+            },
+            _ => {
+                self.stats.unknown_skipped += 1;
+                return None;
+            }
+        };
+        self.stats.bad_records += 1;
+        let e = JournalError::BadRecord {
+            path: file.path.to_path_buf(),
+            offset,
+            what,
+            reason,
+        };
+        self.fail(e)
     }
 
     /// Opens the next input: a directory queues its files; a file is read whole. Returns an
@@ -468,7 +561,7 @@ impl Source for JournalReader {
                 Ok(x) => x,
             };
             let file = self.file.as_mut()?;
-            if file.clock.is_none() && matches!(found, Found::Kernel(_)) {
+            if file.clock.is_none() && matches!(found, Found::Kernel(_) | Found::BlockKernel(_)) {
                 // Before any intact session frame: these cannot be timed. One error a file.
                 self.stats.untimed += 1;
                 if file.untimed_reported {
@@ -490,6 +583,7 @@ impl Source for JournalReader {
         let clock = self.file.as_ref()?.clock;
         Some(Ok(match found {
             Found::Kernel(r) => Input::Kernel(&self.buf[r], clock),
+            Found::BlockKernel(r) => Input::Kernel(&self.block[r], clock),
             Found::Lost { count, mono_ns } => Input::Lost { count, mono_ns },
             Found::Container(cgroup_id) => Input::Container {
                 cgroup_id,

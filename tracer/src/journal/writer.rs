@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::format::{
-    encode_lost, encode_session, file_header, frame_header, is_writer_name, record_type, utc_stamp,
-    FRAME_HEADER_LEN, MAGIC, MAX_PAYLOAD,
+    block_header, encode_lost, encode_session, file_header, frame_header, is_writer_name,
+    record_type, utc_stamp, FRAME_HEADER_LEN, MAGIC, MAX_PAYLOAD,
 };
 use super::{JournalError, SessionInfo};
 use crate::container::ContainerInfo;
@@ -20,6 +20,9 @@ pub struct JournalOptions {
     /// The oldest journal files are deleted while the directory's journal files, the current
     /// one counted at `max_file_bytes`, exceed this (default 512 MiB).
     pub max_total_bytes: u64,
+    /// Kernel and lost records go into LZ4-compressed `Block` frames (default); without, one
+    /// frame each, as version 1 wrote them (tests of frame-level damage use that).
+    pub compress: bool,
 }
 
 impl Default for JournalOptions {
@@ -27,6 +30,7 @@ impl Default for JournalOptions {
         Self {
             max_file_bytes: 64 << 20,
             max_total_bytes: 512 << 20,
+            compress: true,
         }
     }
 }
@@ -34,6 +38,8 @@ impl Default for JournalOptions {
 /// Containers re-written at the start of each new file, so that it can be replayed alone.
 const MAX_REMEMBERED_CONTAINERS: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 64 << 10;
+/// Kernel and lost records are compressed together in blocks of about this many bytes.
+const BLOCK_BYTES: usize = 64 << 10;
 /// A file repeats its session frame after this many bytes.
 pub const SESSION_EVERY: u64 = 1 << 20;
 
@@ -59,6 +65,9 @@ pub struct JournalWriter {
     containers: HashMap<u64, (u64, Vec<u8>)>,
     containers_added: u64,
     scratch: Vec<u8>,
+    /// Kernel and lost records not yet compressed into a `Block` frame.
+    block: Vec<u8>,
+    compressed: Vec<u8>,
     /// A write failed: the file may end in a partial frame, so the next append starts a new
     /// file (the old one then reads as truncated, not corrupt).
     broken: bool,
@@ -116,6 +125,8 @@ impl JournalWriter {
             containers: HashMap::new(),
             containers_added: 0,
             scratch: Vec::with_capacity(256),
+            block: Vec::with_capacity(BLOCK_BYTES + 4096),
+            compressed: Vec::new(),
             broken: false,
         };
         w.write_preamble()?;
@@ -136,14 +147,54 @@ impl JournalWriter {
         &self.session
     }
 
-    /// Appends a kernel record, exactly as the ring buffer gave it.
+    /// Appends a kernel record, exactly as the ring buffer gave it (into the open block).
     pub fn append_kernel(&mut self, bytes: &[u8]) -> Result<(), JournalError> {
-        self.append(record_type::KERNEL, &[bytes])
+        self.append_to_block(record_type::KERNEL, bytes)
     }
 
     /// Records that the kernel dropped `count` records, noticed at monotonic `mono_ns`.
     pub fn append_lost(&mut self, count: u64, mono_ns: u64) -> Result<(), JournalError> {
-        self.append(record_type::LOST, &[&encode_lost(count, mono_ns)])
+        self.append_to_block(record_type::LOST, &encode_lost(count, mono_ns))
+    }
+
+    fn append_to_block(&mut self, rtype: u16, payload: &[u8]) -> Result<(), JournalError> {
+        if !self.options.compress {
+            return self.append(rtype, &[payload]);
+        }
+        if payload.len() > MAX_PAYLOAD {
+            return Err(JournalError::TooLarge {
+                path: self.path.clone(),
+                len: payload.len(),
+            });
+        }
+        self.block.extend_from_slice(&rtype.to_le_bytes());
+        self.block
+            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.block.extend_from_slice(payload);
+        if self.block.len() >= BLOCK_BYTES {
+            self.write_block()?;
+        }
+        Ok(())
+    }
+
+    /// Compresses the open block into a `Block` frame. On failure its records are dropped
+    /// (the caller counts them): a block is never written twice.
+    fn write_block(&mut self) -> Result<(), JournalError> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let raw = std::mem::take(&mut self.block);
+        let mut compressed = std::mem::take(&mut self.compressed);
+        compressed.clear();
+        compressed.resize(lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+        let n = lz4_flex::block::compress_into(&raw, &mut compressed)
+            .expect("the buffer has the maximum compressed size");
+        compressed.truncate(n);
+        let res = self.append(record_type::BLOCK, &[&block_header(raw.len()), &compressed]);
+        self.block = raw;
+        self.block.clear();
+        self.compressed = compressed;
+        res
     }
 
     /// Records what a cgroup was resolved to. Writing the same information again is a no-op;
@@ -153,6 +204,7 @@ impl JournalWriter {
         cgroup_id: u64,
         info: &ContainerInfo,
     ) -> Result<(), JournalError> {
+        self.write_block()?;
         let payload = container_payload(cgroup_id, info).map_err(|e| JournalError::Io {
             path: self.path.clone(),
             op: "serialise container info",
@@ -172,11 +224,13 @@ impl JournalWriter {
 
     /// Appends free text (e.g. "agent stopping").
     pub fn append_note(&mut self, text: &str) -> Result<(), JournalError> {
+        self.write_block()?;
         self.append(record_type::NOTE, &[text.as_bytes()])
     }
 
-    /// Hands buffered records to the kernel.
+    /// Hands buffered records to the kernel (the open block compressed first).
     pub fn flush(&mut self) -> Result<(), JournalError> {
+        self.write_block()?;
         self.out
             .flush()
             .map_err(io_err(&self.path, "write the journal file"))
@@ -350,6 +404,15 @@ impl JournalWriter {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for JournalWriter {
+    /// The open block is written out (the buffered writer then flushes itself).
+    fn drop(&mut self) {
+        if let Err(e) = self.write_block() {
+            tracing::warn!("journal: writing the last block failed: {e}");
+        }
     }
 }
 

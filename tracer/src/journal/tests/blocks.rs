@@ -1,0 +1,190 @@
+//! Compressed blocks (format version 2): round trips, damage inside and around a block, and
+//! version 1 files, which are still read.
+use super::*;
+use crate::journal::format::{block_header, parse_frame, Frame as RawFrame, FILE_HEADER_LEN};
+
+/// `(offset, record type)` of every frame of a file.
+fn frame_types(bytes: &[u8]) -> Vec<(usize, u16)> {
+    let mut out = Vec::new();
+    let mut at = FILE_HEADER_LEN;
+    while let RawFrame::Ok { rtype, next, .. } = parse_frame(bytes, at) {
+        out.push((at, rtype));
+        at = next;
+    }
+    out
+}
+
+/// `n` exit events in compressed blocks; returns the file.
+fn write_blocks(dir: &Path, n: u64) -> PathBuf {
+    let mut w = JournalWriter::open(dir, JournalOptions::default(), session()).unwrap();
+    for i in 0..n {
+        w.append_kernel(&exit_record(i)).unwrap();
+    }
+    w.flush().unwrap();
+    w.path().to_path_buf()
+}
+
+#[test]
+fn records_round_trip_through_blocks_in_order() {
+    let dir = temp_dir("blocks");
+    let mut w = JournalWriter::open(dir.path(), JournalOptions::default(), session()).unwrap();
+    w.append_kernel(&exit_record(0)).unwrap();
+    w.append_lost(3, 1_500).unwrap();
+    w.append_kernel(&exit_record(1)).unwrap();
+    w.append_note("between blocks").unwrap();
+    w.append_kernel(&exit_record(2)).unwrap();
+    let path = w.path().to_path_buf();
+    drop(w); // the open block is written on drop
+    let bytes = std::fs::read(&path).unwrap();
+    let types: Vec<u16> = frame_types(&bytes).into_iter().map(|(_, t)| t).collect();
+    use record_type::*;
+    assert_eq!(types, [SESSION, BLOCK, NOTE, BLOCK]);
+    let (items, stats) = read(&[&path], true);
+    let kinds: Vec<Owned> = items.into_iter().map(|i| i.unwrap().kind).collect();
+    assert!(
+        matches!(
+            &kinds[..],
+            [Owned::Session(_), Owned::Kernel(a), Owned::Lost { count: 3, mono_ns: 1_500 },
+             Owned::Kernel(b), Owned::Note(t), Owned::Kernel(c)]
+                if *a == exit_record(0) && *b == exit_record(1) && t == "between blocks"
+                    && *c == exit_record(2)
+        ),
+        "{kinds:?}"
+    );
+    assert_eq!((stats.events, stats.records), (3, 6));
+}
+
+#[test]
+fn blocks_are_much_smaller_than_the_records() {
+    let dir = temp_dir("ratio");
+    let n = 20_000;
+    let path = write_blocks(dir.path(), n);
+    let (items, _) = read(&[&path], true);
+    assert_eq!(event_ids(&items), (0..n).collect::<Vec<_>>());
+    let per_event = std::fs::metadata(&path).unwrap().len() as f64 / n as f64;
+    let raw = exit_record(0).len() as f64;
+    assert!(
+        per_event < raw / 4.0,
+        "{per_event:.1} bytes per {raw}-byte record"
+    );
+}
+
+/// A block whose CRC fails is one corrupt region: its records are lost, the next blocks
+/// replay (lenient), or reading stops there (strict).
+#[test]
+fn a_damaged_block_loses_only_its_records() {
+    let dir = temp_dir("badblock");
+    let n = 3_000; // a few 64 KiB blocks
+    let path = write_blocks(dir.path(), n);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let blocks: Vec<usize> = frame_types(&bytes)
+        .into_iter()
+        .filter(|&(_, t)| t == record_type::BLOCK)
+        .map(|(o, _)| o)
+        .collect();
+    assert!(blocks.len() >= 3, "{} blocks", blocks.len());
+    bytes[blocks[1] + 40] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let (items, _) = read(&[&path], false);
+    let ids = event_ids(&items);
+    assert!(
+        ids.len() < n as usize && ids.len() > n as usize / 3,
+        "{}",
+        ids.len()
+    );
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert!(
+        matches!(errors(&items)[..], [JournalError::Corrupt { offset, .. }] if *offset == blocks[1] as u64)
+    );
+    let (strict, _) = read(&[&path], true);
+    assert!(event_ids(&strict).len() < ids.len());
+}
+
+/// Frames whose CRC holds but whose block does not decode: an unknown codec, data that does
+/// not decompress, a record cut inside the block. Each is an error at the block's offset;
+/// the blocks after it replay.
+#[test]
+fn blocks_that_do_not_decode_are_errors_at_their_offset() {
+    let raw_cut = {
+        // One inner record whose length runs past the block.
+        let mut b = record_type::KERNEL.to_le_bytes().to_vec();
+        b.extend_from_slice(&100u32.to_le_bytes());
+        b.extend_from_slice(&[0u8; 10]);
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("codec", {
+            let mut p = block_header(4).to_vec();
+            p[0] = 9;
+            p.extend_from_slice(b"abcd");
+            p
+        }),
+        ("lz4", {
+            let mut p = block_header(1000).to_vec();
+            p.extend_from_slice(&[0xff; 12]);
+            p
+        }),
+        ("cut", {
+            let mut p = block_header(raw_cut.len()).to_vec();
+            p.extend_from_slice(&lz4_flex::block::compress(&raw_cut));
+            p
+        }),
+    ];
+    for (name, payload) in cases {
+        let dir = temp_dir(name);
+        let path = write_blocks(dir.path(), 10);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() as u64;
+        bytes.extend_from_slice(&frame_header(record_type::BLOCK, &[&payload]));
+        bytes.extend_from_slice(&payload);
+        let tail = std::fs::read(write_blocks(temp_dir("tail").path(), 5)).unwrap();
+        let types = frame_types(&tail);
+        bytes.extend_from_slice(&tail[types[1].0..]); // its block, after the session
+        std::fs::write(&path, &bytes).unwrap();
+        let (items, stats) = read(&[&path], false);
+        assert_eq!(event_ids(&items).len(), 15, "{name}");
+        let errs = errors(&items);
+        assert_eq!(errs.len(), 1, "{name}: {errs:?}");
+        assert_eq!(errs[0].offset(), Some(at), "{name}");
+        assert!(
+            errs[0].to_string().contains(&path.display().to_string()),
+            "{name}"
+        );
+        assert!(
+            stats.bad_records + stats.corrupt_regions == 1,
+            "{name}: {stats:?}"
+        );
+    }
+}
+
+#[test]
+fn a_file_cut_inside_its_last_block_replays_the_blocks_before_it() {
+    let dir = temp_dir("cutblock");
+    let n = 3_000;
+    let path = write_blocks(dir.path(), n);
+    let bytes = std::fs::read(&path).unwrap();
+    let last = frame_types(&bytes).last().unwrap().0;
+    std::fs::write(&path, &bytes[..last + 30]).unwrap();
+    let (items, _) = read(&[&path], true);
+    let ids = event_ids(&items);
+    assert!(!ids.is_empty() && ids.len() < n as usize);
+    assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
+    assert!(errors(&items).is_empty());
+    assert!(
+        matches!(warnings(&items)[..], [JournalWarning::Truncated { offset, .. }] if *offset == last as u64)
+    );
+}
+
+/// A journal written by version 1 (one frame per record, major version 1) still replays.
+#[test]
+fn version_1_files_still_replay() {
+    let dir = temp_dir("v1");
+    let path = write_events(dir.path(), 50);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let (items, stats) = read(&[&path], true);
+    assert_eq!(event_ids(&items), (0..50).collect::<Vec<_>>());
+    assert!(errors(&items).is_empty());
+    assert_eq!(stats.events, 50);
+}
