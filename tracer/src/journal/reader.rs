@@ -31,7 +31,8 @@ pub struct ReplayStats {
     pub files: u64,
     /// Files that could not be read or are not journals.
     pub failed_files: u64,
-    /// Frames with a valid CRC, of any type.
+    /// Records read intact: frames with a valid CRC, and the records inside blocks (a block
+    /// frame itself is not counted).
     pub records: u64,
     pub events: u64,
     /// Frames of a record type this version does not know, skipped.
