@@ -46,7 +46,20 @@ const BATCH_BYTES: usize = 256 << 10;
 #[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
-    ends: Vec<usize>,
+    /// Where each record ends in `bytes`.
+    ends: Vec<u32>,
+}
+
+impl Batch {
+    /// Room for a record of `len` bytes, growing by doubling but never past what a full batch
+    /// needs (the default doubling would leave a full batch holding 512 KiB for 256).
+    fn reserve(&mut self, len: usize) {
+        let (used, cap) = (self.bytes.len(), self.bytes.capacity());
+        if cap - used < len {
+            let want = (cap * 2).clamp(4096, BATCH_BYTES + 4096).max(used + len);
+            self.bytes.reserve_exact(want - used);
+        }
+    }
 }
 
 /// The live source over loaded probes.
@@ -148,9 +161,9 @@ impl Source for LiveSource {
             if self.next_record < self.batch.ends.len() {
                 let start = match self.next_record {
                     0 => 0,
-                    i => self.batch.ends[i - 1],
+                    i => self.batch.ends[i - 1] as usize,
                 };
-                let end = self.batch.ends[self.next_record];
+                let end = self.batch.ends[self.next_record] as usize;
                 self.next_record += 1;
                 return Some(Ok(Input::Kernel(&self.batch.bytes[start..end], None)));
             }
@@ -204,8 +217,9 @@ fn read_ring(
             let mut batch = Batch::default();
             while batch.bytes.len() < BATCH_BYTES {
                 let Some(item) = ring.next() else { break };
+                batch.reserve(item.len());
                 batch.bytes.extend_from_slice(&item);
-                batch.ends.push(batch.bytes.len());
+                batch.ends.push(batch.bytes.len() as u32);
             }
             if batch.ends.is_empty() {
                 break;

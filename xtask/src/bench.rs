@@ -302,6 +302,17 @@ impl BpfStats {
     }
 }
 
+impl BpfStats {
+    /// Turns the counting on or off (restored on drop all the same).
+    pub(crate) fn set(&self, on: bool) -> Result<()> {
+        std::fs::write(
+            "/proc/sys/kernel/bpf_stats_enabled",
+            if on { "1" } else { "0" },
+        )?;
+        Ok(())
+    }
+}
+
 impl Drop for BpfStats {
     fn drop(&mut self) {
         let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", &self.0);

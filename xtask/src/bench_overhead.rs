@@ -11,10 +11,17 @@
 //! (empty programs on the same hooks), sigtrace, bpftrace counting the hook's tracepoint, and
 //! the like-for-like peer that emits every event (`killsnoop` for signals, `exitsnoop` for
 //! exits, from libbpf-tools); `SIGTRACE_BENCH_BASELINE` adds another sigtrace binary.
-//! `kernel.bpf_stats_enabled=1` is on for every condition, so each program's own cost per run
-//! (`run_time_ns / run_cnt`) is read around each workload, next to the wall-clock cost per
-//! call. The verdicts are computed over every round. Then the agent's CPU per emitted event,
-//! with and without its journal.
+//! Each workload runs twice per condition and round: with `kernel.bpf_stats_enabled=0` for
+//! the wall-clock cost per call (the counting adds two clock reads to every program run), then
+//! with it on for each program's own cost per run (`run_time_ns / run_cnt`). The verdicts
+//! are computed over every round. Then the agent's CPU per emitted event, with and without
+//! its journal.
+//!
+//! A fork/exit costs ~35 us here and swings by several us between runs: its wall clock cannot
+//! resolve the few hundred ns an exit program adds. The exit verdict therefore adds precise
+//! parts: the fixed cost of running a program on a hook (the floor's, and bpftrace's count
+//! program's, added wall-clock cost on the counted-only kill loop, ~1 us a call) and, for
+//! sigtrace, its exit program's cost per run beyond the floor's empty program.
 use std::{
     collections::HashMap,
     path::Path,
@@ -28,8 +35,8 @@ use crate::{
     bootstrap, build_sigtrace, workspace_root,
 };
 
-const KILLS: u32 = 1_000_000;
-const HANDLED_KILLS: u32 = 300_000;
+const KILLS: u32 = 500_000;
+const HANDLED_KILLS: u32 = 200_000;
 const FORKS: u32 = 50_000;
 const ROUNDS: usize = 5;
 
@@ -192,7 +199,7 @@ pub fn overhead() -> Result<()> {
     }
     bootstrap::test_deps()?;
     let _tracefs = Tracefs::ensure()?;
-    let _stats = BpfStats::enable()?;
+    let stats = BpfStats::enable()?;
     let bins = Bins {
         this: build_sigtrace(true)?,
         baseline: std::env::var_os("SIGTRACE_BENCH_BASELINE").map(Into::into),
@@ -221,7 +228,7 @@ pub fn overhead() -> Result<()> {
                 if !w.applies(tracers[t]) {
                     continue;
                 }
-                let before = prog_stats(&PROGS)?;
+                stats.set(false)?;
                 let ns = w.run()?;
                 eprintln!(
                     "xtask: {}, {}: {ns:.0} ns per call",
@@ -229,6 +236,9 @@ pub fn overhead() -> Result<()> {
                     w.label
                 );
                 wall[t][wi].push(ns);
+                stats.set(true)?;
+                let before = prog_stats(&PROGS)?;
+                w.run()?;
                 let after = prog_stats(&PROGS)?;
                 for p in PROGS {
                     if let (Some(a), Some(b)) = (after.get(p), before.get(p)) {
@@ -257,7 +267,8 @@ pub fn overhead() -> Result<()> {
             .collect()
     };
     let mut report = format!(
-        "Pinned to CPU 0, {ROUNDS} interleaved rounds, kernel.bpf_stats_enabled=1 throughout. \
+        "Pinned to CPU 0, {ROUNDS} interleaved rounds; wall clock with \
+         kernel.bpf_stats_enabled=0, in-kernel cost per run from a second run with it on. \
          {KILLS} kills per blocked-signal run, {HANDLED_KILLS} per handled run, {FORKS} forks \
          per exit run.\n"
     );
@@ -328,14 +339,40 @@ pub fn overhead() -> Result<()> {
         verdict(!ratios.is_empty() && ratios.iter().all(|&r| r < 1.0))
     ));
     // 3. A process exit: no more than bpftrace counting sched_process_exit, every round.
-    let (a, b) = (added(sig, 3), added(bpf_exit, 3));
-    let ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y.max(1.0)).collect();
+    //    Per round: sigtrace = the floor's fixed cost on a hook + (its exit program - the
+    //    floor's, per run); bpftrace = its count program's whole added cost on a hook.
+    let per_run = |t: usize, w: usize, p: &str| kernel.get(&(t, w, p)).cloned().unwrap_or_default();
+    let (sig_exit, floor_exit) = (
+        per_run(sig, 3, "sched_process_exit"),
+        per_run(floor, 3, "floor_sched_process_exit"),
+    );
+    let fixed = added(floor, 0);
+    let over: Vec<f64> = sig_exit
+        .iter()
+        .zip(&floor_exit)
+        .map(|(a, b)| a - b)
+        .collect();
+    let est_sig: Vec<f64> = fixed.iter().zip(&over).map(|(f, o)| f + o).collect();
+    let est_bpf = added(bpf_sig, 0);
+    let ratios: Vec<f64> = est_sig
+        .iter()
+        .zip(&est_bpf)
+        .map(|(x, y)| x / y.max(1.0))
+        .collect();
     report.push_str(&format!(
-        "- process exit, sigtrace added / bpftrace added per round: {} (ns added: sigtrace {}; bpftrace {}; target <= 1 in every round: {})\n",
+        "- process exit, added ns per round: sigtrace {} (the floor's fixed cost {} + the exit program over the floor's {}), bpftrace count {}; ratio {} (target <= 1 in every round: {})\n",
+        fmt(&est_sig),
+        fmt(&fixed),
+        fmt(&over),
+        fmt(&est_bpf),
         ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", "),
-        fmt(&a),
-        fmt(&b),
         verdict(!ratios.is_empty() && ratios.iter().all(|&r| r <= 1.0))
+    ));
+    let (a, b) = (added(sig, 3), added(bpf_exit, 3));
+    report.push_str(&format!(
+        "  (the fork storm's own wall clock, added ns per round, too noisy to decide: sigtrace {}; bpftrace {})\n",
+        fmt(&a),
+        fmt(&b)
     ));
     // 4. Counted only: at most 1.5x the floor's added cost (medians, as first set).
     let counted = median(&mut added(sig, 0)) / median(&mut added(floor, 0)).max(1.0);
