@@ -55,9 +55,9 @@ pub mod stat {
     pub const THREAD_EXITS_FOLDED: u32 = 11;
     /// Execs that are not a runtime's exec into a container (only counted).
     pub const EXECS_COUNTED: u32 = 12;
-    /// Process exits nobody watches (only counted): the targets of emitted signals, runtime
-    /// execs and OOM victims are watched, and their exits and their direct children's are
-    /// emitted.
+    /// Exits (of threads too) that nothing watches, only counted: the targets of emitted
+    /// signals, runtime execs and OOM victims are watched, and their exits, their direct
+    /// children's and those of processes a signal killed are emitted.
     pub const EXITS_COUNTED: u32 = 13;
     /// Watch requests for a PID past the kernel's table (sized from `kernel.pid_max` at
     /// start-up; such a PID's exit is always emitted).

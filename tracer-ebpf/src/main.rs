@@ -414,14 +414,17 @@ fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
     bump(stat::EMITTED);
 }
 
-/// The exit of a watched thread group, or of a direct child of one (a stopping process's
-/// children belong to its record), is emitted; every other exit is only counted, with no
-/// record: nothing asked about that process.
+/// The exit of a watched thread group, of a direct child of one (a stopping process's
+/// children belong to its record), or of a process a signal killed is emitted; every other
+/// exit is only counted, with no record: nothing asked about that process. (A fatal signal's
+/// generation is traced after the kernel has already woken the target: on a busy or
+/// virtualised CPU the target can die before the sender's program has watched it.)
 #[inline(always)]
 fn on_exit<M: Mem>(task: u64, group_dead_arg: u64) {
     let tgid = M::ld32::<{ field::TASK_TGID }>(task);
     let is_watched = watched(tgid);
-    if !is_watched {
+    let killed = M::ld32::<{ field::TASK_EXIT_CODE }>(task) & 0x7f != 0;
+    if !is_watched && !killed {
         let parent = M::ld64::<{ field::TASK_REAL_PARENT }>(task);
         if !watched(M::ld32::<{ field::TASK_TGID }>(parent)) {
             bump(stat::EXITS_COUNTED);

@@ -289,6 +289,22 @@ pub(crate) fn prog_stats(names: &[&str]) -> Result<std::collections::HashMap<Str
     Ok(m)
 }
 
+/// Each program's cost per run between two [`prog_stats`] readings (programs that ran).
+pub(crate) fn ns_per_run<'a>(
+    names: &[&'a str],
+    before: &std::collections::HashMap<String, (u64, u64)>,
+    after: &std::collections::HashMap<String, (u64, u64)>,
+) -> Vec<(&'a str, f64)> {
+    names
+        .iter()
+        .filter_map(|&p| {
+            let (a, b) = (after.get(p)?, before.get(p)?);
+            let runs = a.1.saturating_sub(b.1);
+            (runs > 0).then(|| (p, a.0.saturating_sub(b.0) as f64 / runs as f64))
+        })
+        .collect()
+}
+
 /// Restores `kernel.bpf_stats_enabled` on drop.
 pub(crate) struct BpfStats(String);
 
@@ -366,15 +382,9 @@ fn exec_storm() -> Result<()> {
             let before = prog_stats(&progs)?;
             wall[t].push(spawn_loop()?);
             let after = prog_stats(&progs)?;
-            for p in progs {
-                if let (Some(a), Some(b)) = (after.get(p), before.get(p)) {
-                    let runs = a.1.saturating_sub(b.1);
-                    if runs > 0 {
-                        let ns = a.0.saturating_sub(b.0) as f64 / runs as f64;
-                        per_run.entry(p).or_default().push(ns);
-                        this_round.insert(p, ns);
-                    }
-                }
+            for (p, ns) in ns_per_run(&progs, &before, &after) {
+                per_run.entry(p).or_default().push(ns);
+                this_round.insert(p, ns);
             }
         }
         if let (Some(s), Some(f)) = (

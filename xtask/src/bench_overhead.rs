@@ -31,7 +31,10 @@ use std::{
 use anyhow::{bail, Result};
 
 use crate::{
-    bench::{median, min_med_max, pin_cpu0, prog_stats, start, Bins, BpfStats, Tracefs, Tracer},
+    bench::{
+        median, min_med_max, ns_per_run, pin_cpu0, prog_stats, start, Bins, BpfStats, Tracefs,
+        Tracer,
+    },
     bootstrap, build_sigtrace, workspace_root,
 };
 
@@ -240,14 +243,8 @@ pub fn overhead() -> Result<()> {
                 let before = prog_stats(&PROGS)?;
                 w.run()?;
                 let after = prog_stats(&PROGS)?;
-                for p in PROGS {
-                    if let (Some(a), Some(b)) = (after.get(p), before.get(p)) {
-                        let runs = a.1.saturating_sub(b.1);
-                        if runs > 0 {
-                            let ns = a.0.saturating_sub(b.0) as f64 / runs as f64;
-                            kernel.entry((t, wi, p)).or_default().push(ns);
-                        }
-                    }
+                for (p, ns) in ns_per_run(&PROGS, &before, &after) {
+                    kernel.entry((t, wi, p)).or_default().push(ns);
                 }
             }
         }

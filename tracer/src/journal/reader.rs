@@ -233,28 +233,16 @@ impl JournalReader {
                             }
                             Err(reason) => {
                                 self.block.clear();
-                                self.stats.bad_records += 1;
-                                let e = JournalError::BadRecord {
-                                    path: file.path.to_path_buf(),
-                                    offset,
-                                    what: "block",
-                                    reason,
-                                };
-                                return self.fail(e);
+                                let path = file.path.to_path_buf();
+                                return self.bad_record(path, offset, "block", reason);
                             }
                         }
                     }
                     if rtype == record_type::KERNEL {
                         let p = &self.buf[payload.clone()];
                         if let Err(reason) = check_kernel_frame(p, &mut file.max_ts) {
-                            self.stats.bad_records += 1;
-                            let e = JournalError::BadRecord {
-                                path: file.path.to_path_buf(),
-                                offset,
-                                what: "kernel",
-                                reason,
-                            };
-                            return self.fail(e);
+                            let path = file.path.to_path_buf();
+                            return self.bad_record(path, offset, "kernel", reason);
                         }
                         self.stats.events += 1;
                         return Some(Ok((offset, Found::Kernel(payload))));
@@ -288,14 +276,8 @@ impl JournalReader {
                     match found {
                         Ok(found) => return Some(Ok((offset, found))),
                         Err((what, reason)) => {
-                            self.stats.bad_records += 1;
-                            let e = JournalError::BadRecord {
-                                path: file.path.to_path_buf(),
-                                offset,
-                                what,
-                                reason,
-                            };
-                            return self.fail(e);
+                            let path = file.path.to_path_buf();
+                            return self.bad_record(path, offset, what, reason);
                         }
                     }
                 }
@@ -328,6 +310,22 @@ impl JournalReader {
                 reason,
             });
         }
+    }
+
+    fn bad_record(
+        &mut self,
+        path: PathBuf,
+        offset: u64,
+        what: &'static str,
+        reason: String,
+    ) -> Option<Result<(u64, Found), JournalError>> {
+        self.stats.bad_records += 1;
+        self.fail(JournalError::BadRecord {
+            path,
+            offset,
+            what,
+            reason,
+        })
     }
 
     /// The next record of the current block: kernel and lost records (others are skipped as
@@ -371,14 +369,8 @@ impl JournalReader {
                 return None;
             }
         };
-        self.stats.bad_records += 1;
-        let e = JournalError::BadRecord {
-            path: file.path.to_path_buf(),
-            offset,
-            what,
-            reason,
-        };
-        self.fail(e)
+        let path = file.path.to_path_buf();
+        self.bad_record(path, offset, what, reason)
     }
 
     /// Opens the next input: a directory queues its files; a file is read whole. Returns an
