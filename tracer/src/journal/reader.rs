@@ -222,11 +222,10 @@ impl JournalReader {
                     next,
                 } => {
                     file.pos = next;
-                    self.stats.records += 1;
                     if rtype == record_type::BLOCK {
+                        // Not counted itself: the records in it are, one by one.
                         match decode_block(&self.buf[payload], &mut self.block) {
                             Ok(()) => {
-                                self.stats.records -= 1; // its records are counted instead
                                 self.block_pos = 0;
                                 self.block_offset = offset;
                                 continue;
@@ -238,6 +237,7 @@ impl JournalReader {
                             }
                         }
                     }
+                    self.stats.records += 1;
                     if rtype == record_type::KERNEL {
                         let p = &self.buf[payload.clone()];
                         if let Err(reason) = check_kernel_frame(p, &mut file.max_ts) {

@@ -177,8 +177,8 @@ impl JournalWriter {
         Ok(())
     }
 
-    /// Compresses the open block into a `Block` frame. On failure its records are dropped
-    /// (the caller counts them): a block is never written twice.
+    /// Compresses the open block into a `Block` frame. On failure its records are lost (not
+    /// counted as dropped; the error is the caller's) and the block is never written twice.
     fn write_block(&mut self) -> Result<(), JournalError> {
         if self.block.is_empty() {
             return Ok(());
