@@ -130,7 +130,7 @@ pub struct KernelStats {
     /// Execs that are not a runtime's exec into a container, only counted.
     pub execs_counted: u64,
     /// Exits of processes nothing watched (no signal, exec or OOM kill of theirs or their
-    /// parent's was emitted), only counted.
+    /// parent's was emitted) and no signal killed, only counted.
     pub exits_counted: u64,
     /// Watch requests for a PID past the kernel's table (`kernel.pid_max` raised after
     /// start-up); such exits are always emitted.
@@ -190,8 +190,9 @@ pub fn kernel_config(btf: &KernelBtf, opts: &SourceOptions) -> (Config, Vec<Stri
     config.exit_has_group_dead = u32::from(btf.tracepoint_arity("sched_process_exit") == Some(2));
     config.emit_thread_exits = u32::from(opts.emit_thread_exits);
     // Wake the reader by the time about an eighth of the ring is used, all CPUs together;
-    // its drain timer covers the rest.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    // its drain timer covers the rest. Every possible CPU counts, not only those the agent
+    // may run on (a DaemonSet's CPU limit): any of them can write to the ring.
+    let cpus = aya::util::nr_cpus().unwrap_or(1) as u32;
     config.wakeup_bytes = (opts.ring_bytes / 8 / cpus.max(1)).max(4096);
     let warnings = missing
         .into_iter()
