@@ -1,8 +1,10 @@
 //! The running kernel's BTF (`/sys/kernel/btf/vmlinux`): read once per process, parsed with
 //! the `btfparse` crate, and asked for what makes the kernel programs portable across kernel
 //! versions without CO-RE relocations: the offset of every field of the table in
-//! `tracer-common` ([`tracer_common::FIELDS`]) and the arity of tracepoint prototypes. The
-//! loader gets the same bytes ([`KernelBtf::bytes`]).
+//! `tracer-common` ([`tracer_common::FIELDS`]) and the arity of tracepoint prototypes.
+//! [`KernelBtf::into_resolved`] keeps those answers and the raw bytes (for the program loader, which
+//! parses them again its own way) and drops the parsed type graph: it is ~15 times the size of
+//! the BTF, and the two parses must not be held at once.
 use std::{io::Read, path::Path};
 
 use btfparse::{ErrorKind, Offset, Readable, TypeInformation, TypeVariant};
@@ -52,6 +54,18 @@ impl Readable for Bytes<'_> {
     }
 }
 
+/// The answers the agent needs from the kernel's BTF, and its raw bytes for the loader.
+pub struct ResolvedBtf {
+    pub bytes: Vec<u8>,
+    /// Every field's offset ([`tracer_common::FIELDS`]); [`tracer_common::OFFSET_MISSING`]
+    /// where this kernel lacks it.
+    pub offsets: Offsets,
+    /// The fields this kernel lacks, with the reason.
+    pub missing: Vec<String>,
+    /// `sched_process_exit` carries `group_dead` (kernel 6.10 and later).
+    pub exit_has_group_dead: bool,
+}
+
 /// The kernel's BTF bytes and their parsed type graph.
 pub struct KernelBtf {
     bytes: Vec<u8>,
@@ -89,9 +103,16 @@ impl KernelBtf {
         Ok(Self { bytes, types })
     }
 
-    /// The raw BTF, for the program loader.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// What the agent needs from this BTF; the parsed type graph is dropped.
+    pub fn into_resolved(self) -> ResolvedBtf {
+        let (offsets, missing) = self.offsets();
+        let exit_has_group_dead = self.tracepoint_arity("sched_process_exit") == Some(2);
+        ResolvedBtf {
+            bytes: self.bytes,
+            offsets,
+            missing,
+            exit_has_group_dead,
+        }
     }
 
     /// The id of the struct or union `name`.

@@ -102,7 +102,7 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
     let btf = read_btf(btf_path);
     match &btf {
         Ok(btf) => {
-            let (_, missing) = btf.offsets();
+            let missing = &btf.missing;
             checks.push(if missing.is_empty() {
                 Check::new(
                     "btf",
@@ -123,14 +123,13 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
                     ),
                 )
             });
-            let exit_arity = btf.tracepoint_arity("sched_process_exit");
             checks.push(Check::new(
                 "exit-hook",
                 Status::Pass,
-                match exit_arity {
-                    Some(2) => "sched_process_exit carries group_dead".to_string(),
-                    _ => "sched_process_exit has no group_dead argument; derived from signal->live"
-                        .to_string(),
+                if btf.exit_has_group_dead {
+                    "sched_process_exit carries group_dead"
+                } else {
+                    "sched_process_exit has no group_dead argument; derived from signal->live"
                 },
             ));
         }

@@ -13,7 +13,7 @@ use thiserror::Error;
 use tracer_common::{stat, Config, COMM_LEN, DEFAULT_SIGNAL_MASK, MAX_RUNTIME_COMMS, NSIG};
 
 use crate::{
-    btf::{BtfError, KernelBtf},
+    btf::{BtfError, KernelBtf, ResolvedBtf},
     patch::{PatchError, PatchedObject},
 };
 
@@ -171,31 +171,33 @@ fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) ->
 }
 
 /// Reads and parses the kernel BTF named by `path`.
-pub fn read_btf(path: &Path) -> Result<KernelBtf, SourceError> {
-    KernelBtf::from_file(path).map_err(|source| SourceError::Btf {
-        path: path.to_path_buf(),
-        source,
-    })
+pub fn read_btf(path: &Path) -> Result<ResolvedBtf, SourceError> {
+    KernelBtf::from_file(path)
+        .map(KernelBtf::into_resolved)
+        .map_err(|source| SourceError::Btf {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Builds the programs' configuration from the running kernel's BTF.
-pub fn kernel_config(btf: &KernelBtf, opts: &SourceOptions) -> (Config, Vec<String>) {
-    let (off, missing) = btf.offsets();
+pub fn kernel_config(btf: &ResolvedBtf, opts: &SourceOptions) -> (Config, Vec<String>) {
     let mut config = Config::DEFAULT;
-    config.off = off;
+    config.off = btf.offsets;
     config.signal_mask = opts.signal_mask;
     config.stop_mask = opts.stop_mask;
     config.runtime_comms = runtime_comm_table(&opts.runtime_comms);
     config.agent_tgid = std::process::id();
-    config.exit_has_group_dead = u32::from(btf.tracepoint_arity("sched_process_exit") == Some(2));
+    config.exit_has_group_dead = u32::from(btf.exit_has_group_dead);
     config.emit_thread_exits = u32::from(opts.emit_thread_exits);
     // Wake the reader by the time about an eighth of the ring is used, all CPUs together;
     // its drain timer covers the rest. Every possible CPU counts, not only those the agent
     // may run on (a DaemonSet's CPU limit): any of them can write to the ring.
     let cpus = aya::util::nr_cpus().unwrap_or(1) as u32;
     config.wakeup_bytes = (opts.ring_bytes / 8 / cpus.max(1)).max(4096);
-    let warnings = missing
-        .into_iter()
+    let warnings = btf
+        .missing
+        .iter()
         .map(|m| format!("kernel offset unavailable, field left empty: {m}"))
         .collect();
     (config, warnings)
@@ -215,12 +217,12 @@ fn watch_words() -> u32 {
 
 impl Probes {
     /// Loads the programs and attaches every hook, with offsets from `btf`.
-    pub fn load(opts: &SourceOptions, btf: &KernelBtf) -> Result<Self, SourceError> {
+    pub fn load(opts: &SourceOptions, btf: &ResolvedBtf) -> Result<Self, SourceError> {
         if EBPF_OBJECT.is_empty() {
             return Err(SourceError::NoObject);
         }
         let (config, mut warnings) = kernel_config(btf, opts);
-        let aya_btf = aya::Btf::parse(btf.bytes(), Endianness::default())
+        let aya_btf = aya::Btf::parse(&btf.bytes, Endianness::default())
             .map_err(|e| kernel_err(format!("parsing {}", opts.btf_path.display()), e))?;
         if let Err(e) = rlimit_memlock() {
             tracing::debug!(
