@@ -1,9 +1,14 @@
 //! `cargo xtask bench agent`: the agent under a storm of emitted events, with and without its
-//! journal. Two threads, one per CPU, send SIGTERM to themselves with SIGTERM blocked (every
-//! call after the first is ALREADY_PENDING, a stop signal the kernel side must emit) for 10 s
-//! at full speed. From the agent's own metrics and `/proc`: the offered rate, the events read
-//! and lost (`sigtrace_events_read_total`, `sigtrace_events_lost_total`), the agent's CPU per
-//! event read (utime + stime), its idle RSS before the storm and its peak RSS (VmHWM).
+//! journal. Two threads, one per CPU, send SIGTERM with SIGTERM blocked in the targets (every
+//! signal after the first is ALREADY_PENDING, a stop signal the kernel side must emit) for
+//! 10 s at full speed, in two shapes: each thread to itself (`tgkill`, one event per call), and
+//! each thread to a process group of [`GROUP`] children of its own (`kill(-pgid)`, one event
+//! per member per call, which offers more events a second for the same CPU). From the agent's
+//! own metrics and `/proc`: the offered rate, the events read and lost
+//! (`sigtrace_events_read_total`, `sigtrace_events_lost_total`), the agent's CPU per event read
+//! (utime + stime), its idle RSS before the storm, its start-up peak (VmHWM once ready: the
+//! kernel BTF is parsed then) and its peak during the storm (VmHWM reset through
+//! `/proc/<pid>/clear_refs` before the storm).
 //! Verdicts for issue 15's targets: ≤ 300 ns of CPU per event with the journal on, zero loss at
 //! ≥ 1 M events/s offered from 2 CPUs with the default ring, idle RSS ≤ 20 MiB.
 use std::{
@@ -23,6 +28,26 @@ use anyhow::{bail, Context, Result};
 use crate::{bootstrap, build_sigtrace, workspace_root};
 
 const STORM: Duration = Duration::from_secs(10);
+/// Members of each storm thread's process group in the group storm.
+const GROUP: usize = 8;
+
+/// The shape of a storm.
+#[derive(Clone, Copy, PartialEq)]
+enum Storm {
+    /// Each thread `tgkill`s itself.
+    SelfKill,
+    /// Each thread `kill`s a process group of [`GROUP`] children.
+    Group,
+}
+
+impl Storm {
+    fn name(self) -> String {
+        match self {
+            Storm::SelfKill => "tgkill to self".into(),
+            Storm::Group => format!("kill to a group of {GROUP}"),
+        }
+    }
+}
 
 fn metric(body: &str, name: &str) -> f64 {
     body.lines()
@@ -69,10 +94,12 @@ fn cpu_ns(pid: u32) -> u64 {
     (ticks(14) + ticks(15)) * 1_000_000_000 / hz
 }
 
-/// One thread's storm: SIGTERM to itself, blocked, until `stop`; returns the calls made.
-fn storm_thread(cpu: usize, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>) {
+/// One thread's storm until `stop`; adds the signals it generated to `calls`.
+fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>) {
     // SAFETY: affinity, signal mask and tgkill of this thread only; the pending SIGTERM is
-    // discarded (SIG_IGN) by the caller before anything unblocks it.
+    // discarded (SIG_IGN) by the caller before anything unblocks it. The group's children
+    // are forked with SIGTERM blocked (the thread's mask), only pause, and are killed and
+    // reaped here.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
@@ -83,14 +110,73 @@ fn storm_thread(cpu: usize, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>) {
         libc::pthread_sigmask(libc::SIG_BLOCK, &sigs, std::ptr::null_mut());
         let (pid, tid) = (libc::getpid(), libc::gettid());
         let mut n = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            for _ in 0..1000 {
-                libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGTERM);
+        if storm == Storm::Group {
+            let mut leader = 0;
+            for _ in 0..GROUP {
+                let child = libc::fork();
+                if child == 0 {
+                    libc::setpgid(0, leader);
+                    loop {
+                        libc::pause();
+                    }
+                }
+                if child < 0 {
+                    break;
+                }
+                if leader == 0 {
+                    leader = child;
+                }
+                libc::setpgid(child, leader);
             }
-            n += 1000;
+            if leader == 0 {
+                return;
+            }
+            // Every member has joined the group once it is counted there.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while group_size(leader) < GROUP && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let members = group_size(leader) as u64;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..100 {
+                    libc::kill(-leader, libc::SIGTERM);
+                }
+                n += 100 * members;
+            }
+            libc::kill(-leader, libc::SIGKILL);
+            while libc::waitpid(-leader, std::ptr::null_mut(), 0) > 0 {}
+        } else {
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..1000 {
+                    libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGTERM);
+                }
+                n += 1000;
+            }
         }
         calls.fetch_add(n, Ordering::Relaxed);
     }
+}
+
+/// Processes in process group `pgid` (field 5 of `/proc/<pid>/stat`).
+fn group_size(pgid: i32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()?
+                        .split_whitespace()
+                        .nth(2)?
+                        .parse()
+                        .ok()
+                })
+                == Some(pgid)
+        })
+        .count()
 }
 
 struct Run {
@@ -99,10 +185,11 @@ struct Run {
     lost: f64,
     cpu_ns_per_event: f64,
     idle_rss_kib: u64,
-    peak_rss_kib: u64,
+    startup_peak_kib: u64,
+    storm_peak_kib: u64,
 }
 
-fn one(bin: &Path, tmp: &Path, journal: bool, port: u16) -> Result<Run> {
+fn one(bin: &Path, tmp: &Path, storm: Storm, journal: bool, port: u16) -> Result<Run> {
     let addr = format!("127.0.0.1:{port}");
     let ready = tmp.join("ready");
     let _ = std::fs::remove_file(&ready);
@@ -131,6 +218,9 @@ fn one(bin: &Path, tmp: &Path, journal: bool, port: u16) -> Result<Run> {
     }
     std::thread::sleep(Duration::from_secs(3));
     let idle_rss_kib = proc_field(pid, "VmRSS");
+    let startup_peak_kib = proc_field(pid, "VmHWM");
+    // "5" resets the peak RSS (proc(5)), so that VmHWM after the storm is the storm's.
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("resetting VmHWM")?;
     let before = scrape(&addr)?;
     let cpu0 = cpu_ns(pid);
     let stop = Arc::new(AtomicBool::new(false));
@@ -138,7 +228,7 @@ fn one(bin: &Path, tmp: &Path, journal: bool, port: u16) -> Result<Run> {
     let threads: Vec<_> = (0..2)
         .map(|cpu| {
             let (stop, calls) = (stop.clone(), calls.clone());
-            std::thread::spawn(move || storm_thread(cpu, stop, calls))
+            std::thread::spawn(move || storm_thread(cpu, storm, stop, calls))
         })
         .collect();
     let t = Instant::now();
@@ -152,7 +242,7 @@ fn one(bin: &Path, tmp: &Path, journal: bool, port: u16) -> Result<Run> {
     std::thread::sleep(Duration::from_secs(2));
     let after = scrape(&addr)?;
     let cpu1 = cpu_ns(pid);
-    let peak_rss_kib = proc_field(pid, "VmHWM");
+    let storm_peak_kib = proc_field(pid, "VmHWM");
     // SAFETY: kill(2) to our own child.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let _ = child.wait();
@@ -166,7 +256,8 @@ fn one(bin: &Path, tmp: &Path, journal: bool, port: u16) -> Result<Run> {
         lost,
         cpu_ns_per_event: (cpu1 - cpu0) as f64 / read.max(1.0),
         idle_rss_kib,
-        peak_rss_kib,
+        startup_peak_kib,
+        storm_peak_kib,
     })
 }
 
@@ -178,27 +269,35 @@ pub fn agent() -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("sigtrace-bench-agent-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let mut report = format!(
-        "agent under a storm: 2 threads (one per CPU) tgkill SIGTERM to themselves, blocked, for {} s; \
-         default ring (4 MiB)\n\n| journal | offered (events/s) | read | lost | agent CPU per event read (ns) | idle RSS (MiB) | peak RSS (MiB) |\n|---|---|---|---|---|---|---|\n",
+        "agent under a storm: 2 threads (one per CPU) send SIGTERM, blocked in the targets, for {} s, \
+         to themselves (tgkill) or each to a process group of {GROUP} children (kill); default ring (4 MiB)\n\n\
+         | storm | journal | offered (events/s) | read | lost | agent CPU per event read (ns) | idle RSS (MiB) | start-up peak (MiB) | storm peak (MiB) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         STORM.as_secs()
     );
     // The process must not die of the SIGTERMs it sends itself: ignored when unblocked.
     // SAFETY: disposition change of this process before the storm threads start.
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
     let mut runs = Vec::new();
-    for (i, journal) in [false, true, false, true].into_iter().enumerate() {
-        let r = one(&bin, &tmp, journal, 19_600 + i as u16)?;
+    let plan: Vec<(Storm, bool)> = (0..2)
+        .flat_map(|_| [Storm::SelfKill, Storm::Group])
+        .flat_map(|s| [(s, false), (s, true)])
+        .collect();
+    for (i, &(storm, journal)) in plan.iter().enumerate() {
+        let r = one(&bin, &tmp, storm, journal, 19_600 + i as u16)?;
         report.push_str(&format!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |\n",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |\n",
+            storm.name(),
             if journal { "on" } else { "off" },
             r.offered_per_s,
             r.read,
             r.lost,
             r.cpu_ns_per_event,
             r.idle_rss_kib as f64 / 1024.0,
-            r.peak_rss_kib as f64 / 1024.0,
+            r.startup_peak_kib as f64 / 1024.0,
+            r.storm_peak_kib as f64 / 1024.0,
         ));
-        eprintln!("xtask: run {}/4 done", i + 1);
+        eprintln!("xtask: run {}/{} done", i + 1, plan.len());
         runs.push((journal, r));
     }
     let _ = std::fs::remove_dir_all(&tmp);
