@@ -135,20 +135,22 @@ impl<S: OutputSink> Pipeline<S> {
     fn kernel(&mut self, bytes: &[u8], clock: Option<Clock>) -> Result<(), FeedError> {
         let record = KernelRecord::try_from(bytes).inspect_err(|_| self.decode_errors += 1)?;
         let clock = clock.or(self.clock).ok_or(FeedError::NoClock)?;
-        let ev = record.into_event(&clock);
-        if !self.window.contains(ev.wall_ns) {
+        let mono_ns = record.header().ts_ns;
+        if !self.window.contains(clock.wall_ns(mono_ns)) {
             return Ok(());
         }
-        if let EventKind::SignalGenerate {
-            sender,
-            result: SigResult::AlreadyPending | SigResult::Ignored,
-            ..
-        } = &ev.kind
-        {
-            if !self.budget.allow(sender.pid, ev.mono_ns) {
+        // A flooding sender's repeated signals are counted from the raw record, before it is
+        // interpreted (most of a signal storm's records end here).
+        if let KernelRecord::Generate(g) = &record {
+            let repeated = matches!(
+                SigResult::from_raw(g.result),
+                SigResult::AlreadyPending | SigResult::Ignored
+            );
+            if repeated && !self.budget.allow(g.sender.tgid, mono_ns) {
                 return Ok(());
             }
         }
+        let ev = record.into_event(&clock);
         self.attribute(&ev)?;
         if let Some(j) = self.journal.as_mut() {
             j.append_kernel(bytes);
