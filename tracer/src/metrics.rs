@@ -3,6 +3,8 @@
 //! them.
 use std::{collections::HashSet, net::SocketAddr, sync::Mutex};
 
+use rustc_hash::FxHashMap;
+
 use prometheus::{
     CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -199,6 +201,9 @@ pub struct Metrics {
     counted_only: IntCounterVec,
     kernel_counted: IntCounterVec,
     series: Mutex<HashSet<[String; 4]>>,
+    /// `signals`' children by (signal, result, sender class): a stop-signal flood bumps one
+    /// of a few counters, without building and hashing its labels each time.
+    signal_counters: Mutex<FxHashMap<(Signal, &'static str, &'static str), IntCounter>>,
     opts: MetricsOptions,
 }
 
@@ -418,6 +423,7 @@ impl Metrics {
                 &["kind"],
             )?,
             series: Mutex::new(HashSet::new()),
+            signal_counters: Mutex::new(FxHashMap::default()),
             registry: r,
             opts,
         };
@@ -543,9 +549,17 @@ impl Metrics {
     }
 
     /// Records one generated stop signal.
-    pub fn signal(&self, signal: &str, result: &str, sender_class: &str) {
-        self.signals
-            .with_label_values(&[signal, result, sender_class])
+    pub fn signal(&self, signal: Signal, result: &'static str, sender_class: &'static str) {
+        let mut counters = self
+            .signal_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        counters
+            .entry((signal, result, sender_class))
+            .or_insert_with(|| {
+                self.signals
+                    .with_label_values(&[&signal.name(), result, sender_class])
+            })
             .inc();
     }
 

@@ -160,7 +160,7 @@ impl<S: OutputSink> Pipeline<S> {
         {
             if self.engine.is_stop(*signal) {
                 let class = self.engine.sender_class(&ev);
-                m.signal(&signal.name(), result.as_str(), class.as_str());
+                m.signal(*signal, result.as_str(), class.as_str());
             }
         }
         self.engine.push(ev, &mut self.out);

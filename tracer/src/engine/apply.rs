@@ -311,29 +311,18 @@ impl Tracker {
         };
         ep.last_mono = mono;
         ep.ns_init |= receiver.ns_init;
-        let undelivered = |r: &SigRec| r.signal == eff && r.delivered_wall.is_none();
         let idx = ep
-            .signals
-            .iter()
-            .position(|r| {
-                undelivered(r)
-                    && r.result != SigResult::AlreadyPending
-                    && r.result != SigResult::Ignored
+            .undelivered_position(eff, |r| {
+                r.result != SigResult::AlreadyPending && r.result != SigResult::Ignored
             })
-            .or_else(|| {
-                ep.signals
-                    .iter()
-                    .position(|r| undelivered(r) && r.result != SigResult::Ignored)
-            });
+            .or_else(|| ep.undelivered_position(eff, |r| r.result != SigResult::Ignored));
         let matched = match idx {
             Some(i) => {
-                let r = &mut ep.signals[i];
-                r.delivered_wall = Some(wall);
-                r.disposition = disposition;
+                ep.deliver(i, wall, disposition);
                 true
             }
             // Duplicates: per-thread SIGKILL deliveries, collapsed signals.
-            None if eff == Signal::KILL || ep.signals.iter().any(|r| r.signal == eff) => false,
+            None if eff == Signal::KILL || ep.lists(eff) => false,
             None => {
                 ep.push_signal(SigRec {
                     mono,

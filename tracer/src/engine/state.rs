@@ -140,6 +140,12 @@ pub(super) struct Episode {
     pub first_blocked: bool,
     pub dispositions: Option<StopDispositions>,
     pub signals: Vec<SigRec>,
+    /// Entries of `signals` not delivered yet, and bit `n - 1` for each signal `n` in it: a
+    /// delivery finds its generation, or that it has none, without scanning the list (a
+    /// process that handles a flood of stop signals has a full list).
+    undelivered: usize,
+    listed: u64,
+    signals_capped: bool,
     pub forwarded: Vec<Fwd>,
     pub children: Vec<Peer>,
     pub exit: Option<ExitRec>,
@@ -176,6 +182,9 @@ impl Episode {
             first_blocked: false,
             dispositions: None,
             signals: Vec::new(),
+            undelivered: 0,
+            listed: 0,
+            signals_capped: false,
             forwarded: Vec::new(),
             children: Vec::new(),
             exit: None,
@@ -207,16 +216,60 @@ impl Episode {
 
     pub(super) fn push_signal(&mut self, rec: SigRec) {
         if self.signals.len() < MAX_SIGNALS {
+            self.undelivered += usize::from(rec.delivered_wall.is_none());
+            self.listed |= signal_bit(rec.signal);
             self.signals.push(rec);
-        } else {
+        } else if !self.signals_capped {
+            // Said once: the list stays full.
+            self.signals_capped = true;
             self.mark_incomplete(format!(
                 "more than {MAX_SIGNALS} signals; later ones are not listed"
             ));
         }
     }
 
+    /// The first listed generation of `signal` not delivered yet that `pick` accepts.
+    pub(super) fn undelivered_position(
+        &self,
+        signal: Signal,
+        pick: impl Fn(&SigRec) -> bool,
+    ) -> Option<usize> {
+        if self.undelivered == 0 {
+            return None;
+        }
+        self.signals
+            .iter()
+            .position(|r| r.signal == signal && r.delivered_wall.is_none() && pick(r))
+    }
+
+    /// Marks listed signal `i` delivered.
+    pub(super) fn deliver(&mut self, i: usize, wall: i64, disposition: Disposition) {
+        let r = &mut self.signals[i];
+        if r.delivered_wall.is_none() {
+            self.undelivered -= 1;
+        }
+        r.delivered_wall = Some(wall);
+        r.disposition = disposition;
+    }
+
+    /// Some signal `signal` is listed.
+    pub(super) fn lists(&self, signal: Signal) -> bool {
+        match signal_bit(signal) {
+            0 => self.signals.iter().any(|r| r.signal == signal),
+            bit => self.listed & bit != 0,
+        }
+    }
+
     pub(super) fn is_open(&self) -> bool {
         self.exit.is_none()
+    }
+}
+
+/// Bit `n - 1` for signal `n` in 1..=64, else 0.
+fn signal_bit(s: Signal) -> u64 {
+    match s.0 {
+        1..=64 => 1 << (s.0 - 1),
+        _ => 0,
     }
 }
 

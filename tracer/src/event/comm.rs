@@ -92,7 +92,12 @@ impl Comm {
 
     /// The name (borrowed unless it had invalid UTF-8).
     pub fn as_str(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(self.stored())
+        let b = self.stored();
+        // Nearly always valid (ASCII): checked without the lossy decoder's chunking.
+        match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
+        }
     }
 
     pub fn is_empty(&self) -> bool {

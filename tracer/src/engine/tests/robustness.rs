@@ -658,3 +658,62 @@ fn records_do_not_depend_on_the_timeline() {
     assert!(!records.is_empty());
     assert_eq!(records, without.iter().collect::<Vec<_>>());
 }
+
+#[test]
+fn a_flood_of_handled_stop_signals_fills_the_list_once() {
+    // 100 SIGTERMs, each handled: the record lists the first 64, every one with its
+    // delivery; the later deliveries find their generation unlisted and add nothing; the
+    // cap is said once. Then a SIGINT that was never generated (its delivery alone) is
+    // past the cap too.
+    let app = task(100, "app");
+    let sender = task(7, "kill");
+    let mut events = Vec::new();
+    for i in 0..100 {
+        let ms = f64::from(i) * 2.0;
+        events.push(generate(ms, TERM, &sender, &app).handles(&[TERM]).ev());
+        events.push(deliver(ms + 1.0, TERM, &app, Handler));
+    }
+    events.push(deliver(250.0, INT, &app, Handler));
+    events.push(exit_code(300.0, &app, 0));
+    let s = stop_of(&run(events), 100);
+    assert_eq!(s.signals.len(), crate::engine::state::MAX_SIGNALS);
+    for (i, sig) in s.signals.iter().enumerate() {
+        assert_eq!(
+            sig.delivered_at.map(|t| t.to_string()),
+            Some(time(i as f64 * 2.0 + 1.0)),
+            "signal {i}"
+        );
+    }
+    assert_eq!(
+        s.incomplete_reason.as_deref(),
+        Some("more than 64 signals; later ones are not listed")
+    );
+}
+
+#[test]
+fn a_delivery_matches_the_oldest_undelivered_generation_of_its_signal() {
+    // Two SIGTERMs pending (the second ALREADY_PENDING), one SIGINT: the SIGINT delivery
+    // and then one SIGTERM delivery; the first SIGTERM is the delivered one.
+    let app = task(100, "app");
+    let sender = task(7, "kill");
+    let events = vec![
+        generate(0.0, TERM, &sender, &app)
+            .handles(&[TERM, INT])
+            .ev(),
+        generate(1.0, TERM, &sender, &app)
+            .handles(&[TERM, INT])
+            .result(SigResult::AlreadyPending)
+            .ev(),
+        generate(2.0, INT, &sender, &app).handles(&[TERM, INT]).ev(),
+        deliver(3.0, INT, &app, Handler),
+        deliver(4.0, TERM, &app, Handler),
+        exit_code(10.0, &app, 0),
+    ];
+    let s = stop_of(&run(events), 100);
+    let delivered: Vec<_> = s
+        .signals
+        .iter()
+        .map(|e| e.delivered_at.map(|t| t.to_string()))
+        .collect();
+    assert_eq!(delivered, vec![Some(time(4.0)), None, Some(time(3.0))]);
+}
