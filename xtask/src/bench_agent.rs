@@ -3,7 +3,10 @@
 //! signal after the first is ALREADY_PENDING, a stop signal the kernel side must emit) for
 //! 10 s at full speed, in two shapes: each thread to itself (`tgkill`, one event per call), and
 //! each thread to a process group of [`GROUP`] children of its own (`kill(-pgid)`, one event
-//! per member per call, which offers more events a second for the same CPU). From the agent's
+//! per member per call, which offers more events a second for the same CPU); and a third
+//! shape where each thread `tgkill`s itself with SIGTERM unblocked and handled, so that every
+//! call makes two records (generation and delivery) that no flood budget stops: all of them go
+//! through the engine and the journal. From the agent's
 //! own metrics and `/proc`: the offered rate, the events read and lost
 //! (`sigtrace_events_read_total`, `sigtrace_events_lost_total`), the agent's CPU per event read
 //! (utime + stime), its idle RSS before the storm, its start-up peak (VmHWM once ready: the
@@ -38,6 +41,8 @@ enum Storm {
     SelfKill,
     /// Each thread `kill`s a process group of [`GROUP`] children.
     Group,
+    /// Each thread `tgkill`s itself, SIGTERM handled: every record is engine and journal work.
+    Handled,
 }
 
 impl Storm {
@@ -45,6 +50,7 @@ impl Storm {
         match self {
             Storm::SelfKill => "tgkill to self".into(),
             Storm::Group => format!("kill to a group of {GROUP}"),
+            Storm::Handled => "tgkill to self, handled".into(),
         }
     }
 }
@@ -96,8 +102,8 @@ fn cpu_ns(pid: u32) -> u64 {
 
 /// One thread's storm until `stop`; adds the signals it generated to `calls`.
 fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>) {
-    // SAFETY: affinity, signal mask and tgkill of this thread only; the pending SIGTERM is
-    // discarded (SIG_IGN) by the caller before anything unblocks it. The group's children
+    // SAFETY: affinity, signal mask and tgkill of this thread only; the caller installed a
+    // handler that does nothing for the SIGTERMs (handled, or pending when unblocked). The group's children
     // are forked with SIGTERM blocked (the thread's mask), only pause, and are killed and
     // reaped here.
     unsafe {
@@ -107,7 +113,12 @@ fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<Atom
         let mut sigs: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut sigs);
         libc::sigaddset(&mut sigs, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &sigs, std::ptr::null_mut());
+        let how = if storm == Storm::Handled {
+            libc::SIG_UNBLOCK
+        } else {
+            libc::SIG_BLOCK
+        };
+        libc::pthread_sigmask(how, &sigs, std::ptr::null_mut());
         let (pid, tid) = (libc::getpid(), libc::gettid());
         let mut n = 0u64;
         if storm == Storm::Group {
@@ -146,16 +157,21 @@ fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<Atom
             libc::kill(-leader, libc::SIGKILL);
             while libc::waitpid(-leader, std::ptr::null_mut(), 0) > 0 {}
         } else {
+            // A handled signal makes two records: its generation and its delivery.
+            let per_call = if storm == Storm::Handled { 2 } else { 1 };
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..1000 {
                     libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGTERM);
                 }
-                n += 1000;
+                n += 1000 * per_call;
             }
         }
         calls.fetch_add(n, Ordering::Relaxed);
     }
 }
+
+/// The storms' SIGTERM handler: nothing to do.
+extern "C" fn on_sigterm(_: libc::c_int) {}
 
 /// Processes in process group `pgid` (field 5 of `/proc/<pid>/stat`).
 fn group_size(pgid: i32) -> usize {
@@ -269,18 +285,19 @@ pub fn agent() -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("sigtrace-bench-agent-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let mut report = format!(
-        "agent under a storm: 2 threads (one per CPU) send SIGTERM, blocked in the targets, for {} s, \
-         to themselves (tgkill) or each to a process group of {GROUP} children (kill); default ring (4 MiB)\n\n\
+        "agent under a storm: 2 threads (one per CPU) send SIGTERM for {} s: to themselves with SIGTERM blocked \
+         (tgkill), each to a process group of {GROUP} children that block it (kill), or to themselves with \
+         SIGTERM handled (a generation and a delivery per call, no flood budget applies); default ring (4 MiB)\n\n\
          | storm | journal | offered (events/s) | read | lost | agent CPU per event read (ns) | idle RSS (MiB) | start-up peak (MiB) | storm peak (MiB) |\n\
          |---|---|---|---|---|---|---|---|---|\n",
         STORM.as_secs()
     );
-    // The process must not die of the SIGTERMs it sends itself: ignored when unblocked.
+    // The process must not die of the SIGTERMs it sends itself: a handler that does nothing.
     // SAFETY: disposition change of this process before the storm threads start.
-    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    unsafe { libc::signal(libc::SIGTERM, on_sigterm as *const () as libc::sighandler_t) };
     let mut runs = Vec::new();
     let plan: Vec<(Storm, bool)> = (0..2)
-        .flat_map(|_| [Storm::SelfKill, Storm::Group])
+        .flat_map(|_| [Storm::SelfKill, Storm::Group, Storm::Handled])
         .flat_map(|s| [(s, false), (s, true)])
         .collect();
     for (i, &(storm, journal)) in plan.iter().enumerate() {
