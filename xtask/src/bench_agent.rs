@@ -28,7 +28,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::{bootstrap, build_sigtrace, workspace_root};
+use crate::{bench::Running, bootstrap, build_sigtrace, workspace_root};
 
 const STORM: Duration = Duration::from_secs(10);
 /// Members of each storm thread's process group in the group storm.
@@ -103,7 +103,8 @@ fn cpu_ns(pid: u32) -> u64 {
 /// One thread's storm until `stop`; adds the signals it generated to `calls`.
 fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>) {
     // SAFETY: affinity, signal mask and tgkill of this thread only; the caller installed a
-    // handler that does nothing for the SIGTERMs (handled, or pending when unblocked). The group's children
+    // handler that does nothing for the handled SIGTERMs (the blocked ones stay pending
+    // until the thread exits, which discards them). The group's children
     // are forked with SIGTERM blocked (the thread's mask), only pause, and are killed and
     // reaped here.
     unsafe {
@@ -122,10 +123,17 @@ fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<Atom
         let (pid, tid) = (libc::getpid(), libc::gettid());
         let mut n = 0u64;
         if storm == Storm::Group {
-            let mut leader = 0;
+            // Each child is in the group once the parent's setpgid returns (either side's
+            // call puts it there; the parent's makes it so before the storm starts).
+            let (mut leader, mut members) = (0, 0u64);
             for _ in 0..GROUP {
                 let child = libc::fork();
                 if child == 0 {
+                    // Killed with this thread, whatever way the bench ends.
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != pid {
+                        libc::_exit(0);
+                    }
                     libc::setpgid(0, leader);
                     loop {
                         libc::pause();
@@ -138,16 +146,11 @@ fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<Atom
                     leader = child;
                 }
                 libc::setpgid(child, leader);
+                members += 1;
             }
             if leader == 0 {
                 return;
             }
-            // Every member has joined the group once it is counted there.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while group_size(leader) < GROUP && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let members = group_size(leader) as u64;
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..100 {
                     libc::kill(-leader, libc::SIGTERM);
@@ -172,28 +175,6 @@ fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<Atom
 
 /// The storms' SIGTERM handler: nothing to do.
 extern "C" fn on_sigterm(_: libc::c_int) {}
-
-/// Processes in process group `pgid` (field 5 of `/proc/<pid>/stat`).
-fn group_size(pgid: i32) -> usize {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit(')')
-                        .next()?
-                        .split_whitespace()
-                        .nth(2)?
-                        .parse()
-                        .ok()
-                })
-                == Some(pgid)
-        })
-        .count()
-}
 
 struct Run {
     offered_per_s: f64,
@@ -222,12 +203,17 @@ fn one(bin: &Path, tmp: &Path, storm: Storm, journal: bool, port: u16) -> Result
     } else {
         cmd.arg("--no-record");
     }
-    let mut child = cmd.spawn().context("starting sigtrace")?;
+    let child = cmd.spawn().context("starting sigtrace")?;
     let pid = child.id();
+    // Stopped (SIGTERM, then SIGKILL) on every way out of this function.
+    let mut agent = Running(Some(child));
     let t = Instant::now();
     while !ready.exists() {
-        if t.elapsed() > Duration::from_secs(30) || child.try_wait()?.is_some() {
-            let _ = child.kill();
+        let exited = match agent.0.as_mut() {
+            Some(c) => c.try_wait()?.is_some(),
+            None => true,
+        };
+        if t.elapsed() > Duration::from_secs(30) || exited {
             bail!("sigtrace did not get ready");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -259,9 +245,7 @@ fn one(bin: &Path, tmp: &Path, storm: Storm, journal: bool, port: u16) -> Result
     let after = scrape(&addr)?;
     let cpu1 = cpu_ns(pid);
     let storm_peak_kib = proc_field(pid, "VmHWM");
-    // SAFETY: kill(2) to our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let _ = child.wait();
+    drop(agent);
     let read = metric(&after, "sigtrace_events_read_total")
         - metric(&before, "sigtrace_events_read_total");
     let lost = metric(&after, "sigtrace_events_lost_total")
