@@ -3,8 +3,8 @@
 //! versions without CO-RE relocations: the offset of every field of the table in
 //! `tracer-common` ([`tracer_common::FIELDS`]) and the arity of tracepoint prototypes.
 //! [`KernelBtf::into_resolved`] keeps those answers and the raw bytes (for the program loader, which
-//! parses them again its own way) and drops the parsed type graph: it is ~15 times the size of
-//! the BTF, and the two parses must not be held at once.
+//! parses them again its own way) and drops the parsed type graph: it is several times the
+//! size of the BTF (tens of MiB), and the two parses must not be held at once.
 use std::{io::Read, path::Path};
 
 use btfparse::{ErrorKind, Offset, Readable, TypeInformation, TypeVariant};
