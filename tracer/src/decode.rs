@@ -137,13 +137,7 @@ impl From<&TaskInfo> for Task {
 /// What the kernel side can write into a task: names end within their 16 bytes, and only
 /// the known flags.
 fn check_task(t: &TaskInfo) -> Result<(), DecodeError> {
-    // Has a NUL byte: the word-at-a-time zero-byte test (exact as to whether there is one).
-    let named = |c: &[u8; tracer_common::COMM_LEN]| {
-        const LOW: u128 = u128::from_le_bytes([0x01; tracer_common::COMM_LEN]);
-        const HIGH: u128 = u128::from_le_bytes([0x80; tracer_common::COMM_LEN]);
-        let v = u128::from_le_bytes(*c);
-        v.wrapping_sub(LOW) & !v & HIGH != 0
-    };
+    let named = |c: &[u8; tracer_common::COMM_LEN]| crate::event::nul_bits(c).1 != 0;
     if !named(&t.comm) || !named(&t.parent_comm) {
         return Err(DecodeError::Invalid(
             "a process name without its terminating NUL",

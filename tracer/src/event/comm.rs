@@ -17,15 +17,23 @@ pub const COMM_LEN: usize = 16;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct Comm([u8; COMM_LEN]);
 
+const HIGH: u128 = u128::from_le_bytes([0x80; COMM_LEN]);
+
+/// The kernel's 16 name bytes as one word, and the classic "has a zero byte" test on it: the
+/// high bit of the lowest NUL byte is set (bits above it may be set wrongly), and the result
+/// is zero exactly when there is no NUL.
+pub(crate) fn nul_bits(bytes: &[u8; COMM_LEN]) -> (u128, u128) {
+    const LOW: u128 = u128::from_le_bytes([0x01; COMM_LEN]);
+    let v = u128::from_le_bytes(*bytes);
+    (v, v.wrapping_sub(LOW) & !v & HIGH)
+}
+
 impl Comm {
     /// The name in the kernel's `comm` bytes (up to the first NUL).
     pub fn from_kernel(bytes: &[u8; COMM_LEN]) -> Self {
-        // Word-at-a-time: the first NUL byte (the classic "has a zero byte" test, exact for
-        // the lowest one), then the bytes before it kept if they are all ASCII.
-        const LOW: u128 = u128::from_le_bytes([0x01; COMM_LEN]);
-        const HIGH: u128 = u128::from_le_bytes([0x80; COMM_LEN]);
-        let v = u128::from_le_bytes(*bytes);
-        let zeros = v.wrapping_sub(LOW) & !v & HIGH;
+        // Word-at-a-time: the first NUL byte, then the bytes before it kept if they are all
+        // ASCII.
+        let (v, zeros) = nul_bits(bytes);
         let end = (zeros.trailing_zeros() / 8) as usize;
         let keep = if end >= COMM_LEN {
             u128::MAX

@@ -10,6 +10,7 @@ use serde::{Serialize, Serializer};
 mod comm;
 mod time;
 
+pub(crate) use comm::nul_bits;
 pub use comm::{Comm, COMM_LEN};
 pub use time::{parse_time, rfc3339, utc_stamp, WallTime};
 
