@@ -170,7 +170,7 @@ fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) ->
     SourceError::Kernel { what, detail }
 }
 
-/// Reads and parses the kernel BTF named by `path`.
+/// Reads and parses the kernel BTF named by `path`, and keeps what the agent needs of it.
 pub fn read_btf(path: &Path) -> Result<ResolvedBtf, SourceError> {
     KernelBtf::from_file(path)
         .map(KernelBtf::into_resolved)
