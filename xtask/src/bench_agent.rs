@@ -1,13 +1,16 @@
 //! `cargo xtask bench agent`: the agent under a storm of emitted events, with and without its
-//! journal. Two threads, one per CPU, send SIGTERM with SIGTERM blocked in the targets (every
-//! signal after the first is ALREADY_PENDING, a stop signal the kernel side must emit) for
-//! 10 s at full speed, in two shapes: each thread to itself (`tgkill`, one event per call), and
-//! each thread to a process group of [`GROUP`] children of its own (`kill(-pgid)`, one event
-//! per member per call, which offers more events a second for the same CPU); and a third
-//! shape where each thread `tgkill`s itself with SIGTERM unblocked and handled, so that every
-//! call makes two records (generation and delivery) that no flood budget stops: all of them go
-//! through the engine and the journal. From the agent's
-//! own metrics and `/proc`: the offered rate, the events read and lost
+//! journal. Two threads, one per CPU, send SIGTERM for 10 s at full speed, in three shapes
+//! ([`Storm`]):
+//! - each thread to itself with SIGTERM blocked (`tgkill`; every signal after the first is
+//!   ALREADY_PENDING, a stop signal the kernel side must emit; one event per call);
+//! - each thread to a process group of [`GROUP`] children of its own that block it
+//!   (`kill(-pgid)`; one event per member per call, which offers more events a second for the
+//!   same CPU);
+//! - each thread to itself with SIGTERM handled: every call makes two records (generation and
+//!   delivery) that no flood budget stops, so all of them go through the engine and the
+//!   journal.
+//!
+//! From the agent's own metrics and `/proc`: the offered rate, the events read and lost
 //! (`sigtrace_events_read_total`, `sigtrace_events_lost_total`), the agent's CPU per event read
 //! (utime + stime), its idle RSS before the storm, its start-up peak (VmHWM once ready: the
 //! kernel BTF is parsed then) and its peak during the storm (VmHWM reset through
