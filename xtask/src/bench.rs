@@ -120,6 +120,17 @@ fn wait_for_file(path: &Path, nonempty: bool, child: &mut Child, log: &Path) -> 
 }
 
 pub(crate) fn start(tracer: Tracer, bins: &Bins, tmp: &Path, journal: bool) -> Result<Running> {
+    start_with(tracer, bins, tmp, journal, &[])
+}
+
+/// [`start`], with `extra` arguments for sigtrace's `run` (`--metrics ADDR`).
+pub(crate) fn start_with(
+    tracer: Tracer,
+    bins: &Bins,
+    tmp: &Path,
+    journal: bool,
+    extra: &[&str],
+) -> Result<Running> {
     let ready = tmp.join("ready");
     let _ = std::fs::remove_file(&ready);
     let log = tmp.join(format!("{tracer:?}.log"));
@@ -155,6 +166,7 @@ pub(crate) fn start(tracer: Tracer, bins: &Bins, tmp: &Path, journal: bool) -> R
             } else {
                 c.arg("--json");
             }
+            c.args(extra);
             c.stdout(Stdio::null())
                 .stderr(stderr())
                 .spawn()

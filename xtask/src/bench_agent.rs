@@ -21,7 +21,6 @@ use std::{
     io::{Read, Write},
     net::TcpStream,
     path::Path,
-    process::{Command, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -31,7 +30,10 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::{bench::Running, bootstrap, build_sigtrace, workspace_root};
+use crate::{
+    bench::{start_with, Bins, Tracer},
+    bootstrap, build_sigtrace, workspace_root,
+};
 
 const STORM: Duration = Duration::from_secs(10);
 /// Members of each storm thread's process group in the group storm.
@@ -189,38 +191,11 @@ struct Run {
     storm_peak_kib: u64,
 }
 
-fn one(bin: &Path, tmp: &Path, storm: Storm, journal: bool, port: u16) -> Result<Run> {
+fn one(bins: &Bins, tmp: &Path, storm: Storm, journal: bool, port: u16) -> Result<Run> {
     let addr = format!("127.0.0.1:{port}");
-    let ready = tmp.join("ready");
-    let _ = std::fs::remove_file(&ready);
-    let mut cmd = Command::new(bin);
-    cmd.args(["run", "--json", "--log", "warn", "--metrics", &addr])
-        .arg("--ready-file")
-        .arg(&ready)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if journal {
-        let dir = tmp.join("journal");
-        let _ = std::fs::remove_dir_all(&dir);
-        cmd.arg("--data-dir").arg(dir);
-    } else {
-        cmd.arg("--no-record");
-    }
-    let child = cmd.spawn().context("starting sigtrace")?;
-    let pid = child.id();
     // Stopped (SIGTERM, then SIGKILL) on every way out of this function.
-    let mut agent = Running(Some(child));
-    let t = Instant::now();
-    while !ready.exists() {
-        let exited = match agent.0.as_mut() {
-            Some(c) => c.try_wait()?.is_some(),
-            None => true,
-        };
-        if t.elapsed() > Duration::from_secs(30) || exited {
-            bail!("sigtrace did not get ready");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let agent = start_with(Tracer::Sigtrace, bins, tmp, journal, &["--metrics", &addr])?;
+    let pid = agent.0.as_ref().map_or(0, |c| c.id());
     std::thread::sleep(Duration::from_secs(3));
     let idle_rss_kib = proc_field(pid, "VmRSS");
     let startup_peak_kib = proc_field(pid, "VmHWM");
@@ -268,7 +243,10 @@ pub fn agent() -> Result<()> {
     if !bootstrap::is_root() {
         bail!("the agent benchmark attaches eBPF programs: run it as root");
     }
-    let bin = build_sigtrace(true)?;
+    let bins = Bins {
+        this: build_sigtrace(true)?,
+        baseline: None,
+    };
     let tmp = std::env::temp_dir().join(format!("sigtrace-bench-agent-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let mut report = format!(
@@ -288,7 +266,7 @@ pub fn agent() -> Result<()> {
         .flat_map(|s| [(s, false), (s, true)])
         .collect();
     for (i, &(storm, journal)) in plan.iter().enumerate() {
-        let r = one(&bin, &tmp, storm, journal, 19_600 + i as u16)?;
+        let r = one(&bins, &tmp, storm, journal, 19_600 + i as u16)?;
         report.push_str(&format!(
             "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |\n",
             storm.name(),
