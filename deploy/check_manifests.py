@@ -52,7 +52,7 @@ ENDPOINT_FIELDS = {
     "authorization", "basicAuth", "oauth2", "tlsConfig", "bearerTokenSecret", "noProxy",
     "proxyFromEnvironment", "proxyConnectHeader",
 }
-ALLOWED_CAPS = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_ADMIN", "SYS_RESOURCE"}
+ALLOWED_CAPS = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_NICE", "SYS_ADMIN", "SYS_RESOURCE"}
 JOURNAL = "/var/lib/sigtrace"
 
 

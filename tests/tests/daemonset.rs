@@ -31,6 +31,21 @@ use tests::{
 const AGENT_IMAGE: &str = "localhost/sigtrace-test/sigtrace:ci";
 const NODE: &str = "node-ci-1";
 
+/// (nice, scheduling policy) of the agent's thread that empties the ring buffer.
+fn ring_thread_sched(pid: u32) -> Option<(i64, u32)> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|t| {
+        let comm = fs::read_to_string(t.path().join("comm")).ok()?;
+        if comm.trim() != "sigtrace-ring" {
+            return None;
+        }
+        let stat = fs::read_to_string(t.path().join("stat")).ok()?;
+        // Fields after the parenthesised comm: state is field 3, nice 19, policy 41.
+        let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some((rest.get(16)?.parse().ok()?, rest.get(38)?.parse().ok()?))
+    })
+}
+
 fn manifest() -> Value {
     let path = workspace().join("deploy/kustomize/base/daemonset.yaml");
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -311,6 +326,7 @@ fn agent_runs_under_its_daemonset_manifest() {
             "DAC_READ_SEARCH" => 1u64 << 2,
             "SYS_PTRACE" => 1 << 19,
             "SYS_ADMIN" => 1 << 21,
+            "SYS_NICE" => 1 << 23,
             "SYS_RESOURCE" => 1 << 24,
             "PERFMON" => 1 << 38,
             "BPF" => 1 << 39,
@@ -323,6 +339,18 @@ fn agent_runs_under_its_daemonset_manifest() {
         "effective capabilities of the agent: {status}"
     );
     assert_eq!(field("NoNewPrivs"), "1", "{status}");
+    // SYS_NICE reached the ring thread: real time where the container's cgroup has real-time
+    // run time, else nice -10 (`--ring-priority`'s default).
+    let raised = |r: Option<(i64, u32)>| {
+        r.is_some_and(|(nice, policy)| policy == libc::SCHED_FIFO as u32 || nice == -10)
+    };
+    wait_until(Duration::from_secs(5), || raised(ring_thread_sched(pid)));
+    let ring = ring_thread_sched(pid);
+    assert!(
+        raised(ring),
+        "the ring thread's (nice, policy) under the manifest: {ring:?}; agent log:\n{}",
+        k.logs(&agent_pod, "sigtrace")
+    );
     let mountinfo = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     let root = mountinfo
         .lines()

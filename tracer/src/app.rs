@@ -24,7 +24,7 @@ use crate::{
     journal::{
         JournalOptions, JournalReader, JournalWriter, LiveJournal, ReaderOptions, SessionInfo,
     },
-    live::LiveSource,
+    live::{LiveSource, RingPriority},
     metrics::{Metrics, MetricsOptions},
     output::{Format, OutputSink, Printer, RawPrinter},
     pipeline::{Pipeline, Window},
@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub journal: Option<(PathBuf, JournalOptions)>,
     pub metrics: Option<(SocketAddr, MetricsOptions)>,
     pub ready_file: Option<PathBuf>,
+    /// How the ring thread is scheduled.
+    pub ring_priority: RingPriority,
     /// The node's name (`--node-name`, else the host name): in every JSON record and in the
     /// journal's sessions.
     pub node: String,
@@ -177,6 +179,7 @@ impl RunOptions {
                 )
             }),
             ready_file: args.ready_file.clone(),
+            ring_priority: args.ring_priority,
             node: node_name(args),
         })
     }
@@ -261,7 +264,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
     let hooks = probes.attached.len();
 
     if opts.raw {
-        let mut source = LiveSource::start(probes, stop)?;
+        let mut source = LiveSource::start(probes, stop, opts.ring_priority)?;
         mark_ready(opts.ready_file.as_ref())?;
         tracing::info!("tracing: {hooks} hooks attached");
         let mut raw = RawPrinter::new(std::io::BufWriter::new(std::io::stdout().lock()), clock);
@@ -312,7 +315,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
         server = Some((rt, stop_tx, handle));
     }
 
-    let mut source = LiveSource::start(probes, stop)?;
+    let mut source = LiveSource::start(probes, stop, opts.ring_priority)?;
     // Start-up parsed the kernel's BTF (tens of MiB, freed by now): give it back to the system
     // so that an idle agent's RSS is what it really uses.
     // SAFETY: malloc_trim has no preconditions.

@@ -152,6 +152,11 @@ pub struct RunArgs {
     /// Ring buffer size in KiB (a power of two, at least 4).
     #[arg(long, default_value_t = 4096, value_name = "KIB", value_parser = parse_ring_kib)]
     pub ring_kib: u32,
+    /// Scheduling of the thread that empties the ring buffer: realtime (SCHED_FIFO 1, else
+    /// nice -10), raised (nice -10) or normal. Both need CAP_SYS_NICE; without it the thread
+    /// keeps the default priority.
+    #[arg(long, value_enum, default_value_t = crate::live::RingPriority::Realtime, value_name = "PRIORITY")]
+    pub ring_priority: crate::live::RingPriority,
     /// Use raw tracepoints even where BTF tracepoints work.
     #[arg(long, hide = true)]
     pub force_raw_tracepoints: bool,
@@ -383,6 +388,11 @@ mod tests {
         assert!(err(&["run", "--metrics-max-series", "0"]).contains("at least 1"));
         assert!(err(&["run", "--episode-timeout", "0"]).contains("--episode-timeout"));
         assert!(err(&["run", "--ring-kib", "3"]).contains("power of two"));
+        let e = err(&["run", "--ring-priority", "urgent"]);
+        assert!(
+            e.contains("--ring-priority") && e.contains("realtime"),
+            "{e}"
+        );
         assert!(err(&["run", "--metrics", "localhost"]).contains("--metrics"));
         assert!(err(&["replay", "--since", "2026-11-21T10:00:00+0é00"]).contains("--since"));
         assert!(err(&["replay", "--until", "yesterday"]).contains("--until"));
@@ -390,5 +400,13 @@ mod tests {
         assert!(err(&["replay", "--diagnosis", "slow"]).contains("unknown diagnosis"));
         let ok = Cli::try_parse_from(["sigtrace", "run", "--grace", "2.5", "--ring-kib", "64"]);
         assert!(ok.is_ok());
+        let ring = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Some(Command::Run(r))) => r.ring_priority,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        use crate::live::RingPriority;
+        assert_eq!(ring(&["sigtrace", "run"]), RingPriority::Realtime);
+        let normal = ring(&["sigtrace", "run", "--ring-priority", "normal"]);
+        assert_eq!(normal, RingPriority::Normal);
     }
 }

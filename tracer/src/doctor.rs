@@ -47,6 +47,7 @@ fn effective_caps() -> Option<u64> {
 const CAP_DAC_READ_SEARCH: u32 = 2;
 const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_NICE: u32 = 23;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
@@ -97,6 +98,11 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
         Check::new("read-state", Status::Pass, "CAP_DAC_READ_SEARCH: the runtimes' state (docker, containerd, CRI-O) is readable whatever its permissions")
     } else {
         Check::new("read-state", Status::Warn, "no CAP_DAC_READ_SEARCH: container names, pods and images come from the runtimes' state directories, which may not be readable without it (records then carry ids only)")
+    });
+    checks.push(if has(CAP_SYS_NICE) {
+        Check::new("ring-priority", Status::Pass, "CAP_SYS_NICE: the thread that empties the ring buffer runs at a raised priority (real time where the cgroup allows it, else nice -10)")
+    } else {
+        Check::new("ring-priority", Status::Warn, "no CAP_SYS_NICE: the thread that empties the ring buffer keeps the default priority, and a burst of events while every CPU is busy may overflow the ring; grant it")
     });
 
     let btf = read_btf(btf_path);

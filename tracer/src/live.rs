@@ -7,6 +7,10 @@
 //! [`DRAIN_MIN_MS`] while records come, and backs off (doubling) to [`DRAIN_IDLE_MS`] while
 //! the ring stays empty (the kernel still wakes it at once when enough data waits); the
 //! per-signal kernel counters, 64 map reads, are read every [`SIGNAL_COUNTS_EVERY`] ticks only.
+//!
+//! A busy node must not overflow the ring: the ring thread does nothing but copy records out,
+//! so it asks for a higher priority than the rest of the agent ([`RingPriority`]), and waits
+//! for the kernel's wake-ups edge-triggered (see [`Waiter`]).
 use std::{
     os::fd::AsRawFd,
     sync::{
@@ -44,6 +48,65 @@ const BATCHES_IN_FLIGHT: usize = 64;
 /// A batch is sent once it holds this many bytes, so that what waits between the threads stays
 /// under `BATCHES_IN_FLIGHT` × this (16 MiB) however full the ring was.
 const BATCH_BYTES: usize = 256 << 10;
+
+/// How the ring thread is scheduled (`sigtrace run --ring-priority`).
+///
+/// Under a storm on every CPU, a ring thread at the default priority can wait milliseconds to
+/// run after the kernel wakes it, and the ring fills meanwhile. It only copies records out, so
+/// a higher priority costs the node little.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RingPriority {
+    /// `SCHED_FIFO` at the lowest real-time priority; else as `raised`.
+    #[default]
+    Realtime,
+    /// nice -10; else the default.
+    Raised,
+    /// The agent's own priority.
+    Normal,
+}
+
+/// The nice value of [`RingPriority::Raised`].
+const RAISED_NICE: libc::c_int = -10;
+
+impl RingPriority {
+    /// Applies to the calling thread what it can of `self` (both need `CAP_SYS_NICE`, and
+    /// real-time also run time in the thread's cgroup where the kernel has
+    /// `CONFIG_RT_GROUP_SCHED`), and says what it got, once.
+    fn apply_to_this_thread(self) {
+        let mut refused = Vec::new();
+        if self == Self::Realtime {
+            let param = libc::sched_param { sched_priority: 1 };
+            // SAFETY: plain syscall on the calling thread (pid 0), valid parameter.
+            let policy = libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK;
+            if unsafe { libc::sched_setscheduler(0, policy, &param) } == 0 {
+                tracing::info!("ring thread: real-time priority (SCHED_FIFO 1)");
+                return;
+            }
+            let e = std::io::Error::last_os_error();
+            refused.push(format!(
+                "real time refused: {e}; the cgroup may have no real-time run time"
+            ));
+        }
+        if matches!(self, Self::Realtime | Self::Raised) {
+            // SAFETY: plain syscalls on the calling thread.
+            let tid = unsafe { libc::gettid() } as libc::id_t;
+            if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, RAISED_NICE) } == 0 {
+                let why = refused.first().map_or(String::new(), |r| format!(" ({r})"));
+                tracing::info!("ring thread: nice {RAISED_NICE}{why}");
+                return;
+            }
+            refused.push(format!(
+                "nice {RAISED_NICE}: {}",
+                std::io::Error::last_os_error()
+            ));
+            tracing::info!(
+                "ring thread: default priority ({}; grant CAP_SYS_NICE, or bursts on busy CPUs \
+                 may overflow the ring)",
+                refused.join(", ")
+            );
+        }
+    }
+}
 
 /// Kernel records taken out of the ring in one drain, back to back.
 #[derive(Default)]
@@ -85,14 +148,21 @@ pub struct LiveSource {
 
 impl LiveSource {
     /// Starts draining the ring buffer of `probes` until `stop` is set.
-    pub fn start(mut probes: Probes, stop: Arc<AtomicBool>) -> Result<Self, SourceError> {
+    pub fn start(
+        mut probes: Probes,
+        stop: Arc<AtomicBool>,
+        priority: RingPriority,
+    ) -> Result<Self, SourceError> {
         let ring = probes.take_ring()?;
         let read = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
         let counter = read.clone();
         let reader = std::thread::Builder::new()
             .name("sigtrace-ring".into())
-            .spawn(move || read_ring(ring, tx, &counter, &stop))
+            .spawn(move || {
+                priority.apply_to_this_thread();
+                read_ring(ring, tx, &counter, &stop)
+            })
             .map_err(|e| SourceError::Kernel {
                 what: "starting the ring-buffer reader".into(),
                 detail: e.to_string(),
@@ -198,6 +268,65 @@ impl Source for LiveSource {
     }
 }
 
+/// Waits for the kernel to wake the ring thread, or for a timeout.
+///
+/// Edge-triggered epoll, not a plain `poll`: the ring's fd reads as ready as long as *any*
+/// record waits, so under load a level-triggered wait returns at once after every drain and
+/// the thread spins on a few records at a time, uses up its share of the CPU, and then waits
+/// milliseconds behind busy threads while the ring fills. With `EPOLLET` it sleeps until a
+/// CPU has written its wake-up share since the last wake-up (see the kernel side), or the
+/// timer.
+struct Waiter {
+    epoll: Option<std::os::fd::OwnedFd>,
+    ring: libc::c_int,
+}
+
+impl Waiter {
+    fn new(ring: libc::c_int) -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscalls; the returned fd is owned at once, and `ring` stays open
+        // while the ring lives (longer than the waiter).
+        let epoll = unsafe {
+            let fd = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+            (fd >= 0).then(|| std::os::fd::OwnedFd::from_raw_fd(fd))
+        };
+        let epoll = epoll.filter(|ep| {
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+                u64: 0,
+            };
+            // SAFETY: valid fds and event.
+            unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, ring, &mut ev) == 0 }
+        });
+        if epoll.is_none() {
+            tracing::warn!(
+                "edge-triggered wait on the ring buffer unavailable ({}); polling it instead",
+                std::io::Error::last_os_error()
+            );
+        }
+        Self { epoll, ring }
+    }
+
+    fn wait(&self, timeout_ms: i32) {
+        match &self.epoll {
+            Some(ep) => {
+                let mut ev = libc::epoll_event { events: 0, u64: 0 };
+                // SAFETY: one valid event slot.
+                unsafe { libc::epoll_wait(ep.as_raw_fd(), &mut ev, 1, timeout_ms) };
+            }
+            None => {
+                let mut pfd = libc::pollfd {
+                    fd: self.ring,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            }
+        }
+    }
+}
+
 /// The ring thread: drains on wake-up or on its timer (see the module docs), until `stop` is
 /// set; then drains once more, so that it loses nothing, and hangs up.
 fn read_ring(
@@ -206,18 +335,12 @@ fn read_ring(
     read: &AtomicU64,
     stop: &AtomicBool,
 ) {
-    let fd = ring.as_raw_fd();
+    let waiter = Waiter::new(ring.as_raw_fd());
     let mut wait_ms = DRAIN_MIN_MS;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         if !stopping {
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd; the ring's fd stays open while `ring` lives.
-            unsafe { libc::poll(&mut pfd, 1, wait_ms) };
+            waiter.wait(wait_ms);
         }
         let mut drained = 0usize;
         loop {

@@ -14,7 +14,8 @@
 //! (`sigtrace_events_read_total`, `sigtrace_events_lost_total`), the agent's CPU per event read
 //! (utime + stime), its idle RSS before the storm, its start-up peak (VmHWM once ready: the
 //! kernel BTF is parsed then) and its peak during the storm (VmHWM reset through
-//! `/proc/<pid>/clear_refs` before the storm).
+//! `/proc/<pid>/clear_refs` before the storm), and how its ring thread got scheduled
+//! (`--ring-priority`'s default: real time where allowed, else nice -10).
 //! Verdicts for issue 15's targets: ≤ 300 ns of CPU per event with the journal on, zero loss at
 //! ≥ 1 M events/s offered from 2 CPUs with the default ring, idle RSS ≤ 20 MiB.
 use std::{
@@ -89,6 +90,29 @@ fn proc_field(pid: u32, key: &str) -> u64 {
                 .ok()
         })
         .unwrap_or(0)
+}
+
+/// How the agent's ring thread is scheduled (`--ring-priority`): "FIFO n" or "nice n".
+fn ring_thread_sched(pid: u32) -> String {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    tasks
+        .flatten()
+        .find_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            if comm.trim() != "sigtrace-ring" {
+                return None;
+            }
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // After the parenthesised comm: field 3 first; priority 18, nice 19, policy 41.
+            let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(match *f.get(38)? {
+                "1" => format!("FIFO {}", -1 - f.get(15)?.parse::<i64>().ok()?),
+                _ => format!("nice {}", f.get(16)?),
+            })
+        })
+        .unwrap_or_else(|| "?".into())
 }
 
 fn cpu_ns(pid: u32) -> u64 {
@@ -189,6 +213,7 @@ struct Run {
     idle_rss_kib: u64,
     startup_peak_kib: u64,
     storm_peak_kib: u64,
+    ring_thread: String,
 }
 
 fn one(bins: &Bins, tmp: &Path, storm: Storm, journal: bool, port: u16) -> Result<Run> {
@@ -198,6 +223,7 @@ fn one(bins: &Bins, tmp: &Path, storm: Storm, journal: bool, port: u16) -> Resul
     let pid = agent.0.as_ref().map_or(0, |c| c.id());
     std::thread::sleep(Duration::from_secs(3));
     let idle_rss_kib = proc_field(pid, "VmRSS");
+    let ring_thread = ring_thread_sched(pid);
     let startup_peak_kib = proc_field(pid, "VmHWM");
     // "5" resets the peak RSS (proc(5)), so that VmHWM after the storm is the storm's.
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("resetting VmHWM")?;
@@ -236,6 +262,7 @@ fn one(bins: &Bins, tmp: &Path, storm: Storm, journal: bool, port: u16) -> Resul
         idle_rss_kib,
         startup_peak_kib,
         storm_peak_kib,
+        ring_thread,
     })
 }
 
@@ -253,8 +280,8 @@ pub fn agent() -> Result<()> {
         "agent under a storm: 2 threads (one per CPU) send SIGTERM for {} s: to themselves with SIGTERM blocked \
          (tgkill), each to a process group of {GROUP} children that block it (kill), or to themselves with \
          SIGTERM handled (a generation and a delivery per call, no flood budget applies); default ring (4 MiB)\n\n\
-         | storm | journal | offered (events/s) | read | lost | agent CPU per event read (ns) | idle RSS (MiB) | start-up peak (MiB) | storm peak (MiB) |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         | storm | journal | offered (events/s) | read | lost | agent CPU per event read (ns) | idle RSS (MiB) | start-up peak (MiB) | storm peak (MiB) | ring thread |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
         STORM.as_secs()
     );
     // The process must not die of the SIGTERMs it sends itself: a handler that does nothing.
@@ -268,7 +295,7 @@ pub fn agent() -> Result<()> {
     for (i, &(storm, journal)) in plan.iter().enumerate() {
         let r = one(&bins, &tmp, storm, journal, 19_600 + i as u16)?;
         report.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |\n",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {} |\n",
             storm.name(),
             if journal { "on" } else { "off" },
             r.offered_per_s,
@@ -278,6 +305,7 @@ pub fn agent() -> Result<()> {
             r.idle_rss_kib as f64 / 1024.0,
             r.startup_peak_kib as f64 / 1024.0,
             r.storm_peak_kib as f64 / 1024.0,
+            r.ring_thread,
         ));
         eprintln!("xtask: run {}/{} done", i + 1, plan.len());
         runs.push((storm, journal, r));
