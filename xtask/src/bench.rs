@@ -15,7 +15,8 @@
 //!   in-kernel cost per run (sigtrace's exec program against the floor's empty one). None of
 //!   these execs is a runtime's exec into a container: sigtrace only counts them.
 //! - `report`: the HTML report at 10 000 stops (`bench_report.rs`).
-//! - `agent`: the agent under a storm, with and without its journal (`bench_agent.rs`).
+//! - `agent`: the agent under a storm, with and without its journal (`bench_agent.rs`);
+//!   `SIGTRACE_BENCH_AGENT_ARGS` passes extra arguments to `sigtrace run`.
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
