@@ -76,8 +76,8 @@ impl RingPriority {
         let mut refused = Vec::new();
         if self == Self::Realtime {
             let param = libc::sched_param { sched_priority: 1 };
-            // SAFETY: plain syscall on the calling thread (pid 0), valid parameter.
             let policy = libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK;
+            // SAFETY: plain syscall on the calling thread (pid 0), valid parameter.
             if unsafe { libc::sched_setscheduler(0, policy, &param) } == 0 {
                 tracing::info!("ring thread: real-time priority (SCHED_FIFO 1)");
                 return;
