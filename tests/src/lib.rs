@@ -44,6 +44,35 @@ pub fn helper_bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// The tests force the raw tracepoint fallback on every agent they start
+/// (`SIGTRACE_FORCE_RAW=1`: the kernel matrix runs its scenarios on both paths).
+pub fn forced_raw() -> bool {
+    std::env::var_os("SIGTRACE_FORCE_RAW").is_some_and(|v| v == "1")
+}
+
+/// The running kernel's release (`uname -r`).
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The path every hook should take on this kernel, judged by its version (independently of
+/// how the agent decides): "raw_tp" when forced or before 5.11 (no
+/// `bpf_get_current_task_btf`), else "tp_btf".
+pub fn expected_path() -> &'static str {
+    let release = kernel_release();
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let version = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    if forced_raw() || version < (5, 11) {
+        "raw_tp"
+    } else {
+        "tp_btf"
+    }
+}
+
 /// Polls `f` every 10 ms until it returns true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -240,10 +269,16 @@ impl Agent {
         if !args.contains(&"--data-dir") && args.first() != Some(&"replay") {
             cmd.arg("--no-record");
         }
+        if forced_raw() && args.first() == Some(&"run") && !args.contains(&"--force-raw-tracepoints")
+        {
+            cmd.arg("--force-raw-tracepoints");
+        }
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {:?}: {e}", sigtrace_bin()));
-        let ok = wait_until(Duration::from_secs(30), || {
+        // Generous: under an emulated CPU (the kernel matrix's VMs) the verifier alone takes
+        // seconds per program.
+        let ok = wait_until(Duration::from_secs(120), || {
             ready.exists() || matches!(child.try_wait(), Ok(Some(_)))
         });
         let agent = Self {
@@ -260,6 +295,37 @@ impl Agent {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// How each hook is attached, from the agent's start-up line ("tracing: 5 hooks
+    /// attached: signal_generate (tp_btf), …"): (hook, "tp_btf" | "raw_tp").
+    pub fn attached(&self) -> Vec<(String, String)> {
+        let err = self.stderr();
+        let line = err
+            .lines()
+            .find(|l| l.contains("hooks attached:"))
+            .unwrap_or_else(|| panic!("no start-up line naming the hooks: {err}"));
+        let list = line.split("hooks attached:").nth(1).unwrap_or_default();
+        list.split(", ")
+            .filter_map(|h| {
+                let (hook, how) = h.trim().split_once(" (")?;
+                Some((hook.to_string(), how.trim_end_matches(')').to_string()))
+            })
+            .collect()
+    }
+
+    /// Asserts that every hook runs on the path this kernel should take
+    /// ([`expected_path`]), and returns that path: a scenario's result says which path it
+    /// was proven on, and a silent fallback fails it.
+    pub fn assert_path(&self) -> &'static str {
+        let want = expected_path();
+        let attached = self.attached();
+        assert_eq!(attached.len(), 5, "every hook attached: {attached:?}");
+        for (hook, how) in &attached {
+            assert_eq!(how, want, "{hook} on {how}, expected {want}: {}", self.stderr());
+        }
+        eprintln!("sigtrace attached every hook as {want} on {}", kernel_release());
+        want
     }
 
     pub fn stderr(&self) -> String {

@@ -14,10 +14,7 @@
 
 mod mem;
 
-use core::{
-    arch::asm,
-    ptr::{addr_of, read_volatile},
-};
+use core::ptr::{addr_of, read_volatile, write_volatile};
 
 use aya_ebpf::{
     helpers::{
@@ -47,9 +44,11 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 static SIGNAL_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NSIG as u32, 0);
 
 /// Thread groups whose exit is emitted (with their direct children's): the targets of
-/// emitted signals, runtime execs and OOM victims. One bit per PID (bit `tgid % 64` of word
-/// `tgid / 64`; userspace sizes it from `kernel.pid_max`), cleared at the group's exit. A
-/// plain load tests it: no hashing on the path of every process exit.
+/// emitted signals, runtime execs and OOM victims. One byte per PID (byte `tgid % 8` of
+/// element `tgid / 8`; userspace sizes it from `kernel.pid_max`), cleared at the group's exit.
+/// A plain load tests it: no hashing on the path of every process exit. Bytes, not bits: a
+/// plain byte store sets or clears one PID without touching its neighbours, so no atomic
+/// OR/AND is needed (kernels before 5.12 refuse them).
 #[map]
 static WATCHED: Array<u64> = Array::with_max_entries(1, 0);
 
@@ -108,21 +107,24 @@ fn wakeup(size: usize) -> u64 {
     }
 }
 
-/// The word of `WATCHED` holding `tgid`'s bit, and the bit.
+/// The byte of `WATCHED` holding `tgid`'s mark.
 #[inline(always)]
-fn watch_slot(tgid: u32) -> Option<(*mut u64, u64)> {
-    Some((WATCHED.get_ptr_mut(tgid / 64)?, 1u64 << (tgid % 64)))
+fn watch_slot(tgid: u32) -> Option<*mut u8> {
+    let word = WATCHED.get_ptr_mut(tgid / 8)? as *mut u8;
+    // SAFETY: `tgid % 8` stays inside the 8-byte element.
+    Some(unsafe { word.add((tgid % 8) as usize) })
 }
 
 /// Watches thread group `tgid`: its exit will be emitted.
 #[inline(always)]
 fn watch(tgid: u32) {
     match watch_slot(tgid) {
-        // SAFETY: `word` points into the map's value; other CPUs change it atomically too.
-        Some((word, bit)) => unsafe {
-            if read_volatile(word) & bit == 0 {
-                asm!("lock *(u64 *)({p} + 0) |= {v}", p = in(reg) word, v = in(reg) bit,
-                    options(nostack, preserves_flags));
+        // SAFETY: `slot` points into the map's value; a byte store is atomic on its own and
+        // leaves the other PIDs' bytes alone. Written only when clear, so that the common
+        // case (already watched) does not dirty the cache line.
+        Some(slot) => unsafe {
+            if read_volatile(slot) == 0 {
+                write_volatile(slot, 1);
             }
         },
         // A PID past the table (`pid_max` raised after start-up) is always watched.
@@ -132,19 +134,16 @@ fn watch(tgid: u32) {
 
 #[inline(always)]
 fn unwatch(tgid: u32) {
-    if let Some((word, bit)) = watch_slot(tgid) {
+    if let Some(slot) = watch_slot(tgid) {
         // SAFETY: as in `watch`.
-        unsafe {
-            asm!("lock *(u64 *)({p} + 0) &= {v}", p = in(reg) word, v = in(reg) !bit,
-                options(nostack, preserves_flags));
-        }
+        unsafe { write_volatile(slot, 0) };
     }
 }
 
 #[inline(always)]
 fn watched(tgid: u32) -> bool {
     // SAFETY: a load from the map's value.
-    watch_slot(tgid).is_none_or(|(word, bit)| unsafe { read_volatile(word) } & bit != 0)
+    watch_slot(tgid).is_none_or(|slot| unsafe { read_volatile(slot) } != 0)
 }
 
 #[inline(always)]
@@ -232,15 +231,16 @@ fn fill_family<M: Mem>(task: u64, out: &mut TaskInfo, parent_comm: bool) {
 }
 
 /// `si_code` of a siginfo pointer, honouring the SEND_SIG_NOINFO (0) / SEND_SIG_PRIV (1)
-/// pseudo-pointers exactly like the tracepoint's own TP_STORE_SIGINFO. (The verifier takes a
-/// `tp_btf` pointer argument for non-NULL and may drop the `0` arm; the load from NULL then
-/// reads 0, which is SI_USER all the same.)
+/// pseudo-pointers exactly like the tracepoint's own TP_STORE_SIGINFO. Read with
+/// `bpf_probe_read_kernel` in every flavour: newer kernels (6.12, stable backports) type this
+/// `tp_btf` argument as a scalar because it may hold those special values, and refuse a
+/// direct load through it.
 #[inline(always)]
-fn si_code<M: Mem>(info: u64) -> i32 {
+fn si_code(info: u64) -> i32 {
     match info {
         0 => SI_USER,
         1 => SI_KERNEL,
-        _ => M::ld32::<{ field::SIGINFO_CODE }>(info) as i32,
+        _ => mem::probe_ld32::<{ field::SIGINFO_CODE }>(info) as i32,
     }
 }
 
@@ -365,7 +365,7 @@ fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) 
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.header = header(kind::SIGNAL_GENERATE);
     ev.sig = sig;
-    ev.code = si_code::<M>(info);
+    ev.code = si_code(info);
     ev.group = group;
     ev.result = result;
     fill_current::<M>(&mut ev.sender);
@@ -401,7 +401,7 @@ fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.header = header(kind::SIGNAL_DELIVER);
     ev.sig = sig;
-    ev.code = si_code::<M>(info);
+    ev.code = si_code(info);
     let task = fill_current::<M>(&mut ev.receiver);
     // The generation may have come before the trace started.
     watch(ev.receiver.tgid);

@@ -9,7 +9,9 @@
 //! - [`Probe`] (raw tracepoints, whose arguments are untyped): `bpf_probe_read_kernel` at the
 //!   offsets in `CONFIG`, about 30 ns per read.
 //!
-//! Both read zero where the pointer is NULL or the field is missing.
+//! Both read zero where the pointer is NULL or the field is missing. [`probe_ld32`] reads
+//! through `bpf_probe_read_kernel` in both flavours, for the arguments a kernel's verifier
+//! will not let a `tp_btf` program load through.
 use core::{
     arch::asm,
     ptr::{addr_of, read_volatile},
@@ -153,6 +155,14 @@ fn rd<T: Default>(base: u64, off: u32) -> T {
     unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).unwrap_or_default() }
 }
 
+/// 32-bit field `F` at `base` through `bpf_probe_read_kernel`, in every program flavour: for
+/// pointers the verifier does not let a program load through (a `tp_btf` argument it types
+/// as a scalar).
+#[inline(always)]
+pub fn probe_ld32<const F: u8>(base: u64) -> u32 {
+    rd::<u32>(base, offsets().field(F))
+}
+
 impl Mem for Probe {
     #[inline(always)]
     fn current_task() -> u64 {
@@ -162,7 +172,7 @@ impl Mem for Probe {
 
     #[inline(always)]
     fn ld32<const F: u8>(base: u64) -> u32 {
-        rd::<u32>(base, offsets().field(F))
+        probe_ld32::<F>(base)
     }
 
     #[inline(always)]

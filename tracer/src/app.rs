@@ -250,9 +250,6 @@ pub fn run(opts: RunOptions) -> Result<()> {
     let btf = read_btf(&opts.source.btf_path)?;
     let probes = Probes::load(&opts.source, &btf).context("starting the kernel probes")?;
     drop(btf);
-    for a in &probes.attached {
-        tracing::debug!(hook = a.hook, how = a.how, "attached");
-    }
     if opts.source.mode == ProbeMode::Floor {
         mark_ready(opts.ready_file.as_ref())?;
         while !stop.load(Ordering::Relaxed) {
@@ -261,12 +258,12 @@ pub fn run(opts: RunOptions) -> Result<()> {
         tracing::info!("stopping: detaching the floor programs");
         return Ok(());
     }
-    let hooks = probes.attached.len();
+    let hooks = probes.describe();
 
     if opts.raw {
         let mut source = LiveSource::start(probes, stop, opts.ring_priority)?;
         mark_ready(opts.ready_file.as_ref())?;
-        tracing::info!("tracing: {hooks} hooks attached");
+        tracing::info!("tracing: {hooks}");
         let mut raw = RawPrinter::new(std::io::BufWriter::new(std::io::stdout().lock()), clock);
         drive(&mut source, &mut raw, OnBadInput::ReportFirst)?;
         return Ok(());
@@ -322,7 +319,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
     unsafe { libc::malloc_trim(0) };
     mark_ready(opts.ready_file.as_ref())?;
     ready.store(true, Ordering::Relaxed);
-    tracing::info!("tracing: {hooks} hooks attached");
+    tracing::info!("tracing: {hooks}");
     let result = drive(&mut source, &mut pipeline, OnBadInput::ReportFirst);
     if let Some((rt, stop_tx, handle)) = server {
         // The server closes every connection at once: no client can hold the stop up.

@@ -64,6 +64,10 @@ pub struct ResolvedBtf {
     pub missing: Vec<String>,
     /// `sched_process_exit` carries `group_dead` (kernel 6.10 and later).
     pub exit_has_group_dead: bool,
+    /// The kernel has the `bpf_get_current_task_btf` helper (5.11 and later), which the BTF
+    /// tracepoint programs call: without it they cannot load, and the raw tracepoint
+    /// programs are this kernel's path.
+    pub has_current_task_btf: bool,
 }
 
 /// The kernel's BTF bytes and their parsed type graph.
@@ -107,11 +111,14 @@ impl KernelBtf {
     pub fn into_resolved(self) -> ResolvedBtf {
         let (offsets, missing) = self.offsets();
         let exit_has_group_dead = self.tracepoint_arity("sched_process_exit") == Some(2);
+        let has_current_task_btf =
+            self.has_enumerator("bpf_func_id", "BPF_FUNC_get_current_task_btf");
         ResolvedBtf {
             bytes: self.bytes,
             offsets,
             missing,
             exit_has_group_dead,
+            has_current_task_btf,
         }
     }
 
@@ -224,6 +231,19 @@ impl KernelBtf {
         (offsets, missing)
     }
 
+    /// Whether enum `name` has a value named `value` (how the kernel's BTF tells which BPF
+    /// helpers it has: `enum bpf_func_id`).
+    pub fn has_enumerator(&self, name: &str, value: &str) -> bool {
+        let Some(id) = self.types.id_of(name) else {
+            return false;
+        };
+        match self.types.from_id(id) {
+            Some(TypeVariant::Enum(e)) => e.named_value_list().iter().any(|v| v.name == value),
+            Some(TypeVariant::Enum64(e)) => e.named_value_list().iter().any(|v| v.name == value),
+            _ => false,
+        }
+    }
+
     /// Number of arguments of a tracepoint's BTF prototype (`btf_trace_<name>`), the leading
     /// `void *` context excluded; `None` when the kernel has no such tracepoint.
     pub fn tracepoint_arity(&self, name: &str) -> Option<usize> {
@@ -284,6 +304,11 @@ mod tests {
             Some(1 | 2)
         ));
         assert_eq!(btf.tracepoint_arity("no_such_tracepoint"), None);
+        // Every helper the programs call is in the kernel's `enum bpf_func_id`.
+        assert!(btf.has_enumerator("bpf_func_id", "BPF_FUNC_ringbuf_reserve"));
+        assert!(btf.has_enumerator("bpf_func_id", "BPF_FUNC_probe_read_kernel"));
+        assert!(!btf.has_enumerator("bpf_func_id", "BPF_FUNC_no_such_helper"));
+        assert!(!btf.has_enumerator("no_such_enum", "BPF_FUNC_ringbuf_reserve"));
     }
 
     #[test]

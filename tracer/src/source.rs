@@ -114,8 +114,14 @@ pub struct Attached {
 pub struct Probes {
     ebpf: Ebpf,
     pub attached: Vec<Attached>,
-    /// Things that work but not as well as they could (fallbacks, missing optional hooks).
+    /// Things that work but not as well as they could (missing optional hooks, fields).
     pub warnings: Vec<String>,
+    /// Hooks whose BTF tracepoint program this kernel should have loaded and did not: they
+    /// run on the raw tracepoint at several times the cost. Never empty without a reason.
+    pub degraded: Vec<String>,
+    /// This kernel has no BTF tracepoint path (no `bpf_get_current_task_btf`, before 5.11):
+    /// the raw tracepoints are its normal path.
+    pub raw_is_native: bool,
 }
 
 /// Counters kept by the kernel side, summed over CPUs.
@@ -160,14 +166,10 @@ fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) ->
     if is_eperm(&err) {
         return SourceError::Permission { what };
     }
-    let mut detail = err.to_string();
-    let mut src = err.source();
-    while let Some(s) = src {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        src = s.source();
+    SourceError::Kernel {
+        what,
+        detail: chain(&err),
     }
-    SourceError::Kernel { what, detail }
 }
 
 /// Reads and parses the kernel BTF named by `path`, and keeps what the agent needs of it.
@@ -203,16 +205,17 @@ pub fn kernel_config(btf: &ResolvedBtf, opts: &SourceOptions) -> (Config, Vec<St
     (config, warnings)
 }
 
-/// Words of the kernel's watch bitmap (one bit per PID): `kernel.pid_max` rounded up, or
-/// the largest PID a 64-bit kernel allows (512 KiB) when it cannot be read.
-fn watch_words() -> u32 {
+/// Elements of the kernel's watch table (one byte per PID, eight PIDs per element):
+/// `kernel.pid_max` rounded up, or the largest PID a 64-bit kernel allows (4 MiB) when it
+/// cannot be read.
+fn watch_elements() -> u32 {
     const PID_MAX_LIMIT: u32 = 1 << 22;
     let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .filter(|&n| n > 0 && n <= PID_MAX_LIMIT)
         .unwrap_or(PID_MAX_LIMIT);
-    pid_max.div_ceil(64)
+    pid_max.div_ceil(8)
 }
 
 impl Probes {
@@ -239,78 +242,106 @@ impl Probes {
             .btf(Some(&aya_btf))
             .override_global("CONFIG", &config, true)
             .map_max_entries("EVENTS", opts.ring_bytes)
-            .map_max_entries("WATCHED", watch_words())
+            .map_max_entries("WATCHED", watch_elements())
             .load(object.bytes())
             .map_err(|e| kernel_err("loading the eBPF object", e))?;
 
+        // The BTF tracepoint programs need bpf_get_current_task_btf (5.11+); on an older
+        // kernel the raw tracepoints are the path, not a fallback.
+        let btf_skip = if opts.force_raw {
+            Some("skipped (raw tracepoints forced)")
+        } else if !btf.has_current_task_btf {
+            Some(NO_TASK_BTF)
+        } else {
+            None
+        };
         let mut attached = Vec::new();
+        let mut degraded = Vec::new();
         for hook in HOOKS {
             let optional = matches!(hook, "mark_victim" | "sched_process_exec");
             let (btf_name, raw_name) = match opts.mode {
                 ProbeMode::Trace => (hook.to_string(), Some(format!("raw_{hook}"))),
                 ProbeMode::Floor => (format!("floor_{hook}"), None),
             };
-            let btf_result = if opts.force_raw && raw_name.is_some() {
-                Err("skipped (raw tracepoints forced)".to_string())
-            } else {
-                attach_btf(&mut ebpf, &btf_name, hook, &aya_btf)
+            let btf_result = match btf_skip.filter(|_| raw_name.is_some()) {
+                Some(why) => Err(Refusal::Skipped(why.to_string())),
+                None => attach_btf(&mut ebpf, &btf_name, hook, &aya_btf),
             };
-            match btf_result {
-                Ok(()) => attached.push(Attached {
-                    hook,
-                    how: "tp_btf",
-                }),
-                Err(btf_err) => {
-                    let raw_result = match &raw_name {
-                        Some(raw) => attach_raw(&mut ebpf, raw, hook),
-                        None => Err("no raw fallback in this mode".to_string()),
-                    };
-                    match raw_result {
-                        Ok(()) => {
-                            if !opts.force_raw {
-                                warnings.push(format!(
-                                    "{hook}: BTF tracepoint unavailable ({btf_err}); using the raw tracepoint"
-                                ));
-                            }
-                            attached.push(Attached {
-                                hook,
-                                how: "raw_tp",
-                            })
-                        }
-                        Err(raw_err) if optional => warnings.push(format!(
-                            "{hook}: not attached, {} (tp_btf: {btf_err}; raw_tp: {raw_err})",
-                            if hook == "mark_victim" {
-                                "OOM kills will not be reported"
-                            } else {
-                                "runtime execs (preStop hooks) will not be reported"
-                            }
-                        )),
-                        Err(raw_err) => {
-                            if btf_err.contains("permission denied")
-                                || raw_err.contains("permission denied")
-                            {
-                                return Err(SourceError::Permission {
-                                    what: format!("attaching to {hook}"),
-                                });
-                            }
-                            return Err(SourceError::Attach {
-                                hook: hook.to_string(),
-                                btf: btf_err,
-                                raw: raw_err,
-                            });
-                        }
+            let btf_err = match btf_result {
+                Ok(()) => {
+                    attached.push(Attached {
+                        hook,
+                        how: "tp_btf",
+                    });
+                    continue;
+                }
+                Err(e) => e,
+            };
+            let raw_result = match &raw_name {
+                Some(raw) => attach_raw(&mut ebpf, raw, hook),
+                None => Err(Refusal::Other("no raw fallback in this mode".to_string())),
+            };
+            match raw_result {
+                Ok(()) => {
+                    if !matches!(btf_err, Refusal::Skipped(_)) {
+                        degraded.push(format!(
+                            "{hook}: the BTF tracepoint program {btf_name} was not loaded \
+                             ({btf_err}); tracing goes on with the raw tracepoint, which costs \
+                             about 4x more per event"
+                        ));
                     }
+                    attached.push(Attached {
+                        hook,
+                        how: "raw_tp",
+                    })
+                }
+                Err(raw_err) if optional => warnings.push(format!(
+                    "{hook}: not attached, {} (tp_btf: {btf_err}; raw_tp: {raw_err})",
+                    if hook == "mark_victim" {
+                        "OOM kills will not be reported"
+                    } else {
+                        "runtime execs (preStop hooks) will not be reported"
+                    }
+                )),
+                Err(raw_err) => {
+                    if matches!(btf_err, Refusal::Permission(_))
+                        || matches!(raw_err, Refusal::Permission(_))
+                    {
+                        return Err(SourceError::Permission {
+                            what: format!("attaching to {hook}"),
+                        });
+                    }
+                    return Err(SourceError::Attach {
+                        hook: hook.to_string(),
+                        btf: btf_err.to_string(),
+                        raw: raw_err.to_string(),
+                    });
                 }
             }
         }
         for w in &warnings {
             tracing::warn!("{w}");
         }
+        for d in &degraded {
+            tracing::error!("{d}");
+        }
         Ok(Self {
             ebpf,
             attached,
             warnings,
+            degraded,
+            raw_is_native: !btf.has_current_task_btf,
         })
+    }
+
+    /// How many hooks are attached, and how: "5 hooks attached: signal_generate (tp_btf), …".
+    pub fn describe(&self) -> String {
+        let list: Vec<String> = self
+            .attached
+            .iter()
+            .map(|a| format!("{} ({})", a.hook, a.how))
+            .collect();
+        format!("{} hooks attached: {}", list.len(), list.join(", "))
     }
 
     /// Takes the ring buffer out (once).
@@ -388,51 +419,133 @@ fn runtime_comm_table(extra: &[String]) -> [[u64; 2]; MAX_RUNTIME_COMMS] {
     table
 }
 
-fn attach_btf(ebpf: &mut Ebpf, prog: &str, hook: &str, btf: &aya::Btf) -> Result<(), String> {
+/// Why a program was not loaded or attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not tried, and why.
+    Skipped(String),
+    /// A missing privilege: EPERM/EACCES with no verifier log.
+    Permission(String),
+    /// The verifier refused the program: the instruction it stopped at and its last lines.
+    Verifier {
+        errno: String,
+        insn: Option<String>,
+        last_lines: Vec<String>,
+    },
+    /// Anything else, with its whole error chain.
+    Other(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Skipped(why) => f.write_str(why),
+            Self::Permission(what) => write!(f, "permission denied ({what})"),
+            Self::Verifier {
+                errno,
+                insn,
+                last_lines,
+            } => {
+                write!(f, "refused by the kernel's verifier ({errno})")?;
+                if let Some(insn) = insn {
+                    write!(f, " at `{insn}`")?;
+                }
+                write!(f, "; its last lines: {}", last_lines.join(" / "))
+            }
+            Self::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Lines of a verifier log that say why: the last few, without the statistics it appends.
+const VERIFIER_TAIL: usize = 4;
+
+impl Refusal {
+    /// Classifies a load or attach error: a verifier log makes it a verifier refusal whatever
+    /// the errno (the verifier answers EACCES for an invalid access); EPERM/EACCES without
+    /// one is a missing privilege.
+    fn classify(err: &aya::programs::ProgramError) -> Self {
+        if let aya::programs::ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } = err
+        {
+            let log = verifier_log.to_string();
+            if !log.trim().is_empty() {
+                return Self::from_verifier_log(&io_error.to_string(), &log);
+            }
+        }
+        if is_eperm(err) {
+            return Self::Permission(chain(err));
+        }
+        Self::Other(chain(err))
+    }
+
+    /// A verifier refusal from its log: the last instruction it printed (`N: (op) ...`) and
+    /// its last lines, statistics left out.
+    pub fn from_verifier_log(errno: &str, log: &str) -> Self {
+        let lines: Vec<&str> = log
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                !l.is_empty()
+                    && !l.starts_with("processed ")
+                    && !l.starts_with("verification time")
+                    && !l.starts_with("stack depth")
+                    && !l.starts_with("mark_precise")
+            })
+            .collect();
+        let is_insn = |l: &str| {
+            let (num, rest) = l.split_once(':').unwrap_or(("", ""));
+            !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && rest.starts_with(" (")
+        };
+        let insn = lines.iter().rev().find(|l| is_insn(l)).map(|l| l.to_string());
+        let last_lines = lines[lines.len().saturating_sub(VERIFIER_TAIL)..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        Self::Verifier {
+            errno: errno.to_string(),
+            insn,
+            last_lines,
+        }
+    }
+}
+
+/// Why the BTF tracepoint programs are not tried on a kernel without their helper.
+const NO_TASK_BTF: &str = "not tried: this kernel has no bpf_get_current_task_btf (Linux 5.11+); \
+                           raw tracepoints are its path";
+
+fn attach_btf(ebpf: &mut Ebpf, prog: &str, hook: &str, btf: &aya::Btf) -> Result<(), Refusal> {
     let p: &mut BtfTracePoint = ebpf
         .program_mut(prog)
-        .ok_or_else(|| format!("program {prog} missing from the object"))?
+        .ok_or_else(|| Refusal::Other(format!("program {prog} missing from the object")))?
         .try_into()
-        .map_err(|e| format!("{e}"))?;
-    p.load(hook, btf).map_err(|e| describe(&e))?;
-    p.attach().map_err(|e| describe(&e))?;
+        .map_err(|e| Refusal::classify(&e))?;
+    p.load(hook, btf).map_err(|e| Refusal::classify(&e))?;
+    p.attach().map_err(|e| Refusal::classify(&e))?;
     Ok(())
 }
 
-fn attach_raw(ebpf: &mut Ebpf, prog: &str, hook: &str) -> Result<(), String> {
+fn attach_raw(ebpf: &mut Ebpf, prog: &str, hook: &str) -> Result<(), Refusal> {
     let p: &mut RawTracePoint = ebpf
         .program_mut(prog)
-        .ok_or_else(|| format!("program {prog} missing from the object"))?
+        .ok_or_else(|| Refusal::Other(format!("program {prog} missing from the object")))?
         .try_into()
-        .map_err(|e| format!("{e}"))?;
-    p.load().map_err(|e| describe(&e))?;
-    p.attach(hook).map_err(|e| describe(&e))?;
+        .map_err(|e| Refusal::classify(&e))?;
+    p.load().map_err(|e| Refusal::classify(&e))?;
+    p.attach(hook).map_err(|e| Refusal::classify(&e))?;
     Ok(())
 }
 
-fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    if is_eperm(err) {
-        return "permission denied".to_string();
-    }
+/// An error and its sources, one line.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut s = err.to_string();
     let mut src = err.source();
     while let Some(e) = src {
         s.push_str(": ");
         s.push_str(&e.to_string());
         src = e.source();
-    }
-    // The verifier log is long; its first and last lines say what matters.
-    if s.len() > 600 {
-        let head: String = s.chars().take(300).collect();
-        let tail: String = s
-            .chars()
-            .rev()
-            .take(300)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        s = format!("{head} … {tail}");
     }
     s
 }
@@ -467,5 +580,33 @@ mod tests {
         let extra = crate::engine::RUNTIME_COMMS.len();
         assert_eq!(table[extra], [word(b"my-runti"), word(b"me-with\0")]);
         assert_eq!(table[extra + 1], [0, 0]);
+    }
+
+    #[test]
+    fn a_verifier_refusal_names_the_instruction_and_its_reason() {
+        // The log of 6.12's refusal of the siginfo load (abridged), statistics included.
+        let log = "func 'signal_generate' arg1 has btf_id 446 type STRUCT 'kernel_siginfo'\n\
+                   marking pointer arg1 as scalar as it may encode error\n\
+                   0: R1=ctx() R10=fp0\n\
+                   99: (bf) r1 = r8\n\
+                   100: (61) r1 = *(u32 *)(r8 +8)\n\
+                   R8 invalid mem access 'scalar'\n\
+                   processed 97 insns (limit 1000000) max_states_per_insn 0\n";
+        let r = Refusal::from_verifier_log("Permission denied (os error 13)", log);
+        let Refusal::Verifier {
+            insn, last_lines, ..
+        } = &r
+        else {
+            panic!("{r:?}");
+        };
+        assert_eq!(insn.as_deref(), Some("100: (61) r1 = *(u32 *)(r8 +8)"));
+        assert_eq!(last_lines.last().unwrap(), "R8 invalid mem access 'scalar'");
+        let text = r.to_string();
+        assert!(text.contains("verifier"), "{text}");
+        assert!(!text.contains("processed"), "{text}");
+        assert!(!text.starts_with("permission denied"), "{text}");
+        // With no instruction in the log, the last lines still say why.
+        let r = Refusal::from_verifier_log("Invalid argument (os error 22)", "unknown func 42\n");
+        assert!(r.to_string().contains("unknown func 42"), "{r}");
     }
 }

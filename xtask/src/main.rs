@@ -5,6 +5,7 @@ mod bench_agent;
 mod bench_overhead;
 mod bench_report;
 mod bootstrap;
+mod vmtest;
 
 use std::{
     path::PathBuf,
@@ -36,7 +37,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Bootstrap, then run the unit tests and the privileged end-to-end tests.
+    /// Bootstrap, then run the unit tests, the privileged end-to-end tests and the kernel
+    /// matrix (`vmtest`).
     Test {
         /// Only the unit tests (no root needed).
         #[arg(long)]
@@ -44,6 +46,13 @@ enum Cmd {
         /// Extra arguments for the end-to-end test binary (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         filter: Vec<String>,
+    },
+    /// The kernel matrix alone: boots Debian's 5.10, 6.1 and 6.12 cloud kernels in VMs
+    /// (QEMU, TCG) and runs the `kernels` end-to-end tests in each (root).
+    Vmtest {
+        /// Only the kernels whose release starts with this (e.g. 5.10, 6.1, 6.12).
+        #[arg(long)]
+        kernel: Option<String>,
     },
     /// Long property-test run over hostile input (decoder, journal reader, BTF reader,
     /// patcher): many more cases than `test` runs.
@@ -67,7 +76,7 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
     c
@@ -175,6 +184,15 @@ fn main() -> Result<()> {
                     .env("SIGTRACE_BIN", &bin)
                     .env("SIGTRACE_WORKSPACE", workspace_root()),
             )?;
+            // The same scenarios on the other kernels of the matrix, in VMs.
+            if filter.is_empty() {
+                vmtest::run(None)?;
+            }
+        }
+        Cmd::Vmtest { kernel } => {
+            bootstrap::toolchain()?;
+            bootstrap::test_deps()?;
+            vmtest::run(kernel.as_deref())?;
         }
         Cmd::Fuzz { cases } => {
             run_checked(
