@@ -269,7 +269,9 @@ impl Agent {
         if !args.contains(&"--data-dir") && args.first() != Some(&"replay") {
             cmd.arg("--no-record");
         }
-        if forced_raw() && args.first() == Some(&"run") && !args.contains(&"--force-raw-tracepoints")
+        if forced_raw()
+            && args.first() == Some(&"run")
+            && !args.contains(&"--force-raw-tracepoints")
         {
             cmd.arg("--force-raw-tracepoints");
         }
@@ -322,9 +324,17 @@ impl Agent {
         let attached = self.attached();
         assert_eq!(attached.len(), 5, "every hook attached: {attached:?}");
         for (hook, how) in &attached {
-            assert_eq!(how, want, "{hook} on {how}, expected {want}: {}", self.stderr());
+            assert_eq!(
+                how,
+                want,
+                "{hook} on {how}, expected {want}: {}",
+                self.stderr()
+            );
         }
-        eprintln!("sigtrace attached every hook as {want} on {}", kernel_release());
+        eprintln!(
+            "sigtrace attached every hook as {want} on {}",
+            kernel_release()
+        );
         want
     }
 

@@ -262,8 +262,8 @@ pub fn run(opts: RunOptions) -> Result<()> {
 
     if opts.raw {
         let mut source = LiveSource::start(probes, stop, opts.ring_priority)?;
-        mark_ready(opts.ready_file.as_ref())?;
         tracing::info!("tracing: {hooks}");
+        mark_ready(opts.ready_file.as_ref())?;
         let mut raw = RawPrinter::new(std::io::BufWriter::new(std::io::stdout().lock()), clock);
         drive(&mut source, &mut raw, OnBadInput::ReportFirst)?;
         return Ok(());
@@ -317,9 +317,9 @@ pub fn run(opts: RunOptions) -> Result<()> {
     // so that an idle agent's RSS is what it really uses.
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
+    tracing::info!("tracing: {hooks}");
     mark_ready(opts.ready_file.as_ref())?;
     ready.store(true, Ordering::Relaxed);
-    tracing::info!("tracing: {hooks}");
     let result = drive(&mut source, &mut pipeline, OnBadInput::ReportFirst);
     if let Some((rt, stop_tx, handle)) = server {
         // The server closes every connection at once: no client can hold the stop up.

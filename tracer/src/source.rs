@@ -499,7 +499,11 @@ impl Refusal {
             let (num, rest) = l.split_once(':').unwrap_or(("", ""));
             !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && rest.starts_with(" (")
         };
-        let insn = lines.iter().rev().find(|l| is_insn(l)).map(|l| l.to_string());
+        let insn = lines
+            .iter()
+            .rev()
+            .find(|l| is_insn(l))
+            .map(|l| l.to_string());
         let last_lines = lines[lines.len().saturating_sub(VERIFIER_TAIL)..]
             .iter()
             .map(|l| l.to_string())
