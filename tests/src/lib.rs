@@ -61,12 +61,17 @@ pub fn kernel_release() -> String {
 /// how the agent decides): "raw_tp" when forced or before 5.11 (no
 /// `bpf_get_current_task_btf`), else "tp_btf".
 pub fn expected_path() -> &'static str {
+    expected_path_for(forced_raw())
+}
+
+/// [`expected_path`] for an agent whose raw tracepoints are forced or not.
+pub fn expected_path_for(forced: bool) -> &'static str {
     let release = kernel_release();
     let mut nums = release
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse::<u32>().ok());
     let version = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
-    if forced_raw() || version < (5, 11) {
+    if forced || version < (5, 11) {
         "raw_tp"
     } else {
         "tp_btf"
@@ -292,6 +297,13 @@ impl Agent {
             "sigtrace did not get ready: {}",
             agent.stderr()
         );
+        // Every live agent of every test runs on the path this kernel should take: a
+        // fallback cannot pass unnoticed.
+        if args.first() == Some(&"run") {
+            agent.assert_path_is(expected_path_for(
+                forced_raw() || args.contains(&"--force-raw-tracepoints"),
+            ));
+        }
         agent
     }
 
@@ -321,6 +333,15 @@ impl Agent {
     /// was proven on, and a silent fallback fails it.
     pub fn assert_path(&self) -> &'static str {
         let want = expected_path();
+        self.assert_path_is(want);
+        eprintln!(
+            "sigtrace attached every hook as {want} on {}",
+            kernel_release()
+        );
+        want
+    }
+
+    fn assert_path_is(&self, want: &str) {
         let attached = self.attached();
         assert_eq!(attached.len(), 5, "every hook attached: {attached:?}");
         for (hook, how) in &attached {
@@ -331,11 +352,6 @@ impl Agent {
                 self.stderr()
             );
         }
-        eprintln!(
-            "sigtrace attached every hook as {want} on {}",
-            kernel_release()
-        );
-        want
     }
 
     pub fn stderr(&self) -> String {

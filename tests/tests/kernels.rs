@@ -47,13 +47,16 @@ fn wait_comm(pid: u32, name: &str) {
     );
 }
 
+/// A named scenario, run against a live agent.
+type Scenario = (&'static str, fn(&Agent));
+
 /// The process scenarios, each against the same agent; every one runs, and the test names
 /// those that failed.
 #[test]
 fn scenarios_give_the_right_records() {
     let agent = Agent::start(&["run", "--json"]);
     let path = agent.assert_path();
-    let scenarios: [(&str, fn(&Agent)); 5] = [
+    let scenarios: [Scenario; 5] = [
         (
             "a handler that exits is graceful",
             a_handler_that_exits_is_graceful,
