@@ -1,5 +1,5 @@
 //! End-to-end: diagnoses on real software and image settings people use (S20–S22 of
-//! scenarios.md, and the Go runtime): a shell whose trap runs but is slow, a container stop
+//! the release scenarios, and the Go runtime): a shell whose trap runs but is slow, a container stop
 //! signal outside the usual set (SIGWINCH, SIGUSR1), and runtimes whose default handler
 //! re-raises the stop signal (Node.js, Go without `signal.Notify`), as PID 1 and as a host
 //! process. Each test asserts the diagnosis, the stop signal and the hint of the process it

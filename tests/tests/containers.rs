@@ -1,5 +1,5 @@
 //! End-to-end: container stops through real runtimes — a private dockerd (scenarios S1–S7,
-//! S9–S12 of scenarios.md), a private containerd driven with `ctr`, and runc with a
+//! S9–S12 of the release scenarios), a private containerd driven with `ctr`, and runc with a
 //! kubepods-style cgroup path and CRI annotations. Each test starts its own daemon(s) and the
 //! agent (`sigtrace run --json`, pointed at the runtimes' state dirs), stops a container, and
 //! asserts on the `container_stop` record of that container id. Everything (containers,

@@ -477,3 +477,43 @@ fn filters_and_the_summary_select_from_a_real_journal() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("unknown diagnosis"), "{}", stderr(&o));
 }
+
+/// A journal recorded with `--signals` and `--stop-signal SIGUSR1` replays, with no flag, into
+/// the live records: the session says what shaped them (replay, summary and report use it).
+/// Without it, USR1 would start no stop in the replay and its record would be missing.
+#[test]
+fn replay_applies_the_recorded_stop_signals_and_emit_mask() {
+    let data = TempDir::new("shaped");
+    let dir = data.path().to_str().unwrap();
+    let agent = Agent::start(&[
+        "run",
+        "--json",
+        "--data-dir",
+        dir,
+        "--signals",
+        "TERM,KILL,USR1,INT",
+        "--stop-signal",
+        "SIGUSR1",
+        "--grace",
+        "3",
+    ]);
+    // USR1 is this run's stop signal: a handler that exits 0 is a graceful stop by USR1.
+    let mut usr1 = Proc::victim(&["--handle", "USR1:0:100"]);
+    kill(usr1.pid, libc::SIGUSR1);
+    usr1.wait_exit(T).expect("exits on USR1");
+    // One more, killed by SIGTERM's default action.
+    let mut term = Proc::victim(&[]);
+    kill(term.pid, libc::SIGTERM);
+    term.wait_exit(T).expect("exits on TERM");
+    let pids = [usr1.pid, term.pid];
+    for pid in pids {
+        wait_record(&agent, pid);
+    }
+    let live = agent.stop().lines;
+    let rec = &by_pid(&live, &pids)[&usr1.pid];
+    assert_eq!(rec["stop_signal"], "SIGUSR1", "{rec}");
+    assert_eq!(rec["diagnosis"], "graceful", "{rec}");
+    let o = replay(&[dir, "--json"]);
+    assert!(o.status.success(), "replay failed: {}", stderr(&o));
+    assert_same(&live, &stdout_lines(&o), &pids, "replay without flags");
+}

@@ -1,4 +1,4 @@
-//! End-to-end: the shutdown scenarios S1–S9 and S12–S14 of scenarios.md, reproduced with real
+//! End-to-end: the release scenarios S1–S9 and S12–S14 of shutdowns, reproduced with real
 //! processes and PID namespaces (`unshare --pid --fork --mount-proc`) and no container runtime:
 //! the runtime player ([`tests::stop::stop`]) sends the stop signal, waits the grace period and
 //! SIGKILLs. Each test asserts the `process_stop` records `sigtrace run --json` prints for the

@@ -43,29 +43,27 @@ pub mod task_flags {
 pub mod stat {
     /// Ring-buffer reservations that failed (events lost), all kinds.
     pub const LOST: u32 = 0;
-    /// Lost events by kind start at `LOST_BY_KIND + kind`.
-    pub const LOST_BY_KIND: u32 = 1;
     /// Events emitted (successfully reserved and submitted).
-    pub const EMITTED: u32 = 8;
+    pub const EMITTED: u32 = 1;
     /// Signals whose number is outside the emit mask (only counted per signal).
-    pub const COUNTED_ONLY: u32 = 9;
+    pub const COUNTED_ONLY: u32 = 2;
     /// Events dropped because they concern the agent itself.
-    pub const SELF_FILTERED: u32 = 10;
+    pub const SELF_FILTERED: u32 = 3;
     /// Thread exits folded because they were not the last thread of their group.
-    pub const THREAD_EXITS_FOLDED: u32 = 11;
+    pub const THREAD_EXITS_FOLDED: u32 = 4;
     /// Execs that are not a runtime's exec into a container (only counted).
-    pub const EXECS_COUNTED: u32 = 12;
+    pub const EXECS_COUNTED: u32 = 5;
     /// Exits (of threads too) that nothing watches, only counted: the targets of emitted
     /// signals, runtime execs and OOM victims are watched, and their exits, their direct
     /// children's and those of processes a signal killed are emitted.
-    pub const EXITS_COUNTED: u32 = 13;
+    pub const EXITS_COUNTED: u32 = 6;
     /// Watch requests for a PID past the kernel's table (sized from `kernel.pid_max` at
     /// start-up; such a PID's exit is always emitted).
-    pub const WATCH_FULL: u32 = 14;
+    pub const WATCH_FULL: u32 = 7;
     /// Not a counter: bytes this CPU wrote to the ring since it last woke the reader.
-    pub const WAKE_BYTES: u32 = 15;
+    pub const WAKE_BYTES: u32 = 8;
     /// Number of slots in the `STATS` map.
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 9;
 }
 
 /// Disposition codes stored in [`SignalGenerate::disp`] and derived in userspace.
@@ -224,8 +222,8 @@ pub struct Config {
     pub agent_tgid: u32,
     /// 1 when `sched_process_exit` carries `group_dead` as its second argument.
     pub exit_has_group_dead: u32,
-    /// 1 to emit the exit of every thread rather than only the last of each group.
-    pub emit_thread_exits: u32,
+    /// Keeps `runtime_comms` 8-byte aligned without implicit padding.
+    pub _pad: u32,
     /// Wake the reader only once a CPU has written this many bytes to the ring since its
     /// last wake-up (the reader also drains on a timer): one wake-up per event would
     /// dominate the cost of busy signal paths.
@@ -245,7 +243,7 @@ impl Config {
         stop_mask: 0,
         agent_tgid: 0,
         exit_has_group_dead: 0,
-        emit_thread_exits: 0,
+        _pad: 0,
         wakeup_bytes: 0,
         runtime_comms: [[0; 2]; MAX_RUNTIME_COMMS],
         off: Offsets::MISSING,

@@ -79,9 +79,8 @@ fn bump(index: u32) {
 }
 
 #[inline(always)]
-fn lost(kind: u32) {
+fn lost() {
     bump(stat::LOST);
-    bump(stat::LOST_BY_KIND + kind);
 }
 
 /// Submit flags for a record of `size` bytes: wake the reader once this CPU has written
@@ -357,7 +356,7 @@ fn on_generate<M: Mem>(sig: i32, info: u64, task: u64, group: i32, result: i32) 
     }
     watch(target_tgid);
     let Some(mut entry) = EVENTS.reserve::<SignalGenerate>(0) else {
-        lost(kind::SIGNAL_GENERATE);
+        lost();
         return;
     };
     // SAFETY: the entry is exclusively ours until submit. Every field is written below (no
@@ -394,7 +393,7 @@ fn on_deliver<M: Mem>(sig: i32, info: u64, ka: u64) {
         return;
     }
     let Some(mut entry) = EVENTS.reserve::<SignalDeliver>(0) else {
-        lost(kind::SIGNAL_DELIVER);
+        lost();
         return;
     };
     // SAFETY: as in `on_generate`: every field is written below.
@@ -441,7 +440,7 @@ fn on_exit<M: Mem>(task: u64, group_dead_arg: u64) {
         let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
         signal != 0 && has(field::SIGNAL_LIVE) && M::ld32::<{ field::SIGNAL_LIVE }>(signal) == 0
     };
-    if !group_dead && cfg!(emit_thread_exits) == 0 {
+    if !group_dead {
         bump(stat::THREAD_EXITS_FOLDED);
         return;
     }
@@ -449,7 +448,7 @@ fn on_exit<M: Mem>(task: u64, group_dead_arg: u64) {
         unwatch(tgid);
     }
     let Some(mut entry) = EVENTS.reserve::<ProcessExit>(0) else {
-        lost(kind::PROCESS_EXIT);
+        lost();
         return;
     };
     // SAFETY: as in `on_generate`: every field is written below.
@@ -490,7 +489,7 @@ fn on_exec<M: Mem>(task: u64, bprm: u64) {
     let parent_cgroup = cgroup_id::<M>(parent);
     watch((bpf_get_current_pid_tgid() >> 32) as u32);
     let Some(mut entry) = EVENTS.reserve::<ProcessExec>(0) else {
-        lost(kind::PROCESS_EXEC);
+        lost();
         return;
     };
     let ev = unsafe {
@@ -514,7 +513,7 @@ fn on_exec<M: Mem>(task: u64, bprm: u64) {
 fn on_oom<M: Mem>(task: u64) {
     watch(M::ld32::<{ field::TASK_TGID }>(task));
     let Some(mut entry) = EVENTS.reserve::<OomVictim>(0) else {
-        lost(kind::OOM_VICTIM);
+        lost();
         return;
     };
     let ev = unsafe {

@@ -239,6 +239,7 @@ fn write_realistic_journal(dir: &Path, events: u64) -> (Vec<PathBuf>, Mix) {
         clock_offset_ns: 1_700_000_000_000_000_000,
         started_wall_ns: 1_700_000_000_000_000_000,
         boot_id: String::new(),
+        shaping: None,
     };
     let mut w = JournalWriter::open(
         dir,

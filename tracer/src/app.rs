@@ -27,7 +27,7 @@ use crate::{
     live::{LiveSource, RingPriority},
     metrics::{Metrics, MetricsOptions},
     output::{Format, OutputSink, Printer, RawPrinter},
-    pipeline::{Pipeline, Window},
+    pipeline::{shaping_of, Keep, Pipeline, Window},
     source::{read_btf, ProbeMode, Probes, SourceOptions},
     summary::Summary,
 };
@@ -70,6 +70,8 @@ pub struct ReplayOptions {
     pub filter: RecordFilter,
     /// A table instead of the records.
     pub summary: bool,
+    /// The engine settings given on the command line, kept over each recorded session's.
+    pub keep: Keep,
 }
 
 /// The engine configuration the output flags ask for.
@@ -135,7 +137,6 @@ impl RunOptions {
                 signal_mask,
                 stop_mask,
                 ring_bytes,
-                emit_thread_exits: false,
                 mode: if args.floor {
                     ProbeMode::Floor
                 } else {
@@ -202,6 +203,11 @@ impl ReplayOptions {
             strict: args.strict,
             filter: filter(&args.filter),
             summary: args.summary,
+            keep: Keep {
+                grace: args.output.grace.is_some(),
+                stop_signals: !args.output.stop_signals.is_empty(),
+                runtime_comms: !args.output.runtime_comms.is_empty(),
+            },
         }
     }
 }
@@ -281,6 +287,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
             *limits,
             SessionInfo {
                 hostname: opts.node.clone(),
+                shaping: Some(shaping_of(&opts.engine)),
                 ..SessionInfo::current(clock)
             },
         )
@@ -358,8 +365,9 @@ fn replay_into<S: OutputSink>(opts: &ReplayOptions, sink: S) -> Result<S> {
         filter: opts.filter.clone(),
         sink,
     };
-    let mut pipeline =
-        Pipeline::new(Engine::new(opts.engine.clone()), sink).with_window(opts.window);
+    let mut pipeline = Pipeline::new(Engine::new(opts.engine.clone()), sink)
+        .with_window(opts.window)
+        .with_recorded_shaping(opts.keep);
     let on_bad = if opts.strict {
         OnBadInput::Fail
     } else {

@@ -36,6 +36,8 @@ pub enum Input<'a> {
         now_mono_ns: u64,
         stats: &'a LiveStats,
     },
+    /// A recorded session begins (replay only): what shaped its records.
+    Session(&'a crate::journal::SessionInfo),
     /// Something wrong with the input that still let the source go on (replay only).
     Warning(&'a dyn Display),
 }

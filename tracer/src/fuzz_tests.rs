@@ -39,6 +39,7 @@ fn journal_bytes() -> Vec<u8> {
         clock_offset_ns: 1_700_000_000_000_000_000,
         started_wall_ns: 1_700_000_000_000_000_000,
         boot_id: String::new(),
+        shaping: None,
     };
     let mut w =
         JournalWriter::open(dir.path(), JournalOptions::default(), session).expect("journal");

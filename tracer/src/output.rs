@@ -41,7 +41,8 @@ impl Format {
     }
 }
 
-/// Where the engine's output goes: the [`Printer`], or a benchmark's counter.
+/// Where the engine's output goes: the [`Printer`], the summary, the report's
+/// collector, a filter in front of another sink, or a benchmark's counter.
 pub trait OutputSink {
     fn output(&mut self, o: &Output) -> std::io::Result<()>;
     fn flush(&mut self) -> std::io::Result<()>;
@@ -391,7 +392,7 @@ impl<W: Write> Consumer for RawPrinter<W> {
                 &serde_json::json!({"event": "lost", "mono_ns": mono_ns, "count": count}),
             ),
             Input::Tick { .. } => return Ok(self.out.flush().map_err(anyhow::Error::from)?),
-            Input::Container { .. } | Input::Warning(_) => return Ok(()),
+            Input::Container { .. } | Input::Session(_) | Input::Warning(_) => return Ok(()),
         };
         line.map_err(anyhow::Error::from)?;
         self.out.write_all(b"\n").map_err(anyhow::Error::from)?;

@@ -9,9 +9,9 @@ use crate::{
     container::{ContainerInfo, ContainerResolver},
     decode::{Clock, KernelRecord},
     driver::{Consumer, FeedError, Input, LiveStats},
-    engine::{Engine, Output},
-    event::{Event, EventKind, SigResult},
-    journal::LiveJournal,
+    engine::{Engine, EngineConfig, Output},
+    event::{Event, EventKind, SigResult, Signal},
+    journal::{LiveJournal, Shaping},
     metrics::Metrics,
     output::OutputSink,
 };
@@ -44,6 +44,28 @@ pub struct Pipeline<S: OutputSink> {
     /// Repeated signals per sender ([`crate::budget`]).
     budget: Budget,
     out: Vec<Output>,
+    /// A replay applies what shaped each recorded session ([`crate::journal::Shaping`]),
+    /// except what the user set on its command line; `None` live.
+    recorded: Option<Keep>,
+}
+
+/// The settings a replay keeps from its own command line instead of the recorded ones
+/// (the user set them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keep {
+    pub grace: bool,
+    pub stop_signals: bool,
+    pub runtime_comms: bool,
+}
+
+/// What of a live run's engine settings its journal records ([`Shaping`]).
+pub fn shaping_of(cfg: &EngineConfig) -> Shaping {
+    Shaping {
+        grace_ms: cfg.grace_s.map(|s| (s * 1000.0).round() as u64),
+        stop_signals: cfg.extra_stop_signals.iter().map(|s| s.0).collect(),
+        emit_mask: cfg.emit_mask,
+        runtime_comms: cfg.runtime_comms.clone(),
+    }
 }
 
 impl<S: OutputSink> Pipeline<S> {
@@ -60,6 +82,31 @@ impl<S: OutputSink> Pipeline<S> {
             decode_errors: 0,
             budget: Budget::default(),
             out: Vec::new(),
+            recorded: None,
+        }
+    }
+
+    /// A replay: each recorded session's [`Shaping`] is applied, but for what `keep` names.
+    pub fn with_recorded_shaping(mut self, keep: Keep) -> Self {
+        self.recorded = Some(keep);
+        self
+    }
+
+    fn adopt(&mut self, s: &Shaping, keep: Keep) {
+        let mut cfg = self.engine.config().clone();
+        if !keep.grace {
+            cfg.grace_s = s.grace_ms.map(|ms| ms as f64 / 1000.0);
+        }
+        if !keep.stop_signals {
+            cfg.extra_stop_signals = s.stop_signals.iter().map(|&n| Signal(n)).collect();
+        }
+        if !keep.runtime_comms {
+            cfg.runtime_comms = s.runtime_comms.clone();
+        }
+        cfg.emit_mask = s.emit_mask;
+        if cfg != *self.engine.config() {
+            tracing::debug!(?s, "replaying a session with what shaped its records");
+            self.engine.reconfigure(cfg);
         }
     }
 
@@ -220,6 +267,11 @@ impl<S: OutputSink> Consumer for Pipeline<S> {
                 self.set_container(cgroup_id, Arc::new(info.clone()))
             }
             Input::Tick { now_mono_ns, stats } => self.tick(now_mono_ns, stats)?,
+            Input::Session(session) => {
+                if let (Some(keep), Some(shaping)) = (self.recorded, &session.shaping) {
+                    self.adopt(shaping, keep);
+                }
+            }
             Input::Warning(_) => {}
         }
         Ok(())

@@ -77,7 +77,6 @@ pub struct SourceOptions {
     /// Stop signals (bit `n - 1` for signal `n`): TERM, INT, QUIT, HUP, KILL and extras.
     pub stop_mask: u64,
     pub ring_bytes: u32,
-    pub emit_thread_exits: bool,
     pub mode: ProbeMode,
     /// Force raw tracepoints (tests of the fallback path).
     pub force_raw: bool,
@@ -94,7 +93,6 @@ impl Default for SourceOptions {
             signal_mask: DEFAULT_SIGNAL_MASK,
             stop_mask: crate::event::Signal::stop_mask(&[]),
             ring_bytes: 4 << 20,
-            emit_thread_exits: false,
             mode: ProbeMode::Trace,
             force_raw: false,
             runtime_comms: Vec::new(),
@@ -128,7 +126,6 @@ pub struct Probes {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelStats {
     pub lost: u64,
-    pub lost_by_kind: [u64; 6],
     pub emitted: u64,
     pub counted_only: u64,
     pub self_filtered: u64,
@@ -191,7 +188,6 @@ pub fn kernel_config(btf: &ResolvedBtf, opts: &SourceOptions) -> (Config, Vec<St
     config.runtime_comms = runtime_comm_table(&opts.runtime_comms);
     config.agent_tgid = std::process::id();
     config.exit_has_group_dead = u32::from(btf.exit_has_group_dead);
-    config.emit_thread_exits = u32::from(opts.emit_thread_exits);
     // Wake the reader by the time about an eighth of the ring is used, all CPUs together;
     // its drain timer covers the rest. Every possible CPU counts, not only those the agent
     // may run on (a DaemonSet's CPU limit): any of them can write to the ring.
@@ -379,9 +375,6 @@ impl Probes {
             watch_full: sum("STATS", stat::WATCH_FULL)?,
             ..Default::default()
         };
-        for k in 1..6u32 {
-            s.lost_by_kind[k as usize] = sum("STATS", stat::LOST_BY_KIND + k)?;
-        }
         for sig in (1..NSIG as u32).filter(|_| with_signals) {
             let n = sum("SIGNAL_COUNTS", sig)?;
             if n > 0 {

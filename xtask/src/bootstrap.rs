@@ -27,6 +27,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "golang-go",         // Go's runtime re-raises too (built offline by the tests)
     "protobuf-compiler", // protoc, for the CRI client the Kubernetes tests drive containerd with
     "bpftool",           // per-program bpf_stats in the exec benchmark
+    "chromium",          // headless: the HTML report's end-to-end test and its benchmark
 ];
 
 fn say(msg: &str) {

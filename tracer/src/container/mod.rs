@@ -222,11 +222,6 @@ impl ContainerResolver {
         info.into()
     }
 
-    /// Builds the [`ContainerInfo`] for a known path (`None` = host), looking up metadata.
-    pub fn info_for_path(&mut self, cgroup_id: u64, path: &str) -> Option<ContainerInfo> {
-        self.build(cgroup_id, path)
-    }
-
     fn build(&mut self, cgroup_id: u64, path: &str) -> Option<ContainerInfo> {
         if is_root(path) {
             return None;

@@ -310,6 +310,12 @@ impl Engine {
         &self.tracker.cfg
     }
 
+    /// New settings from now on (a replay entering a session recorded with other flags).
+    pub fn reconfigure(&mut self, cfg: EngineConfig) {
+        self.tracker.stop_mask = Signal::stop_mask(&cfg.extra_stop_signals);
+        self.tracker.cfg = cfg;
+    }
+
     /// Buffers `ev` in the reorder window and applies, in timestamp order, the buffered events
     /// older than the newest timestamp seen minus the window.
     pub fn push(&mut self, ev: Event, out: &mut Vec<Output>) {
@@ -365,11 +371,6 @@ impl Engine {
     /// carry `info` from now on.
     pub fn set_container(&mut self, cgroup_id: u64, info: Arc<ContainerInfo>) {
         self.tracker.set_container(cgroup_id, info);
-    }
-
-    /// Forgets the attribution of a removed cgroup.
-    pub fn forget_container(&mut self, cgroup_id: u64) {
-        self.tracker.forget_container(cgroup_id);
     }
 
     pub fn stats(&self) -> EngineStats {

@@ -393,10 +393,6 @@ impl Tracker {
         self.containers.insert(cgroup_id, info);
     }
 
-    pub fn forget_container(&mut self, cgroup_id: u64) {
-        self.containers.remove(&cgroup_id);
-    }
-
     pub(super) fn container(&self, cgroup_id: u64) -> Option<Arc<ContainerInfo>> {
         self.containers.get(&cgroup_id).cloned()
     }

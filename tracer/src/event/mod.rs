@@ -366,19 +366,6 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-impl Event {
-    /// The thread group this event is about (target, receiver, exiting task, OOM victim).
-    pub fn subject_pid(&self) -> u32 {
-        match &self.kind {
-            EventKind::SignalGenerate { target, .. } => target.pid,
-            EventKind::SignalDeliver { receiver, .. } => receiver.pid,
-            EventKind::Exit { task, .. } => task.pid,
-            EventKind::OomVictim { victim, .. } => victim.pid,
-            EventKind::Exec { task, .. } => task.pid,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"SIGTRACE";
 /// per record) are still read.
 pub const FORMAT_MAJOR: u16 = 2;
 /// Minor format version written; minor versions only add what older readers can skip.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 pub(crate) const FILE_HEADER_LEN: usize = 16;
 pub(crate) const FRAME_MARKER: [u8; 4] = [0xF5, b'S', b'J', b'F'];
 pub(crate) const FRAME_HEADER_LEN: usize = 16;
@@ -232,29 +232,40 @@ pub(crate) fn encode_session(s: &SessionInfo, out: &mut Vec<u8>) {
     put_str(out, &s.version);
     put_str(out, &s.hostname);
     put_str(out, &s.boot_id);
+    if let Some(shaping) = &s.shaping {
+        put_str(out, &serde_json::to_string(shaping).unwrap_or_default());
+    }
 }
 
 pub(crate) fn decode_session(p: &[u8]) -> Result<SessionInfo, String> {
     if p.len() < 16 {
         return Err(format!("{} bytes, need at least 16", p.len()));
     }
-    let mut at = 16;
-    let mut take_str = |name: &str| -> Result<String, String> {
-        if p.len() < at + 2 {
+    fn take_str(p: &[u8], at: &mut usize, name: &str) -> Result<String, String> {
+        if p.len() < *at + 2 {
             return Err(format!("ends before the {name} length"));
         }
-        let len = u16::from_le_bytes([p[at], p[at + 1]]) as usize;
-        at += 2;
+        let len = u16::from_le_bytes([p[*at], p[*at + 1]]) as usize;
+        *at += 2;
         let bytes = p
-            .get(at..at + len)
+            .get(*at..*at + len)
             .ok_or_else(|| format!("ends inside the {name}"))?;
-        at += len;
+        *at += len;
         String::from_utf8(bytes.to_vec()).map_err(|_| format!("{name} is not UTF-8"))
+    }
+    let mut at = 16;
+    let version = take_str(p, &mut at, "version")?;
+    let hostname = take_str(p, &mut at, "hostname")?;
+    let boot_id = take_str(p, &mut at, "boot id")?;
+    // Since 2.1: what shaped the records; absent in older files.
+    let shaping = if p.len() > at {
+        let json = take_str(p, &mut at, "shaping")?;
+        Some(serde_json::from_str(&json).map_err(|e| format!("shaping: {e}"))?)
+    } else {
+        None
     };
-    let version = take_str("version")?;
-    let hostname = take_str("hostname")?;
-    let boot_id = take_str("boot id")?;
     Ok(SessionInfo {
+        shaping,
         version,
         hostname,
         clock_offset_ns: le_u64(p, 0) as i64,

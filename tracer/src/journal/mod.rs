@@ -20,7 +20,7 @@
 //! records up to the next. The directory is 0700, the files 0600, and an exclusive lock on
 //! `.lock` keeps a second writer out (see `dir.rs`).
 //!
-//! # Format (version 2.0)
+//! # Format (version 2.1)
 //!
 //! All integers are little-endian. A file is a 16-byte header followed by frames. Version 2
 //! keeps kernel and lost records in LZ4-compressed `Block` frames (about 64 KiB of records
@@ -33,7 +33,7 @@
 //! |-------:|-----:|---------------------------------------------------------------|
 //! | 0      | 8    | magic `b"SIGTRACE"`                                           |
 //! | 8      | 2    | major format version, `u16` = 2; a reader refuses a newer one |
-//! | 10     | 2    | minor format version, `u16` = 0; additions older readers skip |
+//! | 10     | 2    | minor format version, `u16` = 1; additions older readers skip |
 //! | 12     | 4    | flags, `u32` = 0 (reserved; readers ignore them)              |
 //!
 //! Frame (16-byte frame header, then the payload):
@@ -52,7 +52,7 @@
 //!
 //! | type | record      | payload                                                            |
 //! |-----:|-------------|--------------------------------------------------------------------|
-//! | 1    | `Session`   | `clock_offset_ns: i64` (wall = monotonic + offset), `started_wall_ns: i64`, then three strings, each a `u16` byte length and UTF-8 bytes: `version`, `hostname`, `boot_id` |
+//! | 1    | `Session`   | `clock_offset_ns: i64` (wall = monotonic + offset), `started_wall_ns: i64`, then three strings, each a `u16` byte length and UTF-8 bytes: `version`, `hostname`, `boot_id`; since 2.1 a fourth, [`Shaping`] as JSON (what shaped the records: replays apply it) |
 //! | 2    | `Kernel`    | the kernel record exactly as the ring buffer gave it (the `#[repr(C)]` structs of `tracer-common`, in the recording host's byte order, which is little-endian on every supported target); decoded with [`crate::decode`] |
 //! | 3    | `Lost`      | `count: u64` records the kernel dropped, `mono_ns: u64` when noticed |
 //! | 4    | `Container` | `cgroup_id: u64`, then [`ContainerInfo`] as JSON (UTF-8) up to the end of the payload |
@@ -114,6 +114,23 @@ pub struct SessionInfo {
     pub started_wall_ns: i64,
     /// `/proc/sys/kernel/random/boot_id`, empty when unreadable.
     pub boot_id: String,
+    /// What shaped the session's records (format 2.1; `None` in older files).
+    pub shaping: Option<Shaping>,
+}
+
+/// The settings of a live run that shape its records beyond the kernel records themselves:
+/// a replay of the session applies them (unless told otherwise) so that it gives the records
+/// the live run gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shaping {
+    /// `--grace`, in milliseconds.
+    pub grace_ms: Option<u64>,
+    /// `--stop-signal`s: stop signals beyond TERM, INT, QUIT, HUP and KILL.
+    pub stop_signals: Vec<i32>,
+    /// The kernel side's emit mask (`--signals`; bit `n - 1` for signal `n`).
+    pub emit_mask: u64,
+    /// `--runtime-comm`s: more process names that count as the container runtime.
+    pub runtime_comms: Vec<String>,
 }
 
 impl SessionInfo {
@@ -131,6 +148,7 @@ impl SessionInfo {
             clock_offset_ns: clock.offset_ns,
             started_wall_ns,
             boot_id,
+            shaping: None,
         }
     }
 

@@ -103,6 +103,9 @@ pub struct JournalReader {
     /// File offset of the current block's frame.
     block_offset: u64,
     stats: ReplayStats,
+    /// The last session handed out as an input (its frame repeats in every file and every
+    /// MiB; a consumer hears of each session once in a row).
+    session: Option<SessionInfo>,
 }
 
 impl JournalReader {
@@ -124,6 +127,7 @@ impl JournalReader {
             block_pos: 0,
             block_offset: 0,
             stats: ReplayStats::default(),
+            session: None,
         }
     }
 
@@ -543,14 +547,22 @@ impl JournalReader {
 }
 
 /// The journal as the driver's source: kernel, lost and container frames become inputs (each
-/// kernel record with its session's clock); damage is bad input; session and note frames give
-/// nothing more.
+/// kernel record with its session's clock), and so is each new session; damage is bad input;
+/// repeated session frames and notes give nothing more.
 impl Source for JournalReader {
     fn next(&mut self) -> Option<Result<Input<'_>, anyhow::Error>> {
         let (offset, found) = loop {
             let (offset, found) = match self.advance()? {
                 Err(e) => return Some(Err(e.into())),
-                Ok((_, Found::Session | Found::Note(_))) => continue,
+                Ok((_, Found::Note(_))) => continue,
+                Ok((_, Found::Session)) => {
+                    let current = self.file.as_ref().and_then(|f| f.session.as_ref());
+                    if current.is_none() || current == self.session.as_ref() {
+                        continue;
+                    }
+                    self.session = current.cloned();
+                    return Some(Ok(Input::Session(self.session.as_ref()?)));
+                }
                 Ok(x) => x,
             };
             let file = self.file.as_mut()?;

@@ -24,6 +24,20 @@ fn session() -> SessionInfo {
         clock_offset_ns: OFFSET,
         started_wall_ns: 42,
         boot_id: "b00t".to_string(),
+        shaping: None,
+    }
+}
+
+/// [`session`] as an agent of format 2.1 writes it: with what shaped its records.
+fn shaped_session() -> SessionInfo {
+    SessionInfo {
+        shaping: Some(crate::journal::Shaping {
+            grace_ms: Some(2500),
+            stop_signals: vec![10],
+            emit_mask: 0x1ff,
+            runtime_comms: vec!["my-runtime".to_string()],
+        }),
+        ..session()
     }
 }
 
@@ -788,3 +802,23 @@ fn big_files_are_read_through_a_bounded_window() {
 }
 
 mod blocks;
+
+/// A 2.0 session payload (no shaping) still decodes, as `None`; a 2.1 one keeps its shaping;
+/// a shaping that is not JSON is an error naming it.
+#[test]
+fn sessions_without_shaping_still_decode() {
+    let old = session();
+    let mut payload = Vec::new();
+    super::format::encode_session(&old, &mut payload);
+    assert_eq!(super::format::decode_session(&payload), Ok(old.clone()));
+    super::format::encode_session(&shaped_session(), &mut payload);
+    assert_eq!(
+        super::format::decode_session(&payload),
+        Ok(shaped_session())
+    );
+    super::format::encode_session(&old, &mut payload);
+    payload.extend_from_slice(&3u16.to_le_bytes());
+    payload.extend_from_slice(b"{x]");
+    let e = super::format::decode_session(&payload).unwrap_err();
+    assert!(e.contains("shaping"), "{e}");
+}

@@ -139,14 +139,6 @@ impl JournalWriter {
         &self.path
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn session(&self) -> &SessionInfo {
-        &self.session
-    }
-
     /// Appends a kernel record, exactly as the ring buffer gave it (into the open block).
     pub fn append_kernel(&mut self, bytes: &[u8]) -> Result<(), JournalError> {
         self.append_to_block(record_type::KERNEL, bytes)

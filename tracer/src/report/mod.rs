@@ -116,7 +116,10 @@ pub fn read<S: NodeSink>(inputs: &Inputs, mut sink: S) -> Result<(S, Reading)> {
             Engine::new(inputs.engine.clone()),
             Selected { inputs, sink },
         )
-        .with_window(inputs.window);
+        .with_window(inputs.window)
+        // Each session's records as its live run shaped them (report and summary take no
+        // engine flags).
+        .with_recorded_shaping(crate::pipeline::Keep::default());
         let on_bad = if inputs.strict {
             OnBadInput::Fail
         } else {

@@ -1,5 +1,5 @@
 //! One test per diagnosis of the vocabulary, following the scenarios (S1–S14) of
-//! scenarios.md, asserting diagnosis, hint, signals, timing and exit.
+//! the release scenarios, asserting diagnosis, hint, signals, timing and exit.
 use std::sync::Arc;
 
 use super::*;
