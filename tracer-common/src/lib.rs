@@ -39,6 +39,59 @@ pub mod task_flags {
     pub const KTHREAD: u32 = 1 << 2;
 }
 
+/// One kernel hook: its tracepoint, its three programs (the entry points of
+/// `tracer-ebpf/src/probes/`), and what a kernel without it loses (`None`: required).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hook {
+    pub tracepoint: &'static str,
+    /// The BTF tracepoint program (the path from Linux 5.11).
+    pub btf: &'static str,
+    /// The raw tracepoint program (the path before 5.11, and the fallback).
+    pub raw: &'static str,
+    /// The empty program of the overhead benchmark's floor.
+    pub floor: &'static str,
+    pub without: Option<&'static str>,
+}
+
+/// Every hook, in the order they are attached.
+pub const HOOKS: [Hook; 5] = [
+    Hook {
+        tracepoint: "signal_generate",
+        btf: "signal_generate",
+        raw: "raw_signal_generate",
+        floor: "floor_signal_generate",
+        without: None,
+    },
+    Hook {
+        tracepoint: "signal_deliver",
+        btf: "signal_deliver",
+        raw: "raw_signal_deliver",
+        floor: "floor_signal_deliver",
+        without: None,
+    },
+    Hook {
+        tracepoint: "sched_process_exit",
+        btf: "sched_process_exit",
+        raw: "raw_sched_process_exit",
+        floor: "floor_sched_process_exit",
+        without: None,
+    },
+    Hook {
+        tracepoint: "mark_victim",
+        btf: "mark_victim",
+        raw: "raw_mark_victim",
+        floor: "floor_mark_victim",
+        without: Some("OOM kills will not be reported"),
+    },
+    Hook {
+        tracepoint: "sched_process_exec",
+        btf: "sched_process_exec",
+        raw: "raw_sched_process_exec",
+        floor: "floor_sched_process_exec",
+        without: Some("runtime execs (preStop hooks) will not be reported"),
+    },
+];
+
 /// Indexes of the per-CPU `STATS` counters.
 pub mod stat {
     /// Ring-buffer reservations that failed (events lost), all kinds.

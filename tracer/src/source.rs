@@ -10,7 +10,7 @@ use aya::{
     Ebpf, EbpfLoader, Endianness,
 };
 use thiserror::Error;
-use tracer_common::{stat, Config, COMM_LEN, DEFAULT_SIGNAL_MASK, MAX_RUNTIME_COMMS, NSIG};
+use tracer_common::{stat, Config, COMM_LEN, DEFAULT_SIGNAL_MASK, HOOKS, MAX_RUNTIME_COMMS, NSIG};
 
 use crate::{
     btf::{BtfError, KernelBtf, ResolvedBtf},
@@ -19,16 +19,6 @@ use crate::{
 
 /// The compiled kernel programs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
-
-/// The hooks, by tracepoint name; the last two are optional (a kernel without them still
-/// works, without OOM reports or runtime execs).
-pub const HOOKS: [&str; 5] = [
-    "signal_generate",
-    "signal_deliver",
-    "sched_process_exit",
-    "mark_victim",
-    "sched_process_exec",
-];
 
 #[derive(Debug, Error)]
 pub enum SourceError {
@@ -253,15 +243,15 @@ impl Probes {
         };
         let mut attached = Vec::new();
         let mut degraded = Vec::new();
-        for hook in HOOKS {
-            let optional = matches!(hook, "mark_victim" | "sched_process_exec");
+        for h in &HOOKS {
+            let hook = h.tracepoint;
             let (btf_name, raw_name) = match opts.mode {
-                ProbeMode::Trace => (hook.to_string(), Some(format!("raw_{hook}"))),
-                ProbeMode::Floor => (format!("floor_{hook}"), None),
+                ProbeMode::Trace => (h.btf, Some(h.raw)),
+                ProbeMode::Floor => (h.floor, None),
             };
             let btf_result = match btf_skip.filter(|_| raw_name.is_some()) {
                 Some(why) => Err(Refusal::Skipped(why.to_string())),
-                None => attach_btf(&mut ebpf, &btf_name, hook, &aya_btf),
+                None => attach_btf(&mut ebpf, btf_name, hook, &aya_btf),
             };
             let btf_err = match btf_result {
                 Ok(()) => {
@@ -291,13 +281,9 @@ impl Probes {
                         how: "raw_tp",
                     })
                 }
-                Err(raw_err) if optional => warnings.push(format!(
+                Err(raw_err) if h.without.is_some() => warnings.push(format!(
                     "{hook}: not attached, {} (tp_btf: {btf_err}; raw_tp: {raw_err})",
-                    if hook == "mark_victim" {
-                        "OOM kills will not be reported"
-                    } else {
-                        "runtime execs (preStop hooks) will not be reported"
-                    }
+                    h.without.unwrap_or_default()
                 )),
                 Err(raw_err) => {
                     if matches!(btf_err, Refusal::Permission(_))
@@ -577,6 +563,41 @@ mod tests {
         let extra = crate::engine::RUNTIME_COMMS.len();
         assert_eq!(table[extra], [word(b"my-runti"), word(b"me-with\0")]);
         assert_eq!(table[extra + 1], [0, 0]);
+    }
+
+    /// Every program the hook table names is in the compiled object (the `probe!` entry
+    /// points of tracer-ebpf), and nothing else is.
+    #[test]
+    fn every_hook_program_is_in_the_object() {
+        use object::{Object, ObjectSection, ObjectSymbol};
+        if EBPF_OBJECT.is_empty() {
+            assert!(
+                std::env::var_os("SIGTRACE_NO_SKIP").is_none(),
+                "built without the kernel programs"
+            );
+            return;
+        }
+        let obj = object::File::parse(EBPF_OBJECT).expect("the eBPF object");
+        let mut programs: Vec<String> = obj
+            .symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.is_global())
+            // Programs live in their hook's section (`tp_btf/…`, `raw_tp/…`), helpers in .text.
+            .filter(|s| {
+                s.section_index()
+                    .and_then(|i| obj.section_by_index(i).ok())
+                    .and_then(|sec| sec.name().ok().map(|n| !n.starts_with(".text")))
+                    .unwrap_or(false)
+            })
+            .filter_map(|s| s.name().ok().map(str::to_string))
+            .collect();
+        programs.sort();
+        let mut named: Vec<String> = HOOKS
+            .iter()
+            .flat_map(|h| [h.btf, h.raw, h.floor])
+            .map(str::to_string)
+            .collect();
+        named.sort();
+        assert_eq!(programs, named);
     }
 
     #[test]
