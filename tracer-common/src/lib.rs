@@ -23,6 +23,18 @@ pub mod kind {
     pub const PROCESS_EXIT: u32 = 3;
     pub const OOM_VICTIM: u32 = 4;
     pub const PROCESS_EXEC: u32 = 5;
+
+    /// The size of a record of kind `kind`, `None` for a kind the kernel side never writes.
+    pub const fn size(kind: u32) -> Option<usize> {
+        Some(match kind {
+            SIGNAL_GENERATE => size_of::<super::SignalGenerate>(),
+            SIGNAL_DELIVER => size_of::<super::SignalDeliver>(),
+            PROCESS_EXIT => size_of::<super::ProcessExit>(),
+            OOM_VICTIM => size_of::<super::OomVictim>(),
+            PROCESS_EXEC => size_of::<super::ProcessExec>(),
+            _ => return None,
+        })
+    }
 }
 
 /// `si_code` of a signal the kernel itself sent (OOM killer, PID-namespace teardown, the
@@ -303,6 +315,16 @@ impl Config {
     };
 }
 
+/// Bit `n - 1` for signal `n` in 1..=64 (the kernel's sigset and every mask of sigtrace), else 0.
+#[inline(always)]
+pub const fn signal_bit(sig: i32) -> u64 {
+    if sig >= 1 && sig <= 64 {
+        1u64 << (sig - 1)
+    } else {
+        0
+    }
+}
+
 /// The default emit mask: every signal whose default action terminates a process (including
 /// SIGKILL and the real-time signals). SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU,
 /// SIGURG and SIGWINCH are only counted.
@@ -312,7 +334,7 @@ pub const DEFAULT_SIGNAL_MASK: u64 = {
     while sig <= 64 {
         let counted_only = matches!(sig, 17 | 18 | 19 | 20 | 21 | 22 | 23 | 28 | 32 | 33);
         if !counted_only {
-            mask |= 1 << (sig - 1);
+            mask |= signal_bit(sig);
         }
         sig += 1;
     }

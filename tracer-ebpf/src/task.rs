@@ -129,7 +129,7 @@ pub fn count_only(sig: i32) {
 
 #[inline(always)]
 pub fn bit(sig: i32) -> u64 {
-    1u64 << ((sig - 1) as u32 & 63)
+    tracer_common::signal_bit(sig)
 }
 
 /// The current task is a container runtime: its name is one of `CONFIG.runtime_comms` (two

@@ -97,11 +97,9 @@ fn print_options(o: &OutputArgs) -> PrintOptions {
 }
 
 fn node_name(args: &RunArgs) -> String {
-    args.node_name.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    })
+    args.node_name
+        .clone()
+        .unwrap_or_else(crate::journal::hostname)
 }
 
 impl RunOptions {
@@ -111,7 +109,7 @@ impl RunOptions {
         let signal_mask = if args.signals.is_empty() {
             tracer_common::DEFAULT_SIGNAL_MASK
         } else {
-            args.signals.iter().fold(0u64, |m, s| m | 1u64 << (s - 1))
+            args.signals.iter().fold(0u64, |m, &s| m | Signal(s).bit())
         };
         let stop_mask = Signal::stop_mask(
             &args
@@ -190,7 +188,7 @@ impl ReplayOptions {
     pub fn from_args(args: &ReplayArgs) -> Self {
         Self {
             paths: if args.paths.is_empty() {
-                vec![PathBuf::from("/var/lib/sigtrace")]
+                vec![PathBuf::from(crate::journal::DEFAULT_DIR)]
             } else {
                 args.paths.clone()
             },
@@ -401,7 +399,7 @@ fn inputs(args: &crate::cli::InputArgs) -> Result<crate::report::Inputs> {
         anyhow::ensure!(since < until, "--since must come before --until");
     }
     let journals = if args.paths.is_empty() && args.records.is_empty() {
-        vec![PathBuf::from("/var/lib/sigtrace")]
+        vec![PathBuf::from(crate::journal::DEFAULT_DIR)]
     } else {
         args.paths.clone()
     };

@@ -118,7 +118,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     /// Directory of the event journal.
-    #[arg(long, default_value = "/var/lib/sigtrace", value_name = "DIR")]
+    #[arg(long, default_value = crate::journal::DEFAULT_DIR, value_name = "DIR")]
     pub data_dir: PathBuf,
     /// Do not keep a journal.
     #[arg(long)]

@@ -224,8 +224,7 @@ impl KernelRecord {
             Self::Generate(r) => {
                 let signal = Signal(r.sig);
                 let d = |i: usize| Disposition::from_code(r.disp[i]);
-                let blocked =
-                    (1..=64).contains(&r.sig) && r.target_blocked & (1u64 << (r.sig - 1)) != 0;
+                let blocked = r.target_blocked & tracer_common::signal_bit(r.sig) != 0;
                 EventKind::SignalGenerate {
                     signal,
                     si_code: r.code,

@@ -206,7 +206,7 @@ fn shell_not_forwarding(ep: &Episode) -> bool {
 /// emit mask) and the signal met a handler, unblocked.
 fn handler_ran(ep: &Episode, cfg: &EngineConfig) -> bool {
     let traced = cfg.emit_mask & Signal::stop_mask(&cfg.extra_stop_signals);
-    let untraced = |s: Signal| (1..=64).contains(&s.0) && traced & (1 << (s.0 - 1)) == 0;
+    let untraced = |s: Signal| s.bit() != 0 && traced & s.bit() == 0;
     ep.handler_ran
         || (ep.first_signal.is_some_and(untraced)
             && ep.first_disposition == Some(Disposition::Handler)

@@ -217,7 +217,7 @@ impl Episode {
     pub(super) fn push_signal(&mut self, rec: SigRec) {
         if self.signals.len() < MAX_SIGNALS {
             self.undelivered += usize::from(rec.delivered_wall.is_none());
-            self.listed |= signal_bit(rec.signal);
+            self.listed |= rec.signal.bit();
             self.signals.push(rec);
         } else if !self.signals_capped {
             // Said once: the list stays full.
@@ -254,7 +254,7 @@ impl Episode {
 
     /// Some signal `signal` is listed.
     pub(super) fn lists(&self, signal: Signal) -> bool {
-        match signal_bit(signal) {
+        match signal.bit() {
             0 => self.signals.iter().any(|r| r.signal == signal),
             bit => self.listed & bit != 0,
         }
@@ -262,14 +262,6 @@ impl Episode {
 
     pub(super) fn is_open(&self) -> bool {
         self.exit.is_none()
-    }
-}
-
-/// Bit `n - 1` for signal `n` in 1..=64, else 0.
-fn signal_bit(s: Signal) -> u64 {
-    match s.0 {
-        1..=64 => 1 << (s.0 - 1),
-        _ => 0,
     }
 }
 
@@ -364,7 +356,7 @@ impl Tracker {
     }
 
     pub fn is_stop(&self, s: Signal) -> bool {
-        (1..=64).contains(&s.0) && self.stop_mask & (1 << (s.0 - 1)) != 0
+        self.stop_mask & s.bit() != 0
     }
 
     /// A signal the container runtime sends to a process of an attributed container is that

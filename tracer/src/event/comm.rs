@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Bytes of a process name (`task_struct.comm`, NUL included when it fits).
-pub const COMM_LEN: usize = 16;
+pub use tracer_common::COMM_LEN;
 
 /// A process name (`task_struct.comm`), held inline (16 bytes, `Copy`, no allocation).
 ///

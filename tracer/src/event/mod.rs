@@ -19,6 +19,11 @@ pub use time::{parse_time, rfc3339, utc_stamp, WallTime};
 pub struct Signal(pub i32);
 
 impl Signal {
+    /// Bit `n - 1` for signal `n` in 1..=64 (masks, the kernel's sigsets), else 0.
+    pub const fn bit(self) -> u64 {
+        tracer_common::signal_bit(self.0)
+    }
+
     pub const HUP: Signal = Signal(1);
     pub const INT: Signal = Signal(2);
     pub const QUIT: Signal = Signal(3);
@@ -102,8 +107,7 @@ impl Signal {
         Self::DEFAULT_STOP
             .iter()
             .chain(extra)
-            .filter(|s| (1..=64).contains(&s.0))
-            .fold(0, |m, s| m | 1 << (s.0 - 1))
+            .fold(0, |m, s| m | s.bit())
     }
 }
 

@@ -102,6 +102,10 @@ pub use live::{LiveJournal, LiveJournalStats};
 pub use reader::{JournalReader, ReaderOptions, ReplayStats};
 pub use writer::{JournalOptions, JournalWriter};
 
+/// Where the agent keeps its journal unless told otherwise (`--data-dir`), and where `replay`,
+/// `report` and `summary` look by default.
+pub const DEFAULT_DIR: &str = "/var/lib/sigtrace";
+
 /// What a journal file says about the agent that wrote it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -160,7 +164,8 @@ impl SessionInfo {
     }
 }
 
-fn hostname() -> String {
+/// This host's name (`gethostname`), empty when it cannot be read.
+pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the pointer and length describe `buf`, which outlives the call.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

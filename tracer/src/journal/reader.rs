@@ -625,18 +625,12 @@ const MAX_TIME_BACK_NS: u64 = 60_000_000_000;
 /// A kernel frame's payload must be a whole record of a known kind whose time does not go
 /// back within the file; `max_ts` is the file's latest time so far.
 fn check_kernel_frame(p: &[u8], max_ts: &mut u64) -> Result<(), String> {
-    use tracer_common::{kind, OomVictim, ProcessExec, ProcessExit, SignalDeliver, SignalGenerate};
     if p.len() < 16 {
         return Err(format!("{} bytes, shorter than a record header", p.len()));
     }
     let k = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
-    let need = match k {
-        kind::SIGNAL_GENERATE => std::mem::size_of::<SignalGenerate>(),
-        kind::SIGNAL_DELIVER => std::mem::size_of::<SignalDeliver>(),
-        kind::PROCESS_EXIT => std::mem::size_of::<ProcessExit>(),
-        kind::OOM_VICTIM => std::mem::size_of::<OomVictim>(),
-        kind::PROCESS_EXEC => std::mem::size_of::<ProcessExec>(),
-        other => return Err(format!("unknown record kind {other}")),
+    let Some(need) = tracer_common::kind::size(k) else {
+        return Err(format!("unknown record kind {k}"));
     };
     if p.len() != need {
         return Err(format!("{} bytes for a kind-{k} record of {need}", p.len()));
