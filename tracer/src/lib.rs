@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod output;
 pub mod patch;
 pub mod pipeline;
+pub mod refusal;
 pub mod report;
 pub mod source;
 pub mod summary;

@@ -10,11 +10,14 @@ use aya::{
     Ebpf, EbpfLoader, Endianness,
 };
 use thiserror::Error;
-use tracer_common::{stat, Config, COMM_LEN, DEFAULT_SIGNAL_MASK, HOOKS, MAX_RUNTIME_COMMS, NSIG};
+use tracer_common::{
+    stat, Config, Hook, COMM_LEN, DEFAULT_SIGNAL_MASK, HOOKS, MAX_RUNTIME_COMMS, NSIG,
+};
 
 use crate::{
     btf::{BtfError, KernelBtf, ResolvedBtf},
     patch::{PatchError, PatchedObject},
+    refusal::{chain, is_eperm, Refusal},
 };
 
 /// The compiled kernel programs.
@@ -132,22 +135,6 @@ pub struct KernelStats {
     pub counted_signals: Vec<(i32, u64)>,
 }
 
-fn is_eperm(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if matches!(io.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
-                return true;
-            }
-        }
-        if e.to_string().contains("Operation not permitted") {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
-}
-
 fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) -> SourceError {
     let what = what.into();
     if is_eperm(&err) {
@@ -244,61 +231,12 @@ impl Probes {
         let mut attached = Vec::new();
         let mut degraded = Vec::new();
         for h in &HOOKS {
-            let hook = h.tracepoint;
-            let (btf_name, raw_name) = match opts.mode {
-                ProbeMode::Trace => (h.btf, Some(h.raw)),
-                ProbeMode::Floor => (h.floor, None),
-            };
-            let btf_result = match btf_skip.filter(|_| raw_name.is_some()) {
-                Some(why) => Err(Refusal::Skipped(why.to_string())),
-                None => attach_btf(&mut ebpf, btf_name, hook, &aya_btf),
-            };
-            let btf_err = match btf_result {
-                Ok(()) => {
-                    attached.push(Attached {
-                        hook,
-                        how: "tp_btf",
-                    });
-                    continue;
+            match attach_hook(&mut ebpf, h, opts.mode, btf_skip, &aya_btf)? {
+                Outcome::Attached(a, refused) => {
+                    attached.push(a);
+                    degraded.extend(refused);
                 }
-                Err(e) => e,
-            };
-            let raw_result = match &raw_name {
-                Some(raw) => attach_raw(&mut ebpf, raw, hook),
-                None => Err(Refusal::Other("no raw fallback in this mode".to_string())),
-            };
-            match raw_result {
-                Ok(()) => {
-                    if !matches!(btf_err, Refusal::Skipped(_)) {
-                        degraded.push(format!(
-                            "{hook}: the BTF tracepoint program {btf_name} was not loaded \
-                             ({btf_err}); tracing goes on with the raw tracepoint, which costs \
-                             about 4x more per event"
-                        ));
-                    }
-                    attached.push(Attached {
-                        hook,
-                        how: "raw_tp",
-                    })
-                }
-                Err(raw_err) if h.without.is_some() => warnings.push(format!(
-                    "{hook}: not attached, {} (tp_btf: {btf_err}; raw_tp: {raw_err})",
-                    h.without.unwrap_or_default()
-                )),
-                Err(raw_err) => {
-                    if matches!(btf_err, Refusal::Permission(_))
-                        || matches!(raw_err, Refusal::Permission(_))
-                    {
-                        return Err(SourceError::Permission {
-                            what: format!("attaching to {hook}"),
-                        });
-                    }
-                    return Err(SourceError::Attach {
-                        hook: hook.to_string(),
-                        btf: btf_err.to_string(),
-                        raw: raw_err.to_string(),
-                    });
-                }
+                Outcome::Missing(why) => warnings.push(why),
             }
         }
         for w in &warnings {
@@ -398,100 +336,81 @@ fn runtime_comm_table(extra: &[String]) -> [[u64; 2]; MAX_RUNTIME_COMMS] {
     table
 }
 
-/// Why a program was not loaded or attached.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// Not tried, and why.
-    Skipped(String),
-    /// A missing privilege: EPERM/EACCES with no verifier log.
-    Permission(String),
-    /// The verifier refused the program: the instruction it stopped at and its last lines.
-    Verifier {
-        errno: String,
-        insn: Option<String>,
-        last_lines: Vec<String>,
-    },
-    /// Anything else, with its whole error chain.
-    Other(String),
+/// What became of one hook.
+enum Outcome {
+    /// Attached; with the reason when it runs on the raw tracepoint although this kernel
+    /// should have taken its BTF program.
+    Attached(Attached, Option<String>),
+    /// An optional hook that could not be attached, and what that loses.
+    Missing(String),
 }
 
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Skipped(why) => f.write_str(why),
-            Self::Permission(what) => write!(f, "permission denied ({what})"),
-            Self::Verifier {
-                errno,
-                insn,
-                last_lines,
-            } => {
-                write!(f, "refused by the kernel's verifier ({errno})")?;
-                if let Some(insn) = insn {
-                    write!(f, " at `{insn}`")?;
-                }
-                write!(f, "; its last lines: {}", last_lines.join(" / "))
+/// Attaches one hook: its BTF tracepoint program unless `btf_skip` says why not, else its raw
+/// tracepoint program. A required hook that attaches neither way is an error.
+fn attach_hook(
+    ebpf: &mut Ebpf,
+    h: &Hook,
+    mode: ProbeMode,
+    btf_skip: Option<&str>,
+    btf: &aya::Btf,
+) -> Result<Outcome, SourceError> {
+    let hook = h.tracepoint;
+    let (btf_name, raw_name) = match mode {
+        ProbeMode::Trace => (h.btf, Some(h.raw)),
+        ProbeMode::Floor => (h.floor, None),
+    };
+    let btf_err = match btf_skip.filter(|_| raw_name.is_some()) {
+        Some(why) => Refusal::Skipped(why.to_string()),
+        None => match attach_btf(ebpf, btf_name, hook, btf) {
+            Ok(()) => {
+                return Ok(Outcome::Attached(
+                    Attached {
+                        hook,
+                        how: "tp_btf",
+                    },
+                    None,
+                ))
             }
-            Self::Other(s) => f.write_str(s),
+            Err(e) => e,
+        },
+    };
+    let raw_result = match raw_name {
+        Some(raw) => attach_raw(ebpf, raw, hook),
+        None => Err(Refusal::Other("no raw fallback in this mode".to_string())),
+    };
+    match raw_result {
+        Ok(()) => {
+            let refused = (!matches!(btf_err, Refusal::Skipped(_))).then(|| {
+                format!(
+                    "{hook}: the BTF tracepoint program {btf_name} was not loaded ({btf_err}); \
+                     tracing goes on with the raw tracepoint, which costs about 4x more per event"
+                )
+            });
+            Ok(Outcome::Attached(
+                Attached {
+                    hook,
+                    how: "raw_tp",
+                },
+                refused,
+            ))
         }
-    }
-}
-
-/// Lines of a verifier log that say why: the last few, without the statistics it appends.
-const VERIFIER_TAIL: usize = 4;
-
-impl Refusal {
-    /// Classifies a load or attach error: a verifier log makes it a verifier refusal whatever
-    /// the errno (the verifier answers EACCES for an invalid access); EPERM/EACCES without
-    /// one is a missing privilege.
-    fn classify(err: &aya::programs::ProgramError) -> Self {
-        if let aya::programs::ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } = err
-        {
-            let log = verifier_log.to_string();
-            if !log.trim().is_empty() {
-                return Self::from_verifier_log(&io_error.to_string(), &log);
+        Err(raw_err) => match h.without {
+            Some(loses) => Ok(Outcome::Missing(format!(
+                "{hook}: not attached, {loses} (tp_btf: {btf_err}; raw_tp: {raw_err})"
+            ))),
+            None if matches!(btf_err, Refusal::Permission(_))
+                || matches!(raw_err, Refusal::Permission(_)) =>
+            {
+                Err(SourceError::Permission {
+                    what: format!("attaching to {hook}"),
+                })
             }
-        }
-        if is_eperm(err) {
-            return Self::Permission(chain(err));
-        }
-        Self::Other(chain(err))
-    }
-
-    /// A verifier refusal from its log: the last instruction it printed (`N: (op) ...`) and
-    /// its last lines, statistics left out.
-    pub fn from_verifier_log(errno: &str, log: &str) -> Self {
-        let lines: Vec<&str> = log
-            .lines()
-            .map(str::trim)
-            .filter(|l| {
-                !l.is_empty()
-                    && !l.starts_with("processed ")
-                    && !l.starts_with("verification time")
-                    && !l.starts_with("stack depth")
-                    && !l.starts_with("mark_precise")
-            })
-            .collect();
-        let is_insn = |l: &str| {
-            let (num, rest) = l.split_once(':').unwrap_or(("", ""));
-            !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && rest.starts_with(" (")
-        };
-        let insn = lines
-            .iter()
-            .rev()
-            .find(|l| is_insn(l))
-            .map(|l| l.to_string());
-        let last_lines = lines[lines.len().saturating_sub(VERIFIER_TAIL)..]
-            .iter()
-            .map(|l| l.to_string())
-            .collect();
-        Self::Verifier {
-            errno: errno.to_string(),
-            insn,
-            last_lines,
-        }
+            None => Err(SourceError::Attach {
+                hook: hook.to_string(),
+                btf: btf_err.to_string(),
+                raw: raw_err.to_string(),
+            }),
+        },
     }
 }
 
@@ -519,18 +438,6 @@ fn attach_raw(ebpf: &mut Ebpf, prog: &str, hook: &str) -> Result<(), Refusal> {
     p.load().map_err(|e| Refusal::classify(&e))?;
     p.attach(hook).map_err(|e| Refusal::classify(&e))?;
     Ok(())
-}
-
-/// An error and its sources, one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = err.to_string();
-    let mut src = err.source();
-    while let Some(e) = src {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
-        src = e.source();
-    }
-    s
 }
 
 fn rlimit_memlock() -> std::io::Result<()> {
@@ -598,33 +505,5 @@ mod tests {
             .collect();
         named.sort();
         assert_eq!(programs, named);
-    }
-
-    #[test]
-    fn a_verifier_refusal_names_the_instruction_and_its_reason() {
-        // The log of 6.12's refusal of the siginfo load (abridged), statistics included.
-        let log = "func 'signal_generate' arg1 has btf_id 446 type STRUCT 'kernel_siginfo'\n\
-                   marking pointer arg1 as scalar as it may encode error\n\
-                   0: R1=ctx() R10=fp0\n\
-                   99: (bf) r1 = r8\n\
-                   100: (61) r1 = *(u32 *)(r8 +8)\n\
-                   R8 invalid mem access 'scalar'\n\
-                   processed 97 insns (limit 1000000) max_states_per_insn 0\n";
-        let r = Refusal::from_verifier_log("Permission denied (os error 13)", log);
-        let Refusal::Verifier {
-            insn, last_lines, ..
-        } = &r
-        else {
-            panic!("{r:?}");
-        };
-        assert_eq!(insn.as_deref(), Some("100: (61) r1 = *(u32 *)(r8 +8)"));
-        assert_eq!(last_lines.last().unwrap(), "R8 invalid mem access 'scalar'");
-        let text = r.to_string();
-        assert!(text.contains("verifier"), "{text}");
-        assert!(!text.contains("processed"), "{text}");
-        assert!(!text.starts_with("permission denied"), "{text}");
-        // With no instruction in the log, the last lines still say why.
-        let r = Refusal::from_verifier_log("Invalid argument (os error 22)", "unknown func 42\n");
-        assert!(r.to_string().contains("unknown func 42"), "{r}");
     }
 }
