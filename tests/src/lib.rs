@@ -373,6 +373,18 @@ impl Agent {
         found
     }
 
+    /// Waits (bounded) for the `process_stop` record of `pid`; on timeout, fails with the
+    /// agent's stderr.
+    pub fn process_stop(&self, timeout: Duration, pid: u32) -> Value {
+        self.wait_for(timeout, |l| l["type"] == "process_stop" && l["pid"] == pid)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no process_stop record for pid {pid}; agent stderr:\n{}",
+                    self.stderr()
+                )
+            })
+    }
+
     /// Waits (bounded) for the `container_stop` record of container `id`; on timeout, fails
     /// with every record about it (or about any container or PID-namespace init) and the
     /// agent's stderr.

@@ -21,14 +21,7 @@ const GRACE: Duration = Duration::from_secs(2);
 
 /// Waits (bounded) for the `process_stop` record of `pid`.
 fn record(agent: &Agent, pid: u32) -> Value {
-    agent
-        .wait_for(T, |l| l["type"] == "process_stop" && l["pid"] == pid)
-        .unwrap_or_else(|| {
-            panic!(
-                "no process_stop record for pid {pid}; agent stderr:\n{}",
-                agent.stderr()
-            )
-        })
+    agent.process_stop(T, pid)
 }
 
 /// The record's signals named `sig`.

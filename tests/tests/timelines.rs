@@ -23,14 +23,7 @@ fn records_for(lines: &[Value], pid: u32) -> Vec<Value> {
 
 /// Waits (bounded) for the `process_stop` record of `pid`.
 fn record(agent: &Agent, pid: u32) -> Value {
-    agent
-        .wait_for(T, |l| l["type"] == "process_stop" && l["pid"] == pid)
-        .unwrap_or_else(|| {
-            panic!(
-                "no process_stop record for pid {pid}; agent stderr:\n{}",
-                agent.stderr()
-            )
-        })
+    agent.process_stop(T, pid)
 }
 
 /// Waits (bounded) until `pid` runs the program named `name` (after its exec).
