@@ -195,7 +195,7 @@ fn version_1_files_still_replay() {
 fn file_with_block(raw: &[u8]) -> Vec<u8> {
     let mut bytes = file_header().to_vec();
     let mut session_payload = Vec::new();
-    super::format::encode_session(&shaped_session(), &mut session_payload);
+    super::format::encode_session(&super::session::shaped_session(), &mut session_payload);
     bytes.extend_from_slice(&frame_header(record_type::SESSION, &[&session_payload]));
     bytes.extend_from_slice(&session_payload);
     let header = block_header(raw.len());
