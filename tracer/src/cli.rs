@@ -292,16 +292,11 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 }
 
 fn parse_diagnosis(s: &str) -> Result<crate::engine::Diagnosis, String> {
-    crate::engine::Diagnosis::ALL
-        .into_iter()
-        .find(|d| d.as_str() == s)
-        .ok_or_else(|| {
-            let names: Vec<&str> = crate::engine::Diagnosis::ALL
-                .iter()
-                .map(|d| d.as_str())
-                .collect();
-            format!("unknown diagnosis {s:?} (one of: {})", names.join(", "))
-        })
+    use crate::engine::Diagnosis;
+    Diagnosis::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Diagnosis::names().collect();
+        format!("unknown diagnosis {s:?} (one of: {})", names.join(", "))
+    })
 }
 
 #[cfg(test)]

@@ -4,13 +4,14 @@
 //! process exit (ends an episode) and OOM victims. Emits the timeline lines.
 use std::num::NonZeroU64;
 
+use super::classify::{self, SenderClass};
 use super::diagnose;
-use super::output::{Output, TimelineWhat};
-use super::state::{
-    open_key, peer, same_start, ExitRec, Fwd, InternalKill, SenderId, SigKind, SigRec, Tracker,
-    INTERNAL_KILL_STASH, MAX_FORWARDED, OOM_MATCH_NS, SI_KERNEL,
+use super::episode::{
+    peer, same_start, ExitRec, Fwd, SenderId, SigKind, SigRec, INTERNAL_KILL_STASH, MAX_FORWARDED,
+    OOM_MATCH_NS, SI_KERNEL,
 };
-use super::{classify, SenderClass};
+use super::record::{Output, TimelineWhat};
+use super::state::{open_key, InternalKill, Tracker};
 use crate::event::{
     Disposition, Event, EventKind, ExitStatus, SigResult, Signal, StopDispositions, Task,
 };
@@ -95,7 +96,7 @@ impl Tracker {
     }
 
     fn on_generate(&mut self, mono: u64, wall: i64, g: Generate<'_>, out: &mut Vec<Output>) {
-        let stop = self.is_stop(g.signal) || self.is_runtime_stop(&g);
+        let stop = self.is_stop(g.signal) || is_runtime_stop(self, &g);
         let Generate {
             signal,
             si_code,
@@ -220,7 +221,7 @@ impl Tracker {
                     SigKind::User => {}
                 }
                 // Classified only for signals kept in a record or shown (not per event).
-                sender_class = Some(classify(
+                sender_class = Some(classify::classify(
                     sender,
                     target,
                     si_code,
@@ -251,7 +252,7 @@ impl Tracker {
                 si_code,
                 origin: kind.origin(),
                 sender_class: sender_class.unwrap_or_else(|| {
-                    classify(
+                    classify::classify(
                         sender,
                         target,
                         si_code,
@@ -463,4 +464,20 @@ pub(super) struct Generate<'a> {
     pub disposition: Disposition,
     pub stop_dispositions: StopDispositions,
     pub blocked: bool,
+}
+
+/// A signal the container runtime sends to a process of an attributed container is that
+/// container's stop signal, whatever its number (`STOPSIGNAL SIGWINCH`, `--stop-signal
+/// SIGUSR1`). SIGCHLD never is: a runtime process that exits sends it to its parent.
+fn is_runtime_stop(tr: &Tracker, g: &Generate<'_>) -> bool {
+    g.signal != Signal::CHLD
+        && (1..=64).contains(&g.signal.0)
+        && tr.containers.contains_key(&g.target.cgroup_id)
+        && classify::classify(
+            g.sender,
+            g.target,
+            g.si_code,
+            &tr.containers,
+            &tr.cfg.runtime_comms,
+        ) == SenderClass::Runtime
 }

@@ -21,107 +21,17 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use super::execs::{ExecEntry, Execs};
-use super::output::{
-    de_container_req, ser_container_req, Diagnosis, ExitEntry, Output, Peer, ProcessStop,
-};
+use super::classify::SenderClass;
+use super::execs::{Execs, StopExecs};
 use super::pods::Pods;
 use super::queue::TimeQueue;
-use super::SenderClass;
+use super::record::{ContainerStop, Diagnosis, Output, ProcessStop};
 use crate::container::ContainerInfo;
 use crate::event::{Signal, WallTime};
 use rustc_hash::FxHashMap;
 
 /// Bound on groups waiting for their container's init to die.
 const MAX_GROUPS: usize = 10_000;
-
-/// The shutdown record of one container (`"type": "container_stop"`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename = "container_stop")]
-pub struct ContainerStop {
-    /// RFC 3339 time of the first stop signal from outside the container (else the first stop
-    /// signal to any of its processes).
-    pub started: WallTime,
-    /// RFC 3339 time the last of its processes was gone (`null` if none was seen exiting).
-    pub ended: Option<WallTime>,
-    /// The stop signal (the first signal from outside the container) and who sent it.
-    #[serde(
-        serialize_with = "super::output::ser_opt_signal",
-        deserialize_with = "super::output::de_opt_signal",
-        default
-    )]
-    pub stop_signal: Option<Signal>,
-    pub sender: Option<Peer>,
-    pub sender_class: Option<SenderClass>,
-    #[serde(
-        serialize_with = "ser_container_req",
-        deserialize_with = "de_container_req"
-    )]
-    pub container: Arc<ContainerInfo>,
-    pub cgroup_id: u64,
-    /// Host pid of its PID-namespace init.
-    pub init_pid: u32,
-    /// How the init ended.
-    pub exit: Option<ExitEntry>,
-    /// First stop signal → last exit among its processes.
-    pub duration_s: f64,
-    /// The init's grace period (observed or configured).
-    pub grace_s: Option<f64>,
-    /// Some process needed a SIGKILL escalation.
-    pub killed: bool,
-    /// The runtime's stop signal to its SIGKILL of the init (`null` without that SIGKILL):
-    /// the time the app really had.
-    pub effective_grace_s: Option<f64>,
-    /// The pod's terminationGracePeriodSeconds: as the runtime's state records it
-    /// (`termination_grace_source` "runtime"), else the effective grace plus the preStop
-    /// hook's run time ("inferred"). Kubernetes containers only.
-    pub termination_grace_s: Option<f64>,
-    pub termination_grace_source: Option<String>,
-    /// The preStop hook (Kubernetes): the runtime exec that ran just before the stop signal.
-    pub prestop: Option<ExecEntry>,
-    /// The hook's run time, up to its end or to the runtime's SIGKILL if it outlived that.
-    pub prestop_s: Option<f64>,
-    /// Runtime execs into the container around the stop (hooks, probes, `kubectl exec`).
-    #[serde(default)]
-    pub execs: Vec<ExecEntry>,
-    /// Some process overran its grace period.
-    pub overrun: bool,
-    /// The largest overrun among its processes.
-    pub overrun_s: f64,
-    pub diagnosis: Diagnosis,
-    pub hint: Option<Cow<'static, str>>,
-    /// The process records, first stop first.
-    pub processes: Vec<ProcessStop>,
-    pub complete: bool,
-    pub incomplete_reason: Option<String>,
-}
-
-impl ContainerStop {
-    /// How the init ended: "exited", "killed" (SIGKILL), "signaled" or "unknown".
-    pub fn outcome(&self) -> &'static str {
-        super::output::outcome(self.exit.as_ref())
-    }
-}
-
-/// Rank of a diagnosis as the explanation of a container stop (lower explains more).
-pub fn rank(d: Diagnosis) -> u8 {
-    match d {
-        Diagnosis::OomKilled => 0,
-        Diagnosis::ShellNotForwarding => 1,
-        Diagnosis::IgnoredByPid1 => 2,
-        Diagnosis::WrongSignal => 3,
-        Diagnosis::SignalIgnored => 4,
-        Diagnosis::SignalBlocked => 5,
-        Diagnosis::SlowPrestop => 6,
-        Diagnosis::SlowHandler => 7,
-        Diagnosis::ForceKilled => 8,
-        Diagnosis::DefaultAction => 9,
-        Diagnosis::OrphanKilled => 10,
-        Diagnosis::Graceful => 11,
-    }
-}
 
 struct Group {
     info: Arc<ContainerInfo>,
@@ -150,8 +60,9 @@ pub(super) struct Containers {
 }
 
 impl Containers {
-    pub fn open_groups(&self) -> usize {
-        self.groups.len()
+    /// (groups waiting for their init's death, groups dropped by the cap).
+    pub fn counts(&self) -> (usize, u64) {
+        (self.groups.len(), self.evicted)
     }
 
     /// A process record was emitted; `first`/`end` are its first stop signal (mono, wall) and
@@ -276,8 +187,9 @@ impl Containers {
             .map(|(s, _)| s)
             .find(|s| s.ns_init && s.exit.is_some());
         let worst = g.records.iter().map(|(s, _)| s).min_by(|a, b| {
-            rank(a.diagnosis)
-                .cmp(&rank(b.diagnosis))
+            a.diagnosis
+                .rank()
+                .cmp(&b.diagnosis.rank())
                 .then(b.duration_s.total_cmp(&a.duration_s))
                 .then(b.ns_init.cmp(&a.ns_init))
                 .then(a.pid.cmp(&b.pid))
@@ -327,7 +239,7 @@ impl Containers {
         // slow_prestop explains the stop unless the app would not have stopped anyway.
         let prestop = grace
             .slow_prestop(killed)
-            .filter(|_| rank(Diagnosis::SlowPrestop) < rank(diagnosis));
+            .filter(|_| Diagnosis::SlowPrestop.rank() < diagnosis.rank());
         let (diagnosis, hint) = match prestop {
             Some(h) => (Diagnosis::SlowPrestop, Some(Cow::Owned(h))),
             None => (
@@ -381,7 +293,7 @@ impl Containers {
 /// The grace budget of one container stop: what the runtime gave the app, what the pod was
 /// configured with, and the preStop hook that used the difference.
 struct Grace {
-    execs: super::execs::StopExecs,
+    execs: StopExecs,
     effective_s: Option<f64>,
     termination_s: Option<f64>,
     termination_source: Option<&'static str>,

@@ -51,11 +51,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::output::{
+use super::config::EngineConfig;
+use super::episode::{Episode, SigKind, SigRec};
+use super::record::{
     Diagnosis, ExitEntry, ForwardEntry, GraceSource, Peer, ProcessStop, SignalEntry,
 };
-use super::state::{Episode, SigKind, SigRec};
-use super::EngineConfig;
 use crate::container::ContainerInfo;
 use crate::event::{Disposition, ExitStatus, SigResult, Signal, StopDispositions, WallTime};
 

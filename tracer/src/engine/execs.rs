@@ -12,9 +12,8 @@
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
 
-use super::output::ExitEntry;
+use super::record::{ExecEntry, ExitEntry};
 use crate::event::{Comm, ExitStatus, Signal, WallTime};
 
 /// How long execs are kept after they ended (or started, while running).
@@ -27,35 +26,6 @@ pub const PROBE_REPEATS: usize = 2;
 const PER_CGROUP: usize = 64;
 /// Cgroups with execs kept (the one with the oldest exec is dropped first).
 const MAX_CGROUPS: usize = 4096;
-
-/// One runtime exec into a container.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ExecEntry {
-    pub pid: u32,
-    pub comm: Comm,
-    /// The executable as the runtime exec'd it (never its arguments).
-    pub path: String,
-    pub start: WallTime,
-    /// `null` while it runs.
-    pub end: Option<WallTime>,
-    /// Start to end; `null` while it runs.
-    pub duration_s: Option<f64>,
-    pub exit: Option<ExitEntry>,
-    /// It ended by SIGKILL.
-    pub killed: bool,
-    #[serde(skip)]
-    pub start_mono: u64,
-    #[serde(skip)]
-    pub end_mono: Option<u64>,
-}
-
-impl ExecEntry {
-    /// Its run time up to `t` (mono) when it had not ended by then.
-    pub fn ran_until(&self, t: u64) -> f64 {
-        let end = self.end_mono.map_or(t, |e| e.min(t).max(self.start_mono));
-        end.saturating_sub(self.start_mono) as f64 / 1e9
-    }
-}
 
 /// The execs of one stop, and its preStop hook.
 #[derive(Clone, Debug, Default, PartialEq)]

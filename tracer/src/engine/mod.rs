@@ -6,11 +6,16 @@
 //! the `now` passed to [`Engine::advance`]), so a live run and a journal replay of the same
 //! events produce the same records.
 //!
-//! - [`state`]: per-process tracking and shutdown episodes; [`apply`]: how each kind of event
-//!   changes them.
-//! - [`diagnose`]: the rule table and the timing (grace, overrun).
-//! - [`output`]: the output types (public JSON schema).
-//! - [`containers`]: container-level records ([`ContainerStop`]) from the process records.
+//! Files, leaves first (no import cycle among them: `tests/layout.rs` checks it):
+//! - [`record`]: the records (public JSON schema) and the [`Diagnosis`] vocabulary;
+//!   [`config`]: settings and counters; [`classify`]: who sent a signal; [`queue`]: time queues.
+//! - [`episode`]: what is kept per process and per shutdown.
+//! - [`diagnose`]: the rule table and the timing (grace, overrun), episode → [`ProcessStop`].
+//! - [`execs`], [`pods`], [`containers`]: the state machines that group process records into
+//!   [`ContainerStop`]s and [`PodStop`]s.
+//! - [`state`]: the tracker (processes, episodes, expiry, emission); [`apply`]: how each kind
+//!   of event changes it.
+//! - this file: the public API and the reorder window.
 //!
 //! # Ordering
 //!
@@ -28,144 +33,30 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::container::ContainerInfo;
 use crate::event::{Event, Signal};
 
 mod apply;
 mod classify;
+mod config;
 mod containers;
 mod diagnose;
+mod episode;
 mod execs;
-mod output;
 mod pods;
 mod queue;
+mod record;
 mod state;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub use classify::{classify, SenderClass, RUNTIME_COMMS};
-pub use containers::ContainerStop;
+pub use config::{EngineConfig, EngineStats, Evictions};
 pub use diagnose::{is_shell, SHELLS};
-pub use execs::ExecEntry;
-pub use output::{
-    outcome, Diagnosis, ExitEntry, ForwardEntry, GraceSource, Output, Peer, ProcessStop,
-    SignalEntry, SignalOrigin, TimelineEvent, TimelineWhat,
+pub use record::{
+    outcome, ContainerStop, Diagnosis, ExecEntry, ExitEntry, ForwardEntry, GraceSource, Output,
+    Peer, PodStop, ProcessStop, SandboxEnd, SignalEntry, SignalOrigin, TimelineEvent, TimelineWhat,
 };
-pub use pods::{PodStop, SandboxEnd};
-
-/// Engine settings. All durations are in nanoseconds of event time.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EngineConfig {
-    /// User-stated expected grace period in seconds (`--grace`); used when none is observed.
-    pub grace_s: Option<f64>,
-    /// Stop signals beyond SIGTERM, SIGINT, SIGQUIT, SIGHUP and SIGKILL.
-    pub extra_stop_signals: Vec<Signal>,
-    /// How long events are held back to be put in timestamp order (default 20 ms).
-    pub reorder_window_ns: u64,
-    /// Cap on tracked processes (default 200 000); the least recently seen ones that are not
-    /// in a shutdown are evicted first.
-    pub max_processes: usize,
-    /// Cap on open shutdown episodes (default 50 000); the oldest is emitted as incomplete.
-    pub max_episodes: usize,
-    /// An episode still open this long after its first stop signal is emitted as incomplete
-    /// (default 10 min).
-    pub episode_timeout_ns: u64,
-    /// How long after a process's death its record waits for the kernel's namespace teardown
-    /// (default 50 ms).
-    pub exit_settle_ns: u64,
-    /// A tracked process not in a shutdown and not seen for this long is forgotten
-    /// (default 10 min).
-    pub process_idle_ns: u64,
-    /// Process records of a container whose init did not die are grouped into no container
-    /// record; their group is dropped after this long without new records (default 5 s).
-    pub container_quiet_ns: u64,
-    /// Extra process names that count as the container runtime when they send a signal.
-    pub runtime_comms: Vec<String>,
-    /// Emit [`Output::Timeline`] lines (a terminal shows them; JSON output and metrics do
-    /// not need them, and building them is most of the engine's per-event cost).
-    pub timeline: bool,
-    /// The kernel side's emit mask (`--signals`; bit `n - 1` for signal `n`). It emits the
-    /// deliveries to a handler of the stop signals within it only: another stop signal (a
-    /// runtime's `STOPSIGNAL SIGWINCH` or SIGUSR1) that found a handler, unblocked, counts as
-    /// handled, since its delivery cannot be seen.
-    pub emit_mask: u64,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            grace_s: None,
-            extra_stop_signals: Vec::new(),
-            reorder_window_ns: 20_000_000,
-            max_processes: 200_000,
-            max_episodes: 50_000,
-            episode_timeout_ns: 600_000_000_000,
-            exit_settle_ns: 50_000_000,
-            process_idle_ns: 600_000_000_000,
-            container_quiet_ns: 5_000_000_000,
-            runtime_comms: Vec::new(),
-            timeline: true,
-            emit_mask: tracer_common::DEFAULT_SIGNAL_MASK,
-        }
-    }
-}
-
-/// State dropped before its natural end, by reason.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Evictions {
-    /// Tracked processes dropped by the `max_processes` cap.
-    pub process_count: u64,
-    /// Tracked processes dropped after `process_idle_ns` without events.
-    pub process_age: u64,
-    /// Episodes emitted early (incomplete) by the `max_episodes` cap.
-    pub episode_count: u64,
-    /// Episodes emitted incomplete after `episode_timeout_ns`.
-    pub episode_age: u64,
-    /// Episodes emitted incomplete because their pid was reused by a new process.
-    pub pid_reused: u64,
-    /// Container groups (waiting for their init to die) dropped by their count cap.
-    pub container_count: u64,
-    /// Pods (container records waiting for the sandbox's end) dropped by their count cap.
-    pub pod_count: u64,
-}
-
-/// Counters and gauges for metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct EngineStats {
-    pub tracked_processes: usize,
-    /// Episodes not emitted yet (open, or ended and settling).
-    pub open_episodes: usize,
-    /// Cgroups with a known container attribution.
-    pub tracked_containers: usize,
-    /// Containers with process records waiting for the container's stop to complete.
-    pub open_container_stops: usize,
-    /// Pods with container records waiting for the pod's stop to complete.
-    pub open_pod_stops: usize,
-    /// Events waiting in the reorder window.
-    pub buffered_events: usize,
-    pub evictions: Evictions,
-    pub late_events: u64,
-    pub lost_events: u64,
-    pub records_emitted: u64,
-}
-
-impl EngineStats {
-    /// Evictions as (reason, count), for a labelled metric.
-    pub fn evictions_by_reason(&self) -> Vec<(&'static str, u64)> {
-        let e = &self.evictions;
-        vec![
-            ("process_count", e.process_count),
-            ("process_age", e.process_age),
-            ("episode_count", e.episode_count),
-            ("episode_age", e.episode_age),
-            ("pid_reused", e.pid_reused),
-            ("container_count", e.container_count),
-            ("pod_count", e.pod_count),
-        ]
-    }
-}
 
 /// Upper bound on buffered events, whatever the timestamps say.
 const MAX_BUFFERED: usize = 1 << 20;
@@ -306,6 +197,7 @@ impl Engine {
         self.tracker.is_stop(s)
     }
 
+    /// Its settings.
     pub fn config(&self) -> &EngineConfig {
         &self.tracker.cfg
     }
@@ -375,20 +267,10 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         EngineStats {
-            tracked_processes: self.tracker.procs.len(),
-            open_episodes: self.tracker.episodes.len(),
-            tracked_containers: self.tracker.containers.len(),
-            open_container_stops: self.tracker.stops.open_groups(),
-            open_pod_stops: self.tracker.stops.pods.open_pods(),
             buffered_events: self.buffer.len(),
-            evictions: Evictions {
-                container_count: self.tracker.stops.evicted,
-                pod_count: self.tracker.stops.pods.evicted,
-                ..self.tracker.evictions
-            },
             late_events: self.late_events,
             lost_events: self.lost_events,
-            records_emitted: self.tracker.records_emitted,
+            ..self.tracker.stats()
         }
     }
 

@@ -24,11 +24,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
 
-use super::containers::{rank, ContainerStop};
-use super::output::{Diagnosis, ExitEntry, Output};
-use crate::container::workload::Workload;
+use super::record::{ContainerStop, Diagnosis, Output, PodStop, SandboxEnd};
 use crate::event::{Signal, WallTime};
 
 /// Event time a pod record waits after its sandbox's end for late container records.
@@ -39,65 +36,6 @@ pub const POD_WAIT_NS: u64 = 120_000_000_000;
 pub const TEARDOWN_NS: u64 = 2_000_000_000;
 /// Bound on pods with pending container records.
 const MAX_PODS: usize = 10_000;
-
-/// How the pod's sandbox (pause) container ended.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SandboxEnd {
-    pub id: String,
-    /// RFC 3339 time of its first stop signal (SIGKILL at `StopPodSandbox`).
-    pub stopped: WallTime,
-    #[serde(
-        serialize_with = "super::output::ser_opt_signal",
-        deserialize_with = "super::output::de_opt_signal",
-        default
-    )]
-    pub stop_signal: Option<Signal>,
-    pub exit: Option<ExitEntry>,
-}
-
-/// The shutdown record of one pod (`"type": "pod_stop"`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename = "pod_stop")]
-pub struct PodStop {
-    /// RFC 3339 time of the first stop signal to any of its containers (or to the sandbox), or
-    /// of the first preStop hook's start.
-    pub started: WallTime,
-    /// RFC 3339 time the sandbox (or, without it, the last container) was gone.
-    pub ended: Option<WallTime>,
-    pub pod: Option<String>,
-    pub namespace: Option<String>,
-    pub pod_uid: String,
-    #[serde(flatten, default)]
-    pub workload: Option<Workload>,
-    /// The pod's termination time: `started` → `ended` (preStop hooks included).
-    pub duration_s: f64,
-    /// The container whose stop took longest: the one that held the pod up.
-    pub held_up_by: Option<String>,
-    /// Its stop's duration.
-    pub held_up_s: f64,
-    /// Containers SIGKILLed by the sandbox teardown with no stop signal before.
-    pub killed_at_teardown: Vec<String>,
-    /// Some container needed a SIGKILL or overran its grace period.
-    pub overrun: bool,
-    /// The diagnosis that explains the pod's least clean container (same rank as containers).
-    pub diagnosis: Diagnosis,
-    pub hint: Option<Cow<'static, str>>,
-    /// The sandbox's end; `null` when the trace ended before it.
-    pub sandbox: Option<SandboxEnd>,
-    /// Its containers' records (the last one per container name), first stop first.
-    pub containers: Vec<ContainerStop>,
-}
-
-impl PodStop {
-    /// The pod's name as a person knows it: `namespace/pod`, else its uid.
-    pub fn label(&self) -> String {
-        match (&self.namespace, &self.pod) {
-            (Some(ns), Some(p)) => format!("{ns}/{p}"),
-            (None, Some(p)) => p.clone(),
-            _ => self.pod_uid.clone(),
-        }
-    }
-}
 
 struct PodGroup {
     /// (record, first stop signal mono, end mono)
@@ -117,8 +55,9 @@ pub(super) struct Pods {
 }
 
 impl Pods {
-    pub fn open_pods(&self) -> usize {
-        self.pods.len()
+    /// (pods waiting for their sandbox's end, pods dropped by the cap).
+    pub fn counts(&self) -> (usize, u64) {
+        (self.pods.len(), self.evicted)
     }
 
     /// A container record was built; `first`/`end` are its first stop signal and end (mono).
@@ -236,8 +175,9 @@ impl Pods {
             .map(|(c, _, _)| c)
             .max_by(|a, b| a.duration_s.total_cmp(&b.duration_s));
         let worst = g.containers.iter().map(|(c, _, _)| c).min_by(|a, b| {
-            rank(a.diagnosis)
-                .cmp(&rank(b.diagnosis))
+            a.diagnosis
+                .rank()
+                .cmp(&b.diagnosis.rank())
                 .then(b.duration_s.total_cmp(&a.duration_s))
         });
         let diagnosis = worst.map_or(Diagnosis::Graceful, |c| c.diagnosis);

@@ -11,6 +11,7 @@ use super::{Engine, EngineConfig, Output, ProcessStop};
 mod accuracy;
 mod containers;
 mod diagnoses;
+mod layout;
 mod pods;
 mod prestop;
 mod robustness;

@@ -2,7 +2,7 @@
 //! pre-existing processes, losses, eviction by count and age, memory per process,
 //! determinism across batching, noise, and the JSON schema.
 use super::*;
-use crate::engine::state::Proc;
+use crate::engine::episode::Proc;
 use crate::engine::{Diagnosis, TimelineWhat};
 use crate::event::{Disposition::*, SigResult};
 
@@ -676,7 +676,7 @@ fn a_flood_of_handled_stop_signals_fills_the_list_once() {
     events.push(deliver(250.0, INT, &app, Handler));
     events.push(exit_code(300.0, &app, 0));
     let s = stop_of(&run(events), 100);
-    assert_eq!(s.signals.len(), crate::engine::state::MAX_SIGNALS);
+    assert_eq!(s.signals.len(), crate::engine::episode::MAX_SIGNALS);
     for (i, sig) in s.signals.iter().enumerate() {
         assert_eq!(
             sig.delivered_at.map(|t| t.to_string()),

@@ -1,117 +1,23 @@
-//! Output types of the engine: the per-process shutdown record ([`ProcessStop`], the public
-//! JSON schema, one object per line), the live timeline lines ([`TimelineEvent`]), the
-//! diagnosis vocabulary ([`Diagnosis`]) and the serde helpers they need.
+//! The per-process shutdown record ([`ProcessStop`], the public JSON schema, one object per
+//! line), its parts (signals, forwards, the exit) and the live timeline lines
+//! ([`TimelineEvent`]).
 //!
 //! Times are [`WallTime`]s from event timestamps, shown as RFC 3339 strings
 //! ([`crate::event::rfc3339`]), so a record depends only on the events that produced it; names
 //! are inline [`Comm`]s (JSON strings).
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
+use super::diagnosis::Diagnosis;
+use super::wire::{
+    de_container, de_disposition, de_dispositions, de_opt_signal, de_result, de_signal,
+    ser_container, ser_disposition, ser_dispositions, ser_opt_signal, ser_result, ser_signal,
+};
 use crate::container::ContainerInfo;
+use crate::engine::classify::SenderClass;
 use crate::event::{Comm, Disposition, SigResult, Signal, StopDispositions, WallTime};
-
-/// One line of engine output, in processing order.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Output {
-    /// A relevant event for a live terminal timeline.
-    Timeline(TimelineEvent),
-    /// The shutdown record of one process.
-    ProcessStop(ProcessStop),
-    /// The shutdown record of one container (after the records of its processes).
-    ContainerStop(super::containers::ContainerStop),
-    /// The shutdown record of one Kubernetes pod (after the records of its containers).
-    PodStop(super::pods::PodStop),
-}
-
-/// What went wrong (or right) in one shutdown. The snake_case names are a public interface
-/// (JSON, metric labels, dashboards).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Diagnosis {
-    Graceful,
-    DefaultAction,
-    IgnoredByPid1,
-    ShellNotForwarding,
-    WrongSignal,
-    SignalIgnored,
-    SignalBlocked,
-    SlowHandler,
-    ForceKilled,
-    OomKilled,
-    OrphanKilled,
-    SlowPrestop,
-}
-
-impl Diagnosis {
-    /// Every diagnosis, in vocabulary order.
-    pub const ALL: [Diagnosis; 12] = [
-        Self::Graceful,
-        Self::DefaultAction,
-        Self::IgnoredByPid1,
-        Self::ShellNotForwarding,
-        Self::WrongSignal,
-        Self::SignalIgnored,
-        Self::SignalBlocked,
-        Self::SlowHandler,
-        Self::ForceKilled,
-        Self::OomKilled,
-        Self::OrphanKilled,
-        Self::SlowPrestop,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Graceful => "graceful",
-            Self::DefaultAction => "default_action",
-            Self::IgnoredByPid1 => "ignored_by_pid1",
-            Self::ShellNotForwarding => "shell_not_forwarding",
-            Self::WrongSignal => "wrong_signal",
-            Self::SignalIgnored => "signal_ignored",
-            Self::SignalBlocked => "signal_blocked",
-            Self::SlowHandler => "slow_handler",
-            Self::ForceKilled => "force_killed",
-            Self::OomKilled => "oom_killed",
-            Self::OrphanKilled => "orphan_killed",
-            Self::SlowPrestop => "slow_prestop",
-        }
-    }
-
-    /// The one-line fix shown to the user (`None` for `graceful` and `force_killed`).
-    pub fn hint(self) -> Option<&'static str> {
-        match self {
-            Self::Graceful | Self::ForceKilled => None,
-            Self::DefaultAction => Some("install a handler if in-flight work matters"),
-            Self::IgnoredByPid1 => {
-                Some("handle the signal, or run under an init (tini, dumb-init, `--init`)")
-            }
-            Self::ShellNotForwarding => {
-                Some("`exec` the app from the script, or trap and forward, or use tini/dumb-init")
-            }
-            Self::WrongSignal => Some("set STOPSIGNAL to the handled signal, or handle SIGTERM"),
-            Self::SignalIgnored => Some("stop ignoring it"),
-            Self::SignalBlocked => Some("unblock it / investigate D-state"),
-            Self::SlowHandler => {
-                Some("shorten cleanup or raise the grace period (by how much is in the record)")
-            }
-            Self::OomKilled => Some("raise the memory limit / fix the leak"),
-            Self::OrphanKilled => Some("the init must stop and reap its children"),
-            Self::SlowPrestop => {
-                Some("shorten the preStop hook or raise terminationGracePeriodSeconds")
-            }
-        }
-    }
-}
-
-impl fmt::Display for Diagnosis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A process named by host pid and comm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +48,7 @@ pub struct SignalEntry {
     pub si_code: i32,
     /// Who sent it in container terms (`null` when the generation was not seen).
     #[serde(default)]
-    pub sender_class: Option<super::SenderClass>,
+    pub sender_class: Option<SenderClass>,
 }
 
 /// A signal the stopping process sent to one of its children (forwarding).
@@ -284,7 +190,7 @@ pub enum TimelineWhat {
         disposition: Disposition,
         si_code: i32,
         origin: SignalOrigin,
-        sender_class: super::SenderClass,
+        sender_class: SenderClass,
         /// Sent by a process in a shutdown to its child.
         forwarded: bool,
         /// A SIGKILL after an earlier stop signal (the runtime escalated).
@@ -326,121 +232,4 @@ pub struct TimelineEvent {
     pub container: Option<Arc<ContainerInfo>>,
     #[serde(flatten)]
     pub what: TimelineWhat,
-}
-
-// ---- serde helpers -----------------------------------------------------------------------
-
-fn ser_signal<S: Serializer>(sig: &Signal, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&sig.name())
-}
-
-pub(super) fn ser_opt_signal<S: Serializer>(sig: &Option<Signal>, s: S) -> Result<S::Ok, S::Error> {
-    match sig {
-        Some(sig) => s.serialize_str(&sig.name()),
-        None => s.serialize_none(),
-    }
-}
-
-fn ser_result<S: Serializer>(r: &SigResult, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(r.as_str())
-}
-
-fn ser_disposition<S: Serializer>(d: &Disposition, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(d.as_str())
-}
-
-fn ser_container<S: Serializer>(c: &Option<Arc<ContainerInfo>>, s: S) -> Result<S::Ok, S::Error> {
-    c.as_deref().serialize(s)
-}
-
-pub(super) fn ser_container_req<S: Serializer>(
-    c: &Arc<ContainerInfo>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    c.as_ref().serialize(s)
-}
-
-pub(super) fn de_container_req<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Arc<ContainerInfo>, D::Error> {
-    ContainerInfo::deserialize(d).map(Arc::new)
-}
-
-fn ser_dispositions<S: Serializer>(d: &Option<StopDispositions>, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let Some(d) = d else {
-        return s.serialize_none();
-    };
-    let mut m = s.serialize_map(None)?;
-    for (sig, disp) in d.entries() {
-        m.serialize_entry(&sig.name(), disp.as_str())?;
-    }
-    m.end()
-}
-
-fn parse_signal<E: serde::de::Error>(s: &str) -> Result<Signal, E> {
-    Signal::parse(s).ok_or_else(|| E::custom(format!("unknown signal {s:?}")))
-}
-
-fn parse_disposition<E: serde::de::Error>(s: &str) -> Result<Disposition, E> {
-    [
-        Disposition::Default,
-        Disposition::Ignore,
-        Disposition::Handler,
-        Disposition::Unknown,
-    ]
-    .into_iter()
-    .find(|d| d.as_str() == s)
-    .ok_or_else(|| E::custom(format!("unknown disposition {s:?}")))
-}
-
-fn de_signal<'de, D: Deserializer<'de>>(d: D) -> Result<Signal, D::Error> {
-    parse_signal(&String::deserialize(d)?)
-}
-
-pub(super) fn de_opt_signal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Signal>, D::Error> {
-    Option::<String>::deserialize(d)?
-        .map(|s| parse_signal(&s))
-        .transpose()
-}
-
-fn de_result<'de, D: Deserializer<'de>>(d: D) -> Result<SigResult, D::Error> {
-    let s = String::deserialize(d)?;
-    (0..=5)
-        .map(SigResult::from_raw)
-        .find(|r| r.as_str() == s)
-        .ok_or_else(|| serde::de::Error::custom(format!("unknown signal result {s:?}")))
-}
-
-fn de_disposition<'de, D: Deserializer<'de>>(d: D) -> Result<Disposition, D::Error> {
-    parse_disposition(&String::deserialize(d)?)
-}
-
-fn de_container<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<ContainerInfo>>, D::Error> {
-    Ok(Option::<ContainerInfo>::deserialize(d)?.map(Arc::new))
-}
-
-fn de_dispositions<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StopDispositions>, D::Error> {
-    let Some(raw) = Option::<std::collections::BTreeMap<String, String>>::deserialize(d)? else {
-        return Ok(None);
-    };
-    let mut out = StopDispositions::default();
-    for (sig, disp) in &raw {
-        let (sig, disp) = (parse_signal(sig)?, parse_disposition(disp)?);
-        match sig.0 {
-            15 => out.term = disp,
-            2 => out.int = disp,
-            3 => out.quit = disp,
-            1 => out.hup = disp,
-            _ => out.other = Some((sig, disp)),
-        }
-    }
-    for need in ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP"] {
-        if !raw.contains_key(need) {
-            return Err(serde::de::Error::custom(format!(
-                "dispositions without {need}"
-            )));
-        }
-    }
-    Ok(Some(out))
 }
