@@ -14,7 +14,7 @@ use thiserror::Error;
 use crate::{
     container::{ContainerInfo, ResolverStats},
     driver::LiveStats,
-    engine::{outcome, ContainerStop, EngineStats, Output, PodStop, ProcessStop},
+    engine::{outcome, ContainerStop, Diagnosis, EngineStats, Output, PodStop, ProcessStop},
     event::Signal,
 };
 
@@ -58,7 +58,7 @@ pub struct StopFacts<'a> {
     pub workload: &'a str,
     pub pod: &'a str,
     pub container: &'a str,
-    pub diagnosis: &'a str,
+    pub diagnosis: Diagnosis,
     /// "exited", "signaled", "killed" or "unknown".
     pub outcome: &'a str,
     pub duration_s: f64,
@@ -89,7 +89,7 @@ impl<'a> StopFacts<'a> {
 
     pub fn of_process(p: &'a ProcessStop) -> Self {
         Self {
-            diagnosis: p.diagnosis.as_str(),
+            diagnosis: p.diagnosis,
             outcome: outcome(p.exit.as_ref()),
             duration_s: p.duration_s,
             overrun: p.overrun,
@@ -100,7 +100,7 @@ impl<'a> StopFacts<'a> {
 
     pub fn of_container(c: &'a ContainerStop) -> Self {
         Self {
-            diagnosis: c.diagnosis.as_str(),
+            diagnosis: c.diagnosis,
             outcome: c.outcome(),
             duration_s: c.duration_s,
             overrun: c.overrun_s > 0.0 || c.killed,
@@ -517,9 +517,9 @@ impl Metrics {
             .observe(f.duration_s);
         if f.kind == "process" {
             self.process_stops
-                .with_label_values(&[f.namespace, f.diagnosis, f.outcome])
+                .with_label_values(&[f.namespace, f.diagnosis.as_str(), f.outcome])
                 .inc();
-            if f.diagnosis == "oom_killed" {
+            if f.diagnosis == Diagnosis::OomKilled {
                 if let Some(w) = self.workload(f) {
                     self.oom_kills.with_label_values(&w).inc();
                 }
@@ -530,7 +530,7 @@ impl Metrics {
             return;
         };
         self.container_stops
-            .with_label_values(&[w[0], w[1], w[2], w[3], f.diagnosis, f.outcome])
+            .with_label_values(&[w[0], w[1], w[2], w[3], f.diagnosis.as_str(), f.outcome])
             .inc();
         if f.overrun {
             self.overruns.with_label_values(&w).inc();
@@ -538,7 +538,7 @@ impl Metrics {
                 .with_label_values(&w)
                 .inc_by(f.overrun_s.max(0.0));
         }
-        if f.diagnosis == "force_killed" {
+        if f.diagnosis == Diagnosis::ForceKilled {
             self.force_kills.with_label_values(&w).inc();
         }
     }
@@ -628,7 +628,7 @@ mod tests {
             workload: "w",
             pod: "p",
             container: "c",
-            diagnosis: "slow_handler",
+            diagnosis: Diagnosis::SlowHandler,
             outcome: "killed",
             duration_s: 2.1,
             overrun: true,

@@ -17,6 +17,11 @@ impl WallTime {
         Self(wall_ns.div_euclid(1000))
     }
 
+    /// The instant of wall-clock microseconds since the epoch.
+    pub fn from_micros(us: i64) -> Self {
+        Self(us)
+    }
+
     pub fn micros(self) -> i64 {
         self.0
     }

@@ -9,24 +9,24 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::records::{Stop, StopKind};
+use crate::engine::{Diagnosis, ProcessStop};
 use crate::event::WallTime;
 
 /// Diagnosis colours (one home for the report; the terminal uses ANSI colours).
-pub fn color(diagnosis: &str) -> &'static str {
+pub fn color(diagnosis: Diagnosis) -> &'static str {
     match diagnosis {
-        "graceful" => "#2e9d4f",
-        "default_action" => "#8fbf4f",
-        "force_killed" => "#d4a017",
-        "orphan_killed" => "#9b59b6",
-        "oom_killed" => "#7d3c98",
-        "slow_handler" => "#e67e22",
-        "slow_prestop" => "#f39c12",
-        "ignored_by_pid1" => "#c0392b",
-        "shell_not_forwarding" => "#e74c3c",
-        "wrong_signal" => "#d35400",
-        "signal_ignored" => "#a93226",
-        "signal_blocked" => "#922b21",
-        _ => "#7f8c8d",
+        Diagnosis::Graceful => "#2e9d4f",
+        Diagnosis::DefaultAction => "#8fbf4f",
+        Diagnosis::ForceKilled => "#d4a017",
+        Diagnosis::OrphanKilled => "#9b59b6",
+        Diagnosis::OomKilled => "#7d3c98",
+        Diagnosis::SlowHandler => "#e67e22",
+        Diagnosis::SlowPrestop => "#f39c12",
+        Diagnosis::IgnoredByPid1 => "#c0392b",
+        Diagnosis::ShellNotForwarding => "#e74c3c",
+        Diagnosis::WrongSignal => "#d35400",
+        Diagnosis::SignalIgnored => "#a93226",
+        Diagnosis::SignalBlocked => "#922b21",
     }
 }
 
@@ -143,19 +143,17 @@ impl Page<'_> {
             h.push_str("</ul></div>");
         }
         // The fixes, ranked by the time they would save.
-        let mut fixes: BTreeMap<(&str, &str), Fix> = BTreeMap::new();
+        let mut fixes: BTreeMap<(&str, Diagnosis), Fix> = BTreeMap::new();
         let mut per_group: BTreeMap<&str, usize> = BTreeMap::new();
         for s in stops {
             *per_group.entry(s.group.as_str()).or_default() += 1;
-            if matches!(s.diagnosis.as_str(), "graceful" | "default_action") {
+            if matches!(s.diagnosis, Diagnosis::Graceful | Diagnosis::DefaultAction) {
                 continue;
             }
-            let e = fixes
-                .entry((s.group.as_str(), s.diagnosis.as_str()))
-                .or_insert(Fix {
-                    hint: s.hint.as_deref(),
-                    ..Fix::default()
-                });
+            let e = fixes.entry((s.group.as_str(), s.diagnosis)).or_insert(Fix {
+                hint: s.hint.as_deref(),
+                ..Fix::default()
+            });
             e.stops += 1;
             e.killed += usize::from(s.killed);
             e.saved_s += waited_s(s);
@@ -179,8 +177,8 @@ impl Page<'_> {
                  style=\"color:{}\">{}</span>{}{} &mdash; ~{} waiting for SIGKILL</li>",
                 esc(group),
                 per_group.get(group).copied().unwrap_or(*n),
-                color(diag),
-                esc(diag),
+                color(*diag),
+                esc(diag.as_str()),
                 if *k > 0 { format!(", {k} killed") } else { String::new() },
                 hint.map(|h| format!(": {}", esc(h))).unwrap_or_default(),
                 secs(*saved),
@@ -196,9 +194,9 @@ impl Page<'_> {
         for (g, v) in &groups {
             let mut d: Vec<f64> = v.iter().map(|s| s.duration_s).collect();
             d.sort_by(f64::total_cmp);
-            let mut diags: BTreeMap<&str, usize> = BTreeMap::new();
+            let mut diags: BTreeMap<Diagnosis, usize> = BTreeMap::new();
             for s in v {
-                *diags.entry(s.diagnosis.as_str()).or_default() += 1;
+                *diags.entry(s.diagnosis).or_default() += 1;
             }
             let _ = write!(
                 h,
@@ -210,22 +208,22 @@ impl Page<'_> {
                 secs(d[d.len() - 1]),
                 diags
                     .iter()
-                    .map(|(k, n)| format!("{} {n}", esc(k)))
+                    .map(|(k, n)| format!("{} {n}", esc(k.as_str())))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
         }
         h.push_str("</table><table id=\"by-diagnosis\"><tr><th>diagnosis</th><th>stops</th></tr>");
-        let mut diags: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut diags: BTreeMap<Diagnosis, usize> = BTreeMap::new();
         for s in stops {
-            *diags.entry(s.diagnosis.as_str()).or_default() += 1;
+            *diags.entry(s.diagnosis).or_default() += 1;
         }
         for (d, n) in diags {
             let _ = write!(
                 h,
                 "<tr><td><i class=\"sw\" style=\"background:{}\"></i>{}</td><td>{n}</td></tr>",
                 color(d),
-                esc(d)
+                esc(d.as_str())
             );
         }
         h.push_str("</table></div></section>");
@@ -243,16 +241,16 @@ fn span(stops: &[&Stop]) -> (i64, i64) {
 }
 
 fn legend(h: &mut String, stops: &[&Stop]) {
-    let present: std::collections::BTreeSet<&str> =
-        stops.iter().map(|s| s.diagnosis.as_str()).collect();
+    let present: std::collections::BTreeSet<Diagnosis> =
+        stops.iter().map(|s| s.diagnosis).collect();
     h.push_str("<section id=\"legend\"><h2>Legend</h2>");
-    for d in crate::engine::Diagnosis::ALL {
+    for &d in Diagnosis::ALL {
         let name = d.as_str();
         let _ = write!(
             h,
             "<span class=\"legend-item{}\" data-diagnosis=\"{name}\"><i class=\"sw\" style=\"background:{}\"></i>{name}</span>",
-            if present.contains(name) { " present" } else { "" },
-            color(name)
+            if present.contains(&d) { " present" } else { "" },
+            color(d)
         );
     }
     h.push_str(
@@ -324,7 +322,7 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
         let _ = write!(
             rows,
             "<rect class=\"bar t\" data-stop=\"{i}\" data-diagnosis=\"{}\" data-duration=\"{:.6}\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{}</title></rect>",
-            esc(&s.diagnosis),
+            esc(s.diagnosis.as_str()),
             s.duration_s,
             t(bar_start),
             t(end),
@@ -332,7 +330,7 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
             y + 3.0,
             ((end - bar_start) as f64 / 1e6 * scale).max(0.0),
             ROW_H - 6.0,
-            color(&s.diagnosis),
+            color(s.diagnosis),
             esc(&title),
         );
         for m in &s.marks {
@@ -344,9 +342,9 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
                 x(m.at_us),
                 y + 1.0,
                 y + ROW_H - 1.0,
-                esc(&m.signal),
+                esc(&m.signal.name()),
                 esc(&m.sender),
-                esc(&m.result),
+                esc(m.result.as_str()),
                 time(m.at_us),
             );
         }
@@ -376,9 +374,9 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
                 y + 2.0,
                 ((pe - p.started_us) as f64 / 1e6 * scale).max(0.0),
                 PART_H - 3.0,
-                color(&p.diagnosis),
+                color(p.diagnosis),
                 esc(&p.label),
-                esc(&p.diagnosis),
+                esc(p.diagnosis.as_str()),
             );
             y += PART_H;
         }
@@ -410,79 +408,33 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
 fn details(h: &mut String, stops: &[&Stop]) {
     h.push_str("<section id=\"details\"><h2>Details</h2>");
     for (i, s) in stops.iter().enumerate() {
-        let r = &s.record;
         let _ = write!(
             h,
             "<details id=\"stop-{i}\"><summary><i class=\"sw\" style=\"background:{}\"></i><b>{}</b> {} on {} &mdash; {} in {:.3} s</summary>",
-            color(&s.diagnosis),
+            color(s.diagnosis),
             esc(&s.label),
             esc(&s.group),
             esc(&s.node),
-            esc(&s.diagnosis),
+            esc(s.diagnosis.as_str()),
             s.duration_s,
         );
         if let Some(hint) = &s.hint {
             let _ = write!(h, "<p class=\"hint\">{}</p>", esc(hint));
         }
         // Every process: what the kernel did with each signal, dispositions, forwarding, exit.
-        let procs: Vec<&serde_json::Value> = match s.kind {
-            StopKind::Pod => r["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|c| c["processes"].as_array().into_iter().flatten())
-                .collect(),
-            StopKind::Container => r["processes"].as_array().into_iter().flatten().collect(),
-            StopKind::Process => vec![r],
-        };
         h.push_str("<table><tr><th>process</th><th>signal</th><th>from</th><th>kernel</th><th>disposition</th><th>at</th></tr>");
-        for p in &procs {
-            let who = format!(
-                "{}[{}] {}",
-                p["comm"].as_str().unwrap_or("?"),
-                p["pid"],
-                p["diagnosis"].as_str().unwrap_or_default()
-            );
-            for e in p["signals"].as_array().into_iter().flatten() {
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(&who),
-                    esc(e["signal"].as_str().unwrap_or("?")),
-                    esc(e["sender"]["comm"].as_str().unwrap_or("?")),
-                    esc(e["sender_class"].as_str().unwrap_or("?")),
-                    esc(e["result"].as_str().unwrap_or("?")),
-                    esc(e["disposition"].as_str().unwrap_or("?")),
-                    esc(e["at"].as_str().unwrap_or("?")),
-                );
-            }
-            let fwd = p["forwarded"].as_array().map_or(0, Vec::len);
-            let exit = match (&p["exit"]["code"], &p["exit"]["signal"]) {
-                (serde_json::Value::Number(c), _) => format!("exited {c}"),
-                (_, serde_json::Value::String(sig)) => format!("killed by {sig}"),
-                _ => "still running".into(),
-            };
-            let _ = write!(
-                h,
-                "<tr class=\"exit\"><td>{}</td><td colspan=\"5\">{exit}; forwarded {fwd} signal(s); dispositions {}</td></tr>",
-                esc(&who),
-                esc(&p["dispositions"].to_string()),
-            );
+        for p in s.record.processes() {
+            process_rows(h, p);
         }
         h.push_str("</table>");
-        if let Some(p) = r["prestop"].as_object().or_else(|| {
-            r["containers"]
-                .as_array()
-                .and_then(|cs| cs.iter().find_map(|c| c["prestop"].as_object()))
-        }) {
+        if let Some(p) = s.record.prestop() {
             let _ = write!(
                 h,
                 "<p>preStop hook: {} ({}) from {}{}</p>",
-                esc(p.get("comm").and_then(|v| v.as_str()).unwrap_or("?")),
-                esc(p.get("path").and_then(|v| v.as_str()).unwrap_or("?")),
-                esc(p.get("start").and_then(|v| v.as_str()).unwrap_or("?")),
-                p.get("duration_s")
-                    .and_then(|v| v.as_f64())
+                esc(&p.comm.as_str()),
+                esc(&p.path),
+                p.start,
+                p.duration_s
                     .map(|d| format!(", {d:.3} s"))
                     .unwrap_or_else(|| ", still running at the end".into()),
             );
@@ -490,6 +442,50 @@ fn details(h: &mut String, stops: &[&Stop]) {
         h.push_str("</details>");
     }
     h.push_str("</section>");
+}
+
+/// One process's rows in the details: each signal, then how it ended.
+fn process_rows(h: &mut String, p: &ProcessStop) {
+    let who = format!("{}[{}] {}", p.comm.as_str(), p.pid, p.diagnosis);
+    for e in &p.signals {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&who),
+            esc(&e.signal.name()),
+            esc(&e
+                .sender
+                .map_or_else(|| "?".into(), |s| s.comm.as_str().into_owned())),
+            e.sender_class.map_or("?", |c| c.as_str()),
+            e.result.as_str(),
+            e.disposition.as_str(),
+            e.at,
+        );
+    }
+    let exit = match &p.exit {
+        Some(x) => match (x.code, x.signal) {
+            (Some(c), _) => format!("exited {c}"),
+            (None, Some(sig)) => format!("killed by {}", sig.name()),
+            (None, None) => "ended".into(),
+        },
+        None => "still running".into(),
+    };
+    let dispositions = p.dispositions.as_ref().map_or_else(
+        || "unknown".to_string(),
+        |d| {
+            d.entries()
+                .map(|(sig, disp)| format!("{} {}", sig.name(), disp.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    let _ = write!(
+        h,
+        "<tr class=\"exit\"><td>{}</td><td colspan=\"5\">{exit}; forwarded {} signal(s); dispositions {}</td></tr>",
+        esc(&who),
+        p.forwarded.len(),
+        esc(&dispositions),
+    );
 }
 
 const HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\

@@ -14,10 +14,9 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde_json::Value;
 
 use crate::driver::{drive, OnBadInput};
-use crate::engine::{ContainerStop, Engine, EngineConfig, Output, PodStop, ProcessStop};
+use crate::engine::{Engine, EngineConfig, Output};
 use crate::event::WallTime;
 use crate::filter::RecordFilter;
 use crate::journal::{JournalReader, ReaderOptions};
@@ -54,20 +53,26 @@ fn record_start(o: &Output) -> Option<i64> {
     Some(t.micros().saturating_mul(1000))
 }
 
-/// A record line back into its record type: `None` for what is not a sigtrace stop record.
-pub fn output_of(v: Value) -> Option<Output> {
-    match v["type"].as_str()? {
-        "process_stop" => serde_json::from_value::<ProcessStop>(v)
-            .ok()
-            .map(Output::ProcessStop),
-        "container_stop" => serde_json::from_value::<ContainerStop>(v)
-            .ok()
-            .map(Output::ContainerStop),
-        "pod_stop" => serde_json::from_value::<PodStop>(v)
-            .ok()
-            .map(Output::PodStop),
-        _ => None,
-    }
+/// The part of a record line that says what it is and where it comes from.
+#[derive(serde::Deserialize)]
+struct LineHead {
+    #[serde(rename = "type")]
+    kind: String,
+    node: Option<String>,
+}
+
+/// A record line (from its first `{`) back into its record type, with its node: `None` for
+/// what is not a sigtrace stop record.
+pub fn output_of(line: &str) -> Option<(Output, Option<String>)> {
+    let json = &line[line.find('{')?..];
+    let head: LineHead = serde_json::from_str(json).ok()?;
+    let out = match head.kind.as_str() {
+        "process_stop" => Output::ProcessStop(serde_json::from_str(json).ok()?),
+        "container_stop" => Output::ContainerStop(serde_json::from_str(json).ok()?),
+        "pod_stop" => Output::PodStop(serde_json::from_str(json).ok()?),
+        _ => return None,
+    };
+    Some((out, head.node))
 }
 
 /// The host name of the first journal session under `paths` (the node a journal's records
@@ -96,7 +101,7 @@ impl NodeSink for crate::summary::Summary {}
 
 impl NodeSink for records::Collector {
     fn set_node(&mut self, node: &str) {
-        self.default_node = node.to_string();
+        self.node = node.to_string();
     }
 }
 
@@ -177,20 +182,21 @@ fn read_lines<S: NodeSink>(
     reading: &mut Reading,
 ) -> Result<()> {
     let mut skipped = 0u64;
-    for (n, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("reading {what} at line {}", n + 1))?;
-        // A log prefix (`kubectl logs --prefix`: "[pod/name/container] ") comes before the
-        // record; anything that is not a record is skipped and counted.
-        let rec = line
-            .find('{')
-            .and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok());
-        let Some(rec) = rec else {
-            skipped += u64::from(!line.trim().is_empty());
-            continue;
-        };
-        let node = rec["node"].as_str().map(str::to_string);
-        let Some(out) = output_of(rec) else {
-            skipped += 1;
+    let mut input = input;
+    let mut buf = Vec::new();
+    for n in 1.. {
+        buf.clear();
+        let read = input
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("reading {what} at line {n}"))?;
+        if read == 0 {
+            break;
+        }
+        // A line that is not UTF-8, not JSON or not a record is skipped and counted. A log
+        // prefix (`kubectl logs --prefix`: "[pod/name/container] ") may come before a record.
+        let line = std::str::from_utf8(&buf).unwrap_or("");
+        let Some((out, node)) = output_of(line) else {
+            skipped += u64::from(!buf.trim_ascii().is_empty());
             continue;
         };
         if let Some(node) = node {
@@ -314,17 +320,60 @@ mod tests {
             (s.kind, s.label.as_str()),
             (records::StopKind::Process, "app[100]")
         );
-        assert_eq!(s.diagnosis, "graceful");
+        assert_eq!(s.diagnosis, crate::engine::Diagnosis::Graceful);
         assert!(s
             .marks
             .iter()
-            .any(|m| m.signal == "SIGTERM" && m.sender == "runc"));
+            .any(|m| m.signal == crate::event::Signal::TERM && m.sender == "runc"));
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_skipped_and_counted() {
+        let mut bytes = b"\xff\xfe{\"type\":\"process_stop\"}\n".to_vec();
+        bytes.extend_from_slice(s1_line("n").as_bytes());
+        let inputs = Inputs::default();
+        let mut reading = Reading::default();
+        let mut sel = Selected {
+            inputs: &inputs,
+            sink: records::Collector::new("unknown"),
+        };
+        read_lines(&bytes[..], "test input", &mut sel, &mut reading).unwrap();
+        assert_eq!(sel.sink.finish().stops.len(), 1);
+        assert_eq!(
+            reading.notes,
+            ["test input: 1 line(s) that are not sigtrace records were skipped"]
+        );
+    }
+
+    #[test]
+    fn a_killed_stop_has_its_deadline_at_the_escalation_and_a_graceful_one_none() {
+        use crate::engine::tests::{deliver, exit_signal, generate, runc_kill, runc_term, wall};
+        use crate::event::{Disposition, Signal};
+        let app = task(100, "app");
+        let out = run(vec![
+            generate(0.0, Signal::TERM, &runc_term(), &app)
+                .handles(&[Signal::TERM])
+                .ev(),
+            deliver(0.1, Signal::TERM, &app, Disposition::Handler),
+            generate(2000.0, Signal::KILL, &runc_kill(), &app).ev(),
+            exit_signal(2000.5, &app, Signal::KILL),
+        ]);
+        let mut c = records::Collector::new("n");
+        for o in &out {
+            c.record(o);
+        }
+        let s = &c.finish().stops[0];
+        assert!(s.killed);
+        assert_eq!(s.deadline_us, Some(wall(2000.0) / 1000));
+        assert_eq!(s.diagnosis, crate::engine::Diagnosis::SlowHandler);
+        let graceful = &read_text(&s1_line("n"), &Inputs::default()).0.stops[0];
+        assert_eq!(graceful.deadline_us, None);
     }
 
     #[test]
     fn window_and_filters_select_record_lines() {
         let a = s1_line("n");
-        let start = serde_json::from_str::<Value>(&a).unwrap()["time"]
+        let start = serde_json::from_str::<serde_json::Value>(&a).unwrap()["time"]
             .as_str()
             .and_then(WallTime::parse)
             .unwrap()

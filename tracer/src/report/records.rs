@@ -1,13 +1,13 @@
-//! The stops a report is made of: [`Collector`] turns the records it is given (the engine's
-//! output over a journal, or record lines read back, see [`super::read`]) into [`Stop`]s,
-//! merged and deduplicated by node and identity. A container stop held by its pod's record is
-//! shown in the pod's lane.
+//! The stops a report is made of: [`Collector`] turns the typed records it is given (the
+//! engine's output over a journal, or record lines deserialised back, see [`super::read`])
+//! into [`Stop`]s, merged and deduplicated by node and identity. A container stop held by its
+//! pod's record is shown in the pod's lane. Labels, deadlines and diagnoses are the records'
+//! own ([`ContainerInfo::label`], `grace_end`, [`Diagnosis`]).
 use std::collections::HashSet;
 
-use serde_json::Value;
-
-use crate::engine::Output;
-use crate::event::WallTime;
+use crate::container::ContainerInfo;
+use crate::engine::{ContainerStop, Diagnosis, Output, PodStop, ProcessStop};
+use crate::event::{SigResult, Signal, WallTime};
 use crate::output::OutputSink;
 
 /// What a lane shows.
@@ -19,13 +19,60 @@ pub enum StopKind {
     Process,
 }
 
+/// The record a lane shows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StopRecord {
+    Pod(PodStop),
+    Container(ContainerStop),
+    /// A host process.
+    Process(ProcessStop),
+}
+
+impl StopRecord {
+    pub fn kind(&self) -> StopKind {
+        match self {
+            Self::Pod(_) => StopKind::Pod,
+            Self::Container(_) => StopKind::Container,
+            Self::Process(_) => StopKind::Process,
+        }
+    }
+
+    /// Every process record it holds, first stop first within each container.
+    pub fn processes(&self) -> Vec<&ProcessStop> {
+        match self {
+            Self::Pod(p) => p.containers.iter().flat_map(|c| &c.processes).collect(),
+            Self::Container(c) => c.processes.iter().collect(),
+            Self::Process(p) => vec![p],
+        }
+    }
+
+    /// The preStop hook of the stop (a pod's: its first container's that had one).
+    pub fn prestop(&self) -> Option<&crate::engine::ExecEntry> {
+        match self {
+            Self::Pod(p) => p.containers.iter().find_map(|c| c.prestop.as_ref()),
+            Self::Container(c) => c.prestop.as_ref(),
+            Self::Process(_) => None,
+        }
+    }
+
+    /// Its identity within a node: pod uid, container id, or pid.
+    fn id(&self) -> String {
+        match self {
+            Self::Pod(p) => p.pod_uid.clone(),
+            Self::Container(c) => c.container.id.clone(),
+            Self::Process(p) => p.pid.to_string(),
+        }
+    }
+}
+
 /// A signal mark on a lane.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mark {
     pub at_us: i64,
-    pub signal: String,
+    pub signal: Signal,
+    /// The sender's comm ("?" when the generation was not seen).
     pub sender: String,
-    pub result: String,
+    pub result: SigResult,
 }
 
 /// One stop: a pod, a container outside a pod, or a host process.
@@ -40,18 +87,19 @@ pub struct Stop {
     pub started_us: i64,
     pub ended_us: Option<i64>,
     pub duration_s: f64,
-    pub diagnosis: String,
+    pub diagnosis: Diagnosis,
     pub hint: Option<String>,
     pub killed: bool,
-    /// When the grace ran out: the runtime's SIGKILL, or started + grace.
+    /// When the grace ran out (the record's `grace_end`), for a stop that was killed or
+    /// overran.
     pub deadline_us: Option<i64>,
     /// The preStop phase (start, end).
     pub prestop_us: Option<(i64, i64)>,
     pub marks: Vec<Mark>,
     /// Sub-lanes: a pod's containers, a container's processes.
     pub parts: Vec<Part>,
-    /// The record as it came (for the details view).
-    pub record: Value,
+    /// The record (for the details view).
+    pub record: StopRecord,
 }
 
 /// A container of a pod, or a process of a container: a sub-lane.
@@ -60,28 +108,24 @@ pub struct Part {
     pub label: String,
     pub started_us: i64,
     pub ended_us: Option<i64>,
-    pub diagnosis: String,
+    pub diagnosis: Diagnosis,
 }
 
-fn time_us(v: &Value) -> Option<i64> {
-    v.as_str().and_then(WallTime::parse).map(WallTime::micros)
+fn us(t: WallTime) -> i64 {
+    t.micros()
 }
 
-fn s(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
-fn marks_of(processes: &[&Value]) -> Vec<Mark> {
+fn marks_of(processes: &[&ProcessStop]) -> Vec<Mark> {
     let mut out: Vec<Mark> = processes
         .iter()
-        .flat_map(|p| p["signals"].as_array().into_iter().flatten())
-        .filter_map(|e| {
-            Some(Mark {
-                at_us: time_us(&e["at"])?,
-                signal: s(&e["signal"]),
-                sender: e["sender"]["comm"].as_str().unwrap_or("?").to_string(),
-                result: s(&e["result"]),
-            })
+        .flat_map(|p| &p.signals)
+        .map(|e| Mark {
+            at_us: us(e.at),
+            signal: e.signal,
+            sender: e
+                .sender
+                .map_or_else(|| "?".to_string(), |s| s.comm.as_str().into_owned()),
+            result: e.result,
         })
         .collect();
     out.sort_by_key(|m| m.at_us);
@@ -89,124 +133,115 @@ fn marks_of(processes: &[&Value]) -> Vec<Mark> {
     out
 }
 
-fn part_of(label: String, rec: &Value) -> Option<Part> {
-    Some(Part {
-        label,
-        started_us: time_us(&rec["started"]).or_else(|| time_us(&rec["time"]))?,
-        ended_us: time_us(&rec["ended"]).or_else(|| time_us(&rec["exit"]["at"])),
-        diagnosis: s(&rec["diagnosis"]),
-    })
+fn process_label(p: &ProcessStop) -> String {
+    format!("{}[{}]", p.comm.as_str(), p.pid)
 }
 
-/// The time the grace ran out: the first SIGKILL from the runtime or the same sender.
-fn deadline(rec: &Value, started: i64, processes: &[&Value]) -> Option<i64> {
-    let kill = marks_of(processes)
-        .into_iter()
-        .find(|m| m.signal == "SIGKILL" && m.sender != "?");
-    kill.map(|k| k.at_us)
-        .or_else(|| rec["grace_s"].as_f64().map(|g| started + (g * 1e6) as i64))
-}
-
-fn container_group(c: &Value) -> String {
-    match (c["namespace"].as_str(), c["workload"].as_str()) {
-        (Some(ns), Some(w)) => format!("{ns}/{w}"),
-        (Some(ns), None) => ns.to_string(),
-        _ => format!("containers ({})", c["runtime"].as_str().unwrap_or("?")),
+fn process_part(p: &ProcessStop) -> Part {
+    Part {
+        label: process_label(p),
+        started_us: us(p.time),
+        ended_us: p.exit.as_ref().map(|x| us(x.at)),
+        diagnosis: p.diagnosis,
     }
 }
 
-fn container_label(c: &Value) -> String {
-    c["name"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| c["id"].as_str().unwrap_or("?").chars().take(12).collect())
+fn container_group(c: &ContainerInfo) -> String {
+    match (&c.namespace, c.workload.as_ref().map(|w| &w.name)) {
+        (Some(ns), Some(w)) => format!("{ns}/{w}"),
+        (Some(ns), None) => ns.clone(),
+        _ => format!("containers ({})", c.runtime),
+    }
 }
 
 /// A [`Stop`] from one record (`pod_stop`, `container_stop`, or a host `process_stop`).
-/// `None` for other records and for a container's or pod's parts (shown in their parent).
-pub fn stop_of(rec: Value, node: &str) -> Option<Stop> {
-    let node = rec["node"].as_str().unwrap_or(node).to_string();
-    let kind = match rec["type"].as_str()? {
-        "pod_stop" => StopKind::Pod,
-        "container_stop" => StopKind::Container,
-        "process_stop" if rec["container"].is_null() => StopKind::Process,
+/// `None` for timeline lines and for a container's processes (shown in their container).
+pub fn stop_of(o: &Output, node: &str) -> Option<Stop> {
+    let record = match o {
+        Output::PodStop(p) => StopRecord::Pod(p.clone()),
+        Output::ContainerStop(c) => StopRecord::Container(c.clone()),
+        Output::ProcessStop(p) if p.container.is_none() => StopRecord::Process(p.clone()),
         _ => return None,
     };
-    let started = time_us(&rec["started"]).or_else(|| time_us(&rec["time"]))?;
-    let ended = time_us(&rec["ended"]).or_else(|| time_us(&rec["exit"]["at"]));
-    let (group, label, parts, procs): (String, String, Vec<Part>, Vec<&Value>) = match kind {
-        StopKind::Pod => {
-            let containers: Vec<&Value> =
-                rec["containers"].as_array().into_iter().flatten().collect();
-            let parts = containers
-                .iter()
-                .filter_map(|c| part_of(container_label(&c["container"]), c))
-                .collect();
-            let procs = containers
-                .iter()
-                .flat_map(|c| c["processes"].as_array().into_iter().flatten())
-                .collect();
-            let group = match (rec["namespace"].as_str(), rec["workload"].as_str()) {
-                (Some(ns), Some(w)) => format!("{ns}/{w}"),
-                (Some(ns), None) => ns.to_string(),
-                _ => "pods".into(),
-            };
-            (group, s(&rec["pod"]), parts, procs)
-        }
-        StopKind::Container => {
-            let procs: Vec<&Value> = rec["processes"].as_array().into_iter().flatten().collect();
-            let parts = procs
-                .iter()
-                .filter_map(|p| part_of(format!("{}[{}]", s(&p["comm"]), p["pid"]), p))
-                .collect();
-            (
-                container_group(&rec["container"]),
-                container_label(&rec["container"]),
-                parts,
-                procs,
-            )
-        }
-        StopKind::Process => (
-            "host".into(),
-            format!("{}[{}]", s(&rec["comm"]), rec["pid"]),
-            Vec::new(),
-            vec![&rec],
-        ),
+    let (group, label, parts, started, ended, duration_s, diagnosis, hint, killed, grace_end) =
+        match &record {
+            StopRecord::Pod(p) => (
+                match (&p.namespace, p.workload.as_ref().map(|w| &w.name)) {
+                    (Some(ns), Some(w)) => format!("{ns}/{w}"),
+                    (Some(ns), None) => ns.clone(),
+                    _ => "pods".into(),
+                },
+                p.pod.clone().unwrap_or_else(|| p.pod_uid.clone()),
+                p.containers
+                    .iter()
+                    .map(|c| Part {
+                        label: c.container.label().to_string(),
+                        started_us: us(c.started),
+                        ended_us: c.ended.map(us),
+                        diagnosis: c.diagnosis,
+                    })
+                    .collect(),
+                p.started,
+                p.ended,
+                p.duration_s,
+                p.diagnosis,
+                p.hint.as_deref(),
+                p.overrun,
+                p.grace_end(),
+            ),
+            StopRecord::Container(c) => (
+                container_group(&c.container),
+                c.container.label().to_string(),
+                c.processes.iter().map(process_part).collect(),
+                c.started,
+                c.ended,
+                c.duration_s,
+                c.diagnosis,
+                c.hint.as_deref(),
+                c.killed || c.overrun,
+                c.grace_end(),
+            ),
+            StopRecord::Process(p) => (
+                "host".into(),
+                process_label(p),
+                Vec::new(),
+                p.time,
+                p.exit.as_ref().map(|x| x.at),
+                p.duration_s,
+                p.diagnosis,
+                p.hint.as_deref(),
+                p.killed || p.overrun,
+                p.grace_end(),
+            ),
+        };
+    let started = us(started);
+    let prestop = match &record {
+        StopRecord::Pod(p) => p
+            .containers
+            .iter()
+            .filter_map(|c| c.prestop.as_ref())
+            .map(|x| (us(x.start), x.end.map_or(started, us)))
+            .min(),
+        _ => record
+            .prestop()
+            .map(|x| (us(x.start), x.end.map_or(started, us))),
     };
-    let marks = marks_of(&procs);
-    let deadline_us = if rec["killed"] == true || rec["overrun"] == true {
-        deadline(&rec, started, &procs)
-    } else {
-        None
-    };
-    let prestop = rec["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(std::iter::once(&rec))
-        .filter_map(|c| {
-            let p = &c["prestop"];
-            let start = time_us(&p["start"])?;
-            let end = time_us(&p["end"]).unwrap_or(started);
-            Some((start, end))
-        })
-        .min();
     Some(Stop {
-        kind,
-        node,
+        kind: record.kind(),
+        node: node.to_string(),
         group,
         label,
         started_us: started.min(prestop.map_or(started, |p| p.0)),
-        ended_us: ended,
-        duration_s: rec["duration_s"].as_f64().unwrap_or(0.0),
-        diagnosis: s(&rec["diagnosis"]),
-        hint: rec["hint"].as_str().map(str::to_string),
-        killed: rec["killed"] == true || rec["overrun"] == true,
-        deadline_us,
+        ended_us: ended.map(us),
+        duration_s,
+        diagnosis,
+        hint: hint.map(str::to_string),
+        killed,
+        deadline_us: grace_end.filter(|_| killed).map(us),
         prestop_us: prestop,
-        marks,
+        marks: marks_of(&record.processes()),
         parts,
-        record: rec,
+        record,
     })
 }
 
@@ -217,32 +252,30 @@ pub struct Collector {
     seen: HashSet<(String, StopKind, String, i64)>,
     /// Records seen more than once (from overlapping inputs).
     pub duplicates: u64,
-    /// The node of records that do not name one (a journal's host).
-    pub default_node: String,
+    /// The node of the records given now (a journal's host, a record line's `node`).
+    pub node: String,
 }
 
 impl Collector {
-    pub fn new(default_node: &str) -> Self {
+    pub fn new(node: &str) -> Self {
         Self {
-            default_node: default_node.to_string(),
+            node: node.to_string(),
             ..Self::default()
         }
     }
 
     /// Adds one record, if it is a stop this view shows.
-    pub fn record(&mut self, rec: Value) {
-        let Some(stop) = stop_of(rec, &self.default_node) else {
+    pub fn record(&mut self, o: &Output) {
+        let Some(stop) = stop_of(o, &self.node) else {
             return;
         };
-        let id = match stop.kind {
-            StopKind::Pod => s(&stop.record["pod_uid"]),
-            StopKind::Container => s(&stop.record["container"]["id"]),
-            StopKind::Process => stop.record["pid"].to_string(),
-        };
-        if !self
-            .seen
-            .insert((stop.node.clone(), stop.kind, id, stop.started_us))
-        {
+        let key = (
+            stop.node.clone(),
+            stop.kind,
+            stop.record.id(),
+            stop.started_us,
+        );
+        if !self.seen.insert(key) {
             self.duplicates += 1;
             return;
         }
@@ -255,19 +288,21 @@ impl Collector {
         let in_pods: HashSet<(String, String)> = self
             .stops
             .iter()
-            .filter(|s| s.kind == StopKind::Pod)
-            .flat_map(|s| {
-                s.record["containers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| (s.node.clone(), self::s(&c["container"]["id"])))
-                    .collect::<Vec<_>>()
+            .filter_map(|s| match &s.record {
+                StopRecord::Pod(p) => Some((s, p)),
+                _ => None,
+            })
+            .flat_map(|(s, p)| {
+                p.containers
+                    .iter()
+                    .map(|c| (s.node.clone(), c.container.id.clone()))
             })
             .collect();
-        self.stops.retain(|st| {
-            st.kind != StopKind::Container
-                || !in_pods.contains(&(st.node.clone(), s(&st.record["container"]["id"])))
+        self.stops.retain(|st| match &st.record {
+            StopRecord::Container(c) => {
+                !in_pods.contains(&(st.node.clone(), c.container.id.clone()))
+            }
+            _ => true,
         });
         self
     }
@@ -275,12 +310,7 @@ impl Collector {
 
 impl OutputSink for Collector {
     fn output(&mut self, o: &Output) -> std::io::Result<()> {
-        let rec = match o {
-            Output::Timeline(_) => return Ok(()),
-            Output::ProcessStop(p) if p.container.is_some() => return Ok(()),
-            other => serde_json::to_value(other).map_err(std::io::Error::other)?,
-        };
-        self.record(rec);
+        self.record(o);
         Ok(())
     }
 

@@ -103,6 +103,21 @@ pub struct ContainerStop {
 }
 
 impl ContainerStop {
+    /// When its grace ran out: the runtime's SIGKILL of the init (the effective grace), else
+    /// its init's [`ProcessStop::grace_end`].
+    pub fn grace_end(&self) -> Option<WallTime> {
+        match self.effective_grace_s {
+            Some(e) => Some(WallTime::from_micros(
+                self.started.micros().saturating_add((e * 1e6) as i64),
+            )),
+            None => self
+                .processes
+                .iter()
+                .find(|p| p.pid == self.init_pid)
+                .and_then(ProcessStop::grace_end),
+        }
+    }
+
     /// How the init ended: "exited", "killed" (SIGKILL), "signaled" or "unknown".
     pub fn outcome(&self) -> &'static str {
         super::process::outcome(self.exit.as_ref())

@@ -13,6 +13,7 @@ use strum::{IntoEnumIterator, VariantArray};
     PartialEq,
     Eq,
     Hash,
+    Default,
     PartialOrd,
     Ord,
     Serialize,
@@ -26,6 +27,7 @@ use strum::{IntoEnumIterator, VariantArray};
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Diagnosis {
+    #[default]
     Graceful,
     DefaultAction,
     IgnoredByPid1,

@@ -58,6 +58,14 @@ pub struct PodStop {
 }
 
 impl PodStop {
+    /// When the grace of its first container to run out of it ran out.
+    pub fn grace_end(&self) -> Option<WallTime> {
+        self.containers
+            .iter()
+            .filter_map(ContainerStop::grace_end)
+            .min()
+    }
+
     /// The pod's name as a person knows it: `namespace/pod`, else its uid.
     pub fn label(&self) -> String {
         match (&self.namespace, &self.pod) {

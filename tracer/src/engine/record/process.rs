@@ -161,6 +161,19 @@ pub struct ProcessStop {
     pub incomplete_reason: Option<String>,
 }
 
+impl ProcessStop {
+    /// When its grace ran out: the escalation SIGKILL, else the first stop signal plus the
+    /// grace (`None` when neither is known).
+    pub fn grace_end(&self) -> Option<WallTime> {
+        self.killed_at.or_else(|| {
+            let grace_us = (self.grace_s? * 1e6) as i64;
+            Some(WallTime::from_micros(
+                self.time.micros().saturating_add(grace_us),
+            ))
+        })
+    }
+}
+
 /// How a timeline line's signal came about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
