@@ -416,7 +416,7 @@ fn wrong_format_files_are_errors_and_other_files_still_replay() {
 }
 
 /// Filters and the summary over a real journal: `--namespace` keeps the pod's records only,
-/// `--diagnosis` selects by diagnosis, `--summary` gives one row for the pod's container with
+/// `--diagnosis` selects by diagnosis, `summary` gives one row for the pod's container with
 /// its stop, and rows for the host processes.
 #[test]
 fn filters_and_the_summary_select_from_a_real_journal() {
@@ -453,7 +453,10 @@ fn filters_and_the_summary_select_from_a_real_journal() {
         lines.iter().any(|l| l["pid"] == run.y_pids[2]),
         "{lines:#?}"
     );
-    let o = replay(&[dir, "--summary"]);
+    let o = Command::new(sigtrace_bin())
+        .args(["summary", dir])
+        .output()
+        .expect("running sigtrace summary");
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let row = text

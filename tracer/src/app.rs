@@ -1,6 +1,7 @@
-//! Top-level commands (`run`, `replay`): the options each needs, built once from the command
-//! line (nothing below this module sees the flags), and the source and consumer each one
-//! hands to the [driver](crate::driver).
+//! Top-level commands (`run`, `replay`, `report`, `summary`): the options each needs, built
+//! once from the command line (nothing below this module sees the flags), and the source and
+//! consumer each one hands to the [driver](crate::driver) or to the one replay road
+//! ([`crate::input`]).
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -14,19 +15,18 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
-    cli::{OutputArgs, ReplayArgs, RunArgs},
+    cli::{EngineArgs, InputArgs, PrintArgs, ReplayArgs, RunArgs},
     container::{metadata::MetadataDirs, ContainerResolver, ResolverOptions},
     decode::Clock,
     driver::{drive, OnBadInput},
     engine::{Engine, EngineConfig},
     event::Signal,
-    filter::{Filtered, RecordFilter},
-    journal::{
-        JournalOptions, JournalReader, JournalWriter, LiveJournal, ReaderOptions, SessionInfo,
-    },
+    filter::RecordFilter,
+    input::Inputs,
+    journal::{JournalOptions, JournalWriter, LiveJournal, SessionInfo},
     live::{LiveSource, RingPriority},
     metrics::{Metrics, MetricsOptions},
-    output::{Format, OutputSink, Printer, RawPrinter},
+    output::{Format, Printer, RawPrinter},
     pipeline::{shaping_of, Keep, Pipeline, Window},
     source::{read_btf, ProbeMode, Probes, SourceOptions},
     summary::Summary,
@@ -62,20 +62,12 @@ pub struct RunOptions {
 /// Everything `sigtrace replay` was asked for.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
-    pub paths: Vec<PathBuf>,
-    pub engine: EngineConfig,
+    pub inputs: Inputs,
     pub print: PrintOptions,
-    pub window: Window,
-    pub strict: bool,
-    pub filter: RecordFilter,
-    /// A table instead of the records.
-    pub summary: bool,
-    /// The engine settings given on the command line, kept over each recorded session's.
-    pub keep: Keep,
 }
 
 /// The engine configuration the output flags ask for.
-pub fn engine_config(o: &OutputArgs) -> EngineConfig {
+pub fn engine_config(o: &EngineArgs, timeline: bool) -> EngineConfig {
     EngineConfig {
         grace_s: o.grace,
         extra_stop_signals: o.stop_signals.iter().map(|&s| Signal(s)).collect(),
@@ -83,13 +75,12 @@ pub fn engine_config(o: &OutputArgs) -> EngineConfig {
         max_episodes: o.max_episodes,
         episode_timeout_ns: o.episode_timeout.saturating_mul(1_000_000_000),
         runtime_comms: o.runtime_comms.clone(),
-        // Only the terminal format prints timeline lines.
-        timeline: !o.json,
+        timeline,
         ..EngineConfig::default()
     }
 }
 
-fn print_options(o: &OutputArgs) -> PrintOptions {
+fn print_options(o: &PrintArgs) -> PrintOptions {
     PrintOptions {
         json: o.json,
         containers_only: o.containers_only,
@@ -106,19 +97,19 @@ impl RunOptions {
     pub fn from_args(args: &RunArgs) -> Result<Self> {
         // The command line checked it: a power of two from 4 KiB to 1 GiB.
         let ring_bytes = args.ring_kib * 1024;
+        let stop_signals: Vec<Signal> = args
+            .engine
+            .stop_signals
+            .iter()
+            .map(|&s| Signal(s))
+            .collect();
+        let stop_mask = Signal::stop_mask(&stop_signals);
+        // A `--stop-signal` is always emitted, whatever `--signals` says.
         let signal_mask = if args.signals.is_empty() {
             tracer_common::DEFAULT_SIGNAL_MASK
         } else {
             args.signals.iter().fold(0u64, |m, &s| m | Signal(s).bit())
-        };
-        let stop_mask = Signal::stop_mask(
-            &args
-                .output
-                .stop_signals
-                .iter()
-                .map(|&s| Signal(s))
-                .collect::<Vec<_>>(),
-        );
+        } | stop_signals.iter().fold(0u64, |m, s| m | s.bit());
         let mut dirs = MetadataDirs::default();
         if !args.containerd_state.is_empty() {
             dirs.containerd_state = args.containerd_state.clone();
@@ -141,14 +132,15 @@ impl RunOptions {
                     ProbeMode::Trace
                 },
                 force_raw: args.force_raw_tracepoints,
-                runtime_comms: args.output.runtime_comms.clone(),
+                runtime_comms: args.engine.runtime_comms.clone(),
             },
             raw: args.raw,
             engine: EngineConfig {
                 emit_mask: signal_mask,
-                ..engine_config(&args.output)
+                // Only the terminal format prints timeline lines.
+                ..engine_config(&args.engine, !args.print.json)
             },
-            print: print_options(&args.output),
+            print: print_options(&args.print),
             resolver: ResolverOptions {
                 metadata_dirs: dirs,
                 ..Default::default()
@@ -185,28 +177,11 @@ impl RunOptions {
 }
 
 impl ReplayOptions {
-    pub fn from_args(args: &ReplayArgs) -> Self {
-        Self {
-            paths: if args.paths.is_empty() {
-                vec![PathBuf::from(crate::journal::DEFAULT_DIR)]
-            } else {
-                args.paths.clone()
-            },
-            engine: engine_config(&args.output),
-            print: print_options(&args.output),
-            window: Window {
-                since: args.since,
-                until: args.until,
-            },
-            strict: args.strict,
-            filter: filter(&args.filter),
-            summary: args.summary,
-            keep: Keep {
-                grace: args.output.grace.is_some(),
-                stop_signals: !args.output.stop_signals.is_empty(),
-                runtime_comms: !args.output.runtime_comms.is_empty(),
-            },
-        }
+    pub fn from_args(args: &ReplayArgs) -> Result<Self> {
+        Ok(Self {
+            inputs: inputs(&args.input, &args.engine, !args.print.json)?,
+            print: print_options(&args.print),
+        })
     }
 }
 
@@ -335,66 +310,22 @@ pub fn run(opts: RunOptions) -> Result<()> {
     Ok(())
 }
 
-/// `sigtrace replay`: the same pipeline over recorded journal files, into the printer or a
-/// summary.
+/// `sigtrace replay`: the one replay road into the printer.
 pub fn replay(opts: ReplayOptions) -> Result<()> {
-    if let (Some(since), Some(until)) = (opts.window.since, opts.window.until) {
-        anyhow::ensure!(since < until, "--since must come before --until");
-    }
-    if opts.summary {
-        print_summary(&replay_into(&opts, Summary::default())?);
-        return Ok(());
-    }
-    let node = crate::report::journal_node(&opts.paths);
-    replay_into(&opts, printer(opts.print).with_node(node))?;
+    let (_, reading) = crate::input::read(&opts.inputs, printer(opts.print))?;
     std::io::Write::flush(&mut std::io::stdout())?;
-    Ok(())
+    for n in &reading.notes {
+        eprintln!("sigtrace: {n}");
+    }
+    match reading.empty_journals(&opts.inputs) {
+        Some(empty) => anyhow::bail!(empty),
+        None => Ok(()),
+    }
 }
 
-/// Drives the journal files of `opts` through a pipeline into `sink` (filtered); returns it.
-fn replay_into<S: OutputSink>(opts: &ReplayOptions, sink: S) -> Result<S> {
-    let mut reader = JournalReader::new(
-        opts.paths.iter(),
-        ReaderOptions {
-            strict: opts.strict,
-        },
-    );
-    let sink = Filtered {
-        filter: opts.filter.clone(),
-        sink,
-    };
-    let mut pipeline = Pipeline::new(Engine::new(opts.engine.clone()), sink)
-        .with_window(opts.window)
-        .with_recorded_shaping(opts.keep);
-    let on_bad = if opts.strict {
-        OnBadInput::Fail
-    } else {
-        OnBadInput::ReportEach
-    };
-    let driven = drive(&mut reader, &mut pipeline, on_bad)?;
-    let stats = reader.stats();
-    tracing::debug!("replayed {stats:?}");
-    if driven.skipped > 0 {
-        eprintln!(
-            "sigtrace: {} corrupt or unreadable record(s) skipped",
-            driven.skipped
-        );
-    }
-    if stats.records == 0 {
-        anyhow::bail!(
-            "no journal records found in {}",
-            opts.paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(pipeline.into_sink().sink)
-}
-
-/// What `report` and `summary` read, from their flags.
-fn inputs(args: &crate::cli::InputArgs) -> Result<crate::report::Inputs> {
+/// What `replay`, `report` and `summary` read, from their flags (`timeline`: the engine
+/// builds timeline lines, for a terminal).
+fn inputs(args: &InputArgs, engine: &EngineArgs, timeline: bool) -> Result<Inputs> {
     if let (Some(since), Some(until)) = (args.since, args.until) {
         anyhow::ensure!(since < until, "--since must come before --until");
     }
@@ -403,7 +334,7 @@ fn inputs(args: &crate::cli::InputArgs) -> Result<crate::report::Inputs> {
     } else {
         args.paths.clone()
     };
-    Ok(crate::report::Inputs {
+    Ok(Inputs {
         journals,
         records: args.records.clone(),
         window: Window {
@@ -412,7 +343,13 @@ fn inputs(args: &crate::cli::InputArgs) -> Result<crate::report::Inputs> {
         },
         strict: args.strict,
         filter: filter(&args.filter),
-        engine: EngineConfig::default(),
+        engine: engine_config(engine, timeline),
+        // What the user set is kept over each recorded session's.
+        keep: Keep {
+            grace: engine.grace.is_some(),
+            stop_signals: !engine.stop_signals.is_empty(),
+            runtime_comms: !engine.runtime_comms.is_empty(),
+        },
     })
 }
 
@@ -428,7 +365,7 @@ fn filter(f: &crate::cli::FilterArgs) -> RecordFilter {
 
 /// `sigtrace report`.
 pub fn report(args: &crate::cli::ReportArgs) -> Result<()> {
-    let inputs = inputs(&args.input)?;
+    let inputs = inputs(&args.input, &args.engine, false)?;
     let title = args
         .title
         .clone()
@@ -440,9 +377,9 @@ pub fn report(args: &crate::cli::ReportArgs) -> Result<()> {
 
 /// `sigtrace summary`.
 pub fn summary(args: &crate::cli::SummaryArgs) -> Result<()> {
-    let inputs = inputs(&args.input)?;
-    let (summary, reading) = crate::report::read(&inputs, Summary::default())?;
-    for n in &reading.notes {
+    let inputs = inputs(&args.input, &args.engine, false)?;
+    let (summary, reading) = crate::input::read(&inputs, Summary::default())?;
+    for n in reading.notes.iter().chain(&reading.empty_journals(&inputs)) {
         eprintln!("sigtrace: {n}");
     }
     print_summary(&summary);
@@ -458,5 +395,43 @@ fn print_summary(summary: &Summary) {
         println!("no stops in this journal (for this selection)");
     } else {
         print!("{}", summary.render(color));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn run_options(args: &[&str]) -> RunOptions {
+        let Some(Command::Run(args)) = Cli::parse_from(args).command else {
+            panic!("not run")
+        };
+        RunOptions::from_args(&args).unwrap()
+    }
+
+    #[test]
+    fn a_stop_signal_is_always_emitted() {
+        let winch = Signal::parse("SIGWINCH").unwrap();
+        let o = run_options(&["sigtrace", "run", "--stop-signal", "SIGWINCH"]);
+        assert_ne!(o.source.signal_mask & winch.bit(), 0);
+        assert_eq!(
+            o.source.signal_mask & !winch.bit(),
+            tracer_common::DEFAULT_SIGNAL_MASK
+        );
+        assert_eq!(o.engine.emit_mask, o.source.signal_mask);
+        let o = run_options(&[
+            "sigtrace",
+            "run",
+            "--signals",
+            "TERM",
+            "--stop-signal",
+            "WINCH",
+        ]);
+        assert_eq!(o.source.signal_mask, Signal::TERM.bit() | winch.bit());
+        let o = run_options(&["sigtrace", "run", "--signals", "TERM"]);
+        assert_eq!(o.source.signal_mask, Signal::TERM.bit());
     }
 }

@@ -38,7 +38,7 @@ pub enum Command {
     Summary(SummaryArgs),
 }
 
-/// Where a report or summary reads stops from, and which.
+/// Where `replay`, `report` and `summary` read stops from, and which.
 #[derive(Debug, Args, Clone)]
 pub struct InputArgs {
     /// Journal files or directories (default: /var/lib/sigtrace, unless --records is given).
@@ -49,10 +49,11 @@ pub struct InputArgs {
     /// `-` reads standard input. Repeatable.
     #[arg(long = "records", value_name = "FILE")]
     pub records: Vec<PathBuf>,
-    /// Only stops that started at or after this time: RFC 3339 or how long ago (30m, 2h, 1d).
+    /// Only what happened at or after this time (a journal's events, a record's start): RFC
+    /// 3339 (2026-11-21T10:00:00Z) or how long ago (30m, 2h, 1d).
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub since: Option<i64>,
-    /// Only stops that started before this time (RFC 3339, or how long ago).
+    /// Only what happened before this time (RFC 3339, or how long ago).
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub until: Option<i64>,
     /// Stop at the first corrupt or foreign journal record instead of skipping it.
@@ -66,6 +67,8 @@ pub struct InputArgs {
 pub struct ReportArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// The HTML file to write.
     #[arg(short = 'o', long = "output", value_name = "FILE.html")]
     pub output: PathBuf,
@@ -78,20 +81,30 @@ pub struct ReportArgs {
 pub struct SummaryArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
+/// How records are printed.
 #[derive(Debug, Args, Clone)]
-pub struct OutputArgs {
+pub struct PrintArgs {
     /// One JSON object per line instead of the human timeline.
     #[arg(long)]
     pub json: bool,
     /// Only container stops and their processes, nothing from the host.
     #[arg(long)]
     pub containers_only: bool,
+}
+
+/// How the engine shapes records. A replay, report or summary of a journal takes each
+/// session's recorded `--grace`, `--stop-signal` and `--runtime-comm` unless given here.
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
     /// Expected grace period in seconds: exits after 80% of it are flagged as near-overruns.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub grace: Option<f64>,
-    /// Extra signals that start a shutdown (besides TERM, INT, QUIT, HUP, KILL), e.g. USR1.
+    /// Extra signals that start a shutdown (besides TERM, INT, QUIT, HUP, KILL), e.g. USR1;
+    /// always emitted, whatever `--signals` says.
     #[arg(long = "stop-signal", value_name = "SIGNAL", value_parser = parse_signal)]
     pub stop_signals: Vec<i32>,
     /// Another process name (comm) that counts as the container runtime when it sends a
@@ -116,7 +129,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub raw: bool,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub print: PrintArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Directory of the event journal.
     #[arg(long, default_value = crate::journal::DEFAULT_DIR, value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -179,28 +194,12 @@ pub struct RunArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ReplayArgs {
-    /// Journal files or directories (default: /var/lib/sigtrace).
-    #[arg(value_name = "FILES|DIR")]
-    pub paths: Vec<PathBuf>,
     #[command(flatten)]
-    pub output: OutputArgs,
-    /// Only events at or after this time: RFC 3339 (2026-11-21T10:00:00Z) or how long ago
-    /// (30m, 2h, 1d).
-    #[arg(long, value_parser = parse_time, value_name = "TIME")]
-    pub since: Option<i64>,
-    /// Only events before this time (RFC 3339, or how long ago).
-    #[arg(long, value_parser = parse_time, value_name = "TIME")]
-    pub until: Option<i64>,
-    /// Stop at the first corrupt or foreign record instead of skipping it.
-    #[arg(long)]
-    pub strict: bool,
-    /// A table instead of the records: one row per container (`namespace/container` for
-    /// Kubernetes) or host process name, with stops, median and longest duration, SIGKILLs,
-    /// diagnoses and what to change.
-    #[arg(long)]
-    pub summary: bool,
+    pub input: InputArgs,
     #[command(flatten)]
-    pub filter: FilterArgs,
+    pub print: PrintArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// Which records to show.
@@ -326,14 +325,19 @@ mod tests {
             "slow_handler",
             "--container",
             "web",
-            "--summary",
+            "--records",
+            "-",
         ]);
         let Some(Command::Replay(r)) = cli.command else {
             panic!("not replay")
         };
-        assert!(r.summary && r.since.is_some());
-        assert_eq!(r.filter.namespaces, ["shop"]);
-        assert_eq!(r.filter.diagnoses, [crate::engine::Diagnosis::SlowHandler]);
+        assert!(r.input.since.is_some());
+        assert_eq!(r.input.records, [PathBuf::from("-")]);
+        assert_eq!(r.input.filter.namespaces, ["shop"]);
+        assert_eq!(
+            r.input.filter.diagnoses,
+            [crate::engine::Diagnosis::SlowHandler]
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Which records a person asked for: `--namespace`, `--pod`, `--workload`, `--container` (a
-//! name, or an id prefix) and `--diagnosis`, applied to the engine's output on its way to a sink, so that
-//! `replay` and `summary` select alike.
+//! name, or an id prefix), `--diagnosis` and the `--since`/`--until` window, applied to the
+//! outputs on their way to a sink ([`Selected`]), so that `replay`, `report` and `summary`
+//! select alike.
 use crate::container::ContainerInfo;
 use crate::engine::{Diagnosis, Output};
 use crate::output::OutputSink;
+use crate::pipeline::Window;
 
 /// The selection; an empty field selects everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -68,15 +70,38 @@ impl RecordFilter {
     }
 }
 
-/// A sink that gets only what the filter keeps.
-pub struct Filtered<S> {
-    pub filter: RecordFilter,
+/// A sink that gets only what the filter keeps, within the window (on a record's start, a
+/// timeline line's time): the one selection of `replay`, `report` and `summary`.
+pub struct Selected<S> {
+    filter: RecordFilter,
+    window: Window,
     pub sink: S,
 }
 
-impl<S: OutputSink> OutputSink for Filtered<S> {
+impl<S> Selected<S> {
+    pub fn new(filter: RecordFilter, window: Window, sink: S) -> Self {
+        Self {
+            filter,
+            window,
+            sink,
+        }
+    }
+}
+
+/// When a record starts (a timeline line: its time), in wall-clock nanoseconds.
+fn start_ns(o: &Output) -> i64 {
+    let t = match o {
+        Output::ProcessStop(p) => p.time,
+        Output::ContainerStop(c) => c.started,
+        Output::PodStop(p) => p.started,
+        Output::Timeline(t) => t.time,
+    };
+    t.micros().saturating_mul(1000)
+}
+
+impl<S: OutputSink> OutputSink for Selected<S> {
     fn output(&mut self, o: &Output) -> std::io::Result<()> {
-        if self.filter.keeps(o) {
+        if self.filter.keeps(o) && self.window.contains(start_ns(o)) {
             self.sink.output(o)?;
         }
         Ok(())

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod event;
 pub mod filter;
 pub mod http;
+pub mod input;
 pub mod journal;
 pub mod live;
 pub mod logging;

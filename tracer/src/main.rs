@@ -15,9 +15,9 @@ fn main() -> ExitCode {
         Some(Command::Doctor(args)) => Ok(tracer::doctor::print(&tracer::doctor::run_checks(
             &args.btf,
         ))),
-        Some(Command::Replay(args)) => {
-            tracer::app::replay(tracer::app::ReplayOptions::from_args(&args)).map(|()| true)
-        }
+        Some(Command::Replay(args)) => tracer::app::ReplayOptions::from_args(&args)
+            .and_then(tracer::app::replay)
+            .map(|()| true),
         Some(Command::Run(args)) => run(&args),
         Some(Command::Report(args)) => tracer::app::report(&args).map(|()| true),
         Some(Command::Summary(args)) => tracer::app::summary(&args).map(|()| true),

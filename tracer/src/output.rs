@@ -192,8 +192,13 @@ impl<W: Write> Printer<W> {
 
     /// JSON records name `node` (their first field).
     pub fn with_node(mut self, node: Option<String>) -> Self {
-        self.node = node;
+        self.set_node(node);
         self
+    }
+
+    /// The node of the records from now on.
+    pub fn set_node(&mut self, node: Option<String>) {
+        self.node = node;
     }
 
     /// One record as a JSON line, with the node first when known.
