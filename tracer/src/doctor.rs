@@ -59,105 +59,14 @@ fn cgroup_v2_mount() -> Option<std::path::PathBuf> {
 
 /// Runs every check.
 pub fn run_checks(btf_path: &Path) -> Vec<Check> {
-    let mut checks = Vec::new();
-
-    let release = kernel_release();
-    checks.push(match KernelVersion::current() {
-        Ok(v) if v >= KernelVersion::new(5, 8, 0) => Check::new(
-            "kernel",
-            Status::Pass,
-            format!(
-                "{release} (sigtrace needs 5.8+ for the ring buffer; tested on 5.10, 6.1, 6.12 \
-                 and 6.18)"
-            ),
-        ),
-        Ok(_) => Check::new(
-            "kernel",
-            Status::Fail,
-            format!(
-                "{release} is older than 5.8: the BPF ring buffer is missing; upgrade the kernel"
-            ),
-        ),
-        Err(e) => Check::new(
-            "kernel",
-            Status::Warn,
-            format!("cannot tell the kernel version of {release:?}: {e}"),
-        ),
-    });
-
-    let caps = effective_caps().unwrap_or(0);
-    let has = |c: u32| caps & (1u64 << c) != 0;
-    checks.push(if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        Check::new("privileges", Status::Pass, format!("effective capabilities {caps:#x} include CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN"))
-    } else {
-        Check::new("privileges", Status::Fail, "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run as root, or grant them (setcap / the DaemonSet's securityContext)")
-    });
-    checks.push(if has(CAP_SYS_PTRACE) {
-        Check::new("ptrace", Status::Pass, "CAP_SYS_PTRACE: /proc/<pid>/cgroup of other users' processes is readable")
-    } else {
-        Check::new("ptrace", Status::Warn, "no CAP_SYS_PTRACE: attribution through /proc/<pid>/cgroup fails for processes of other users that sigtrace has not seen in the cgroup tree; grant it for complete container attribution")
-    });
-    checks.push(if has(CAP_DAC_READ_SEARCH) {
-        Check::new("read-state", Status::Pass, "CAP_DAC_READ_SEARCH: the runtimes' state (docker, containerd, CRI-O) is readable whatever its permissions")
-    } else {
-        Check::new("read-state", Status::Warn, "no CAP_DAC_READ_SEARCH: container names, pods and images come from the runtimes' state directories, which may not be readable without it (records then carry ids only)")
-    });
-    checks.push(if has(CAP_SYS_NICE) {
-        Check::new("ring-priority", Status::Pass, "CAP_SYS_NICE: the thread that empties the ring buffer runs at a raised priority (real time where the cgroup allows it, else nice -10)")
-    } else {
-        Check::new("ring-priority", Status::Warn, "no CAP_SYS_NICE: the thread that empties the ring buffer keeps the default priority, and a burst of events while every CPU is busy may overflow the ring; grant it")
-    });
-
+    let mut checks = vec![kernel_check()];
+    capability_checks(&mut checks);
     let btf = read_btf(btf_path);
     match &btf {
-        Ok(btf) => {
-            let missing = &btf.missing;
-            checks.push(if missing.is_empty() {
-                Check::new(
-                    "btf",
-                    Status::Pass,
-                    format!(
-                        "{} readable; every kernel offset sigtrace needs resolved",
-                        btf_path.display()
-                    ),
-                )
-            } else {
-                Check::new(
-                    "btf",
-                    Status::Warn,
-                    format!(
-                        "{} readable but some offsets are missing (their fields stay empty): {}",
-                        btf_path.display(),
-                        missing.join("; ")
-                    ),
-                )
-            });
-            checks.push(Check::new(
-                "exit-hook",
-                Status::Pass,
-                if btf.exit_has_group_dead {
-                    "sched_process_exit carries group_dead"
-                } else {
-                    "sched_process_exit has no group_dead argument; derived from signal->live"
-                },
-            ));
-        }
+        Ok(btf) => btf_checks(&mut checks, btf_path, btf),
         Err(e) => checks.push(Check::new("btf", Status::Fail, format!("{e}"))),
     }
-
-    let tracefs = Path::new("/sys/kernel/tracing/events").exists()
-        || Path::new("/sys/kernel/debug/tracing/events").exists();
-    checks.push(Check::new(
-        "tracefs",
-        Status::Pass,
-        if tracefs { "mounted (not required)" } else { "not mounted; not required: sigtrace attaches BTF and raw tracepoints, which do not need it" },
-    ));
-
-    checks.push(match cgroup_v2_mount() {
-        Some(m) => Check::new("cgroup-v2", Status::Pass, format!("cgroup v2 mounted at {}", m.display())),
-        None => Check::new("cgroup-v2", Status::Warn, "no cgroup v2 mount: container attribution falls back to /proc/<pid>/cgroup and may miss processes that exit before they are seen"),
-    });
-
+    mount_checks(&mut checks);
     for (mode, force_raw, name) in [
         (ProbeMode::Trace, false, "programs"),
         (ProbeMode::Trace, true, "raw-fallback"),
@@ -187,6 +96,105 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
         });
     }
     checks
+}
+
+fn kernel_check() -> Check {
+    let release = kernel_release();
+    match KernelVersion::current() {
+        Ok(v) if v >= KernelVersion::new(5, 8, 0) => Check::new(
+            "kernel",
+            Status::Pass,
+            format!(
+                "{release} (sigtrace needs 5.8+ for the ring buffer; tested on 5.10, 6.1, 6.12 \
+                 and 6.18)"
+            ),
+        ),
+        Ok(_) => Check::new(
+            "kernel",
+            Status::Fail,
+            format!(
+                "{release} is older than 5.8: the BPF ring buffer is missing; upgrade the kernel"
+            ),
+        ),
+        Err(e) => Check::new(
+            "kernel",
+            Status::Warn,
+            format!("cannot tell the kernel version of {release:?}: {e}"),
+        ),
+    }
+}
+
+fn capability_checks(checks: &mut Vec<Check>) {
+    let caps = effective_caps().unwrap_or(0);
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    checks.push(if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        Check::new("privileges", Status::Pass, format!("effective capabilities {caps:#x} include CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN"))
+    } else {
+        Check::new("privileges", Status::Fail, "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run as root, or grant them (setcap / the DaemonSet's securityContext)")
+    });
+    checks.push(if has(CAP_SYS_PTRACE) {
+        Check::new("ptrace", Status::Pass, "CAP_SYS_PTRACE: /proc/<pid>/cgroup of other users' processes is readable")
+    } else {
+        Check::new("ptrace", Status::Warn, "no CAP_SYS_PTRACE: attribution through /proc/<pid>/cgroup fails for processes of other users that sigtrace has not seen in the cgroup tree; grant it for complete container attribution")
+    });
+    checks.push(if has(CAP_DAC_READ_SEARCH) {
+        Check::new("read-state", Status::Pass, "CAP_DAC_READ_SEARCH: the runtimes' state (docker, containerd, CRI-O) is readable whatever its permissions")
+    } else {
+        Check::new("read-state", Status::Warn, "no CAP_DAC_READ_SEARCH: container names, pods and images come from the runtimes' state directories, which may not be readable without it (records then carry ids only)")
+    });
+    checks.push(if has(CAP_SYS_NICE) {
+        Check::new("ring-priority", Status::Pass, "CAP_SYS_NICE: the thread that empties the ring buffer runs at a raised priority (real time where the cgroup allows it, else nice -10)")
+    } else {
+        Check::new("ring-priority", Status::Warn, "no CAP_SYS_NICE: the thread that empties the ring buffer keeps the default priority, and a burst of events while every CPU is busy may overflow the ring; grant it")
+    });
+}
+
+fn btf_checks(checks: &mut Vec<Check>, btf_path: &Path, btf: &crate::btf::ResolvedBtf) {
+    let missing = &btf.missing;
+    checks.push(if missing.is_empty() {
+        Check::new(
+            "btf",
+            Status::Pass,
+            format!(
+                "{} readable; every kernel offset sigtrace needs resolved",
+                btf_path.display()
+            ),
+        )
+    } else {
+        Check::new(
+            "btf",
+            Status::Warn,
+            format!(
+                "{} readable but some offsets are missing (their fields stay empty): {}",
+                btf_path.display(),
+                missing.join("; ")
+            ),
+        )
+    });
+    checks.push(Check::new(
+        "exit-hook",
+        Status::Pass,
+        if btf.exit_has_group_dead {
+            "sched_process_exit carries group_dead"
+        } else {
+            "sched_process_exit has no group_dead argument; derived from signal->live"
+        },
+    ));
+}
+
+fn mount_checks(checks: &mut Vec<Check>) {
+    let tracefs = Path::new("/sys/kernel/tracing/events").exists()
+        || Path::new("/sys/kernel/debug/tracing/events").exists();
+    checks.push(Check::new(
+        "tracefs",
+        Status::Pass,
+        if tracefs { "mounted (not required)" } else { "not mounted; not required: sigtrace attaches BTF and raw tracepoints, which do not need it" },
+    ));
+
+    checks.push(match cgroup_v2_mount() {
+        Some(m) => Check::new("cgroup-v2", Status::Pass, format!("cgroup v2 mounted at {}", m.display())),
+        None => Check::new("cgroup-v2", Status::Warn, "no cgroup v2 mount: container attribution falls back to /proc/<pid>/cgroup and may miss processes that exit before they are seen"),
+    });
 }
 
 /// The check of one load: FAIL where this kernel should have taken a BTF tracepoint program

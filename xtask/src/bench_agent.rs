@@ -335,6 +335,16 @@ pub fn agent() -> Result<()> {
         runs.push((storm, journal, r));
     }
     let _ = std::fs::remove_dir_all(&tmp);
+    report.push_str(&verdicts(&runs, &extra));
+    print!("{report}");
+    let out = workspace_root().join("target").join("bench-agent.md");
+    std::fs::write(&out, &report)?;
+    eprintln!("xtask: report written to {}", out.display());
+    Ok(())
+}
+
+/// The verdicts against the targets, over every run.
+fn verdicts(runs: &[(Storm, bool, Run)], extra: &[String]) -> String {
     // The target is stated for a storm of stop signals that the kernel side must emit and
     // that are repeats (the blocked storms); the handled storm is shown beside it.
     let worst = |handled: bool| {
@@ -356,7 +366,7 @@ pub fn agent() -> Result<()> {
         .unwrap_or(0) as f64
         / 1024.0;
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    report.push_str(&format!(
+    let mut report = format!(
         "\nagent CPU per event with the journal, worst run of the blocked storms: {worst_cpu:.0} ns (target <= 300: {})\n\
          (every record through the engine and the journal, handled storm, worst run: {worst_handled:.0} ns; no target)\n\
          zero loss at >= 1 M events/s offered: {}\n\
@@ -368,16 +378,12 @@ pub fn agent() -> Result<()> {
             "not decided: the storm did not reach 1 M events/s on this machine"
         },
         verdict(idle <= 20.0),
-    ));
+    );
     if !extra.is_empty() {
         report.push_str(&format!(
             "(verdicts for `sigtrace run {}`, not for the defaults the targets name)\n",
             extra.join(" ")
         ));
     }
-    print!("{report}");
-    let out = workspace_root().join("target").join("bench-agent.md");
-    std::fs::write(&out, &report)?;
-    eprintln!("xtask: report written to {}", out.display());
-    Ok(())
+    report
 }

@@ -196,6 +196,35 @@ fn fork_loop() -> Result<f64> {
     Ok(start.elapsed().as_nanos() as f64 / FORKS as f64)
 }
 
+/// What the rounds measured: wall[tracer][workload][round] and
+/// kernel[(tracer, workload, program)][round].
+struct Measured {
+    tracers: Vec<Tracer>,
+    wall: Vec<Vec<Vec<f64>>>,
+    kernel: HashMap<(usize, usize, &'static str), Vec<f64>>,
+}
+
+impl Measured {
+    fn at(&self, t: Tracer) -> Option<usize> {
+        self.tracers.iter().position(|&x| x == t)
+    }
+
+    /// Added wall-clock cost of tracer `t` on workload `w` in each round (over that round's
+    /// no-tracer run).
+    fn added(&self, t: usize, w: usize) -> Vec<f64> {
+        self.wall[t][w]
+            .iter()
+            .zip(&self.wall[0][w])
+            .map(|(a, b)| a - b)
+            .collect()
+    }
+
+    /// In-kernel ns per run of program `p` under tracer `t` on workload `w`, per round.
+    fn per_run(&self, t: usize, w: usize, p: &str) -> Vec<f64> {
+        self.kernel.get(&(t, w, p)).cloned().unwrap_or_default()
+    }
+}
+
 pub fn overhead() -> Result<()> {
     if !bootstrap::is_root() {
         bail!("the overhead benchmark attaches eBPF programs: run it as root");
@@ -210,14 +239,27 @@ pub fn overhead() -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("sigtrace-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     pin_cpu0();
+    let m = measure(&stats, &bins, &tmp)?;
+    let cpu = agent_cpu(&bins, &tmp)?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut report = tables(&m);
+    report.push_str(&cpu);
+    report.push_str(&verdicts(&m));
+    print!("{report}");
+    let out = workspace_root().join("target").join("bench-overhead.md");
+    std::fs::write(&out, &report)?;
+    eprintln!("xtask: report written to {}", out.display());
+    Ok(())
+}
 
+/// Every workload under every tracer, in interleaved rounds.
+fn measure(stats: &BpfStats, bins: &Bins, tmp: &Path) -> Result<Measured> {
     let mut tracers = vec![Tracer::None, Tracer::Floor, Tracer::Sigtrace];
     tracers.extend(SIGNAL_PEERS);
     tracers.extend(EXIT_PEERS);
     if bins.baseline.is_some() {
         tracers.push(Tracer::Baseline);
     }
-    // wall[tracer][workload][round]; kernel[(tracer, workload, program)][round].
     let mut wall = vec![vec![Vec::new(); WORKLOADS.len()]; tracers.len()];
     let mut kernel: HashMap<(usize, usize, &str), Vec<f64>> = HashMap::new();
     for w in &WORKLOADS {
@@ -226,7 +268,7 @@ pub fn overhead() -> Result<()> {
     for round in 0..ROUNDS {
         for k in 0..tracers.len() {
             let t = (k + round) % tracers.len();
-            let _running = start(tracers[t], &bins, &tmp, false)?;
+            let _running = start(tracers[t], bins, tmp, false)?;
             for (wi, w) in WORKLOADS.iter().enumerate() {
                 if !w.applies(tracers[t]) {
                     continue;
@@ -250,19 +292,15 @@ pub fn overhead() -> Result<()> {
         }
         eprintln!("xtask: round {}/{ROUNDS} done", round + 1);
     }
-    let cpu = agent_cpu(&bins, &tmp)?;
-    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(Measured {
+        tracers,
+        wall,
+        kernel,
+    })
+}
 
-    let at = |t: Tracer| tracers.iter().position(|&x| x == t);
-    // Added wall-clock cost of tracer `t` on workload `w` in each round (over that round's
-    // no-tracer run).
-    let added = |t: usize, w: usize| -> Vec<f64> {
-        wall[t][w]
-            .iter()
-            .zip(&wall[0][w])
-            .map(|(a, b)| a - b)
-            .collect()
-    };
+/// The per-workload tables: wall clock per tracer, in-kernel cost per program.
+fn tables(m: &Measured) -> String {
     let mut report = format!(
         "Pinned to CPU 0, {ROUNDS} interleaved rounds; wall clock with \
          kernel.bpf_stats_enabled=0, in-kernel cost per run from a second run with it on. \
@@ -274,15 +312,15 @@ pub fn overhead() -> Result<()> {
             "\n### {}\n\n| tracer | min | median | max | added (median of rounds) |\n|---|---|---|---|---|\n",
             w.label
         ));
-        for (t, tracer) in tracers.iter().enumerate() {
-            if wall[t][wi].is_empty() {
+        for (t, tracer) in m.tracers.iter().enumerate() {
+            if m.wall[t][wi].is_empty() {
                 continue;
             }
-            let (lo, med, hi) = min_med_max(&mut wall[t][wi].clone());
+            let (lo, med, hi) = min_med_max(&mut m.wall[t][wi].clone());
             let add = if t == 0 {
                 0.0
             } else {
-                median(&mut added(t, wi))
+                median(&mut m.added(t, wi))
             };
             report.push_str(&format!(
                 "| {} | {lo:.0} | {med:.0} | {hi:.0} | {add:.0} |\n",
@@ -294,20 +332,24 @@ pub fn overhead() -> Result<()> {
             .into_iter()
             .flat_map(|t| PROGS.map(|p| (t, p)))
         {
-            if let Some(v) = at(t).and_then(|t| kernel.get(&(t, wi, p))) {
+            if let Some(v) = m.at(t).and_then(|t| m.kernel.get(&(t, wi, p))) {
                 let (lo, med, hi) = min_med_max(&mut v.clone());
                 report.push_str(&format!("| {p} | {lo:.0} | {med:.0} | {hi:.0} |\n"));
             }
         }
     }
 
-    report.push_str(&cpu);
-    report.push_str("\n### Verdicts (over every round)\n\n");
+    report
+}
+
+/// The verdicts against the targets, over every round.
+fn verdicts(m: &Measured) -> String {
+    let mut report = String::from("\n### Verdicts (over every round)\n\n");
     let (sig, floor, bpf_sig, bpf_exit) = (
-        at(Tracer::Sigtrace).unwrap_or(2),
-        at(Tracer::Floor).unwrap_or(1),
-        at(SIGNAL_PEERS[0]).unwrap_or(3),
-        at(EXIT_PEERS[0]).unwrap_or(5),
+        m.at(Tracer::Sigtrace).unwrap_or(2),
+        m.at(Tracer::Floor).unwrap_or(1),
+        m.at(SIGNAL_PEERS[0]).unwrap_or(3),
+        m.at(EXIT_PEERS[0]).unwrap_or(5),
     );
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     let fmt = |v: &[f64]| {
@@ -317,10 +359,7 @@ pub fn overhead() -> Result<()> {
             .join(", ")
     };
     // 1. The emitting signal_generate program's own cost.
-    let gen = kernel
-        .get(&(sig, 1, "signal_generate"))
-        .cloned()
-        .unwrap_or_default();
+    let gen = m.per_run(sig, 1, "signal_generate");
     let worst = gen.iter().copied().fold(f64::NAN, f64::max);
     report.push_str(&format!(
         "- `signal_generate` emitting, ns per run, worst round = {worst:.0} (rounds: {}; target <= 250: {})\n",
@@ -328,7 +367,7 @@ pub fn overhead() -> Result<()> {
         verdict(!gen.is_empty() && worst <= 250.0)
     ));
     // 2. Emitted signal: below bpftrace count in every round.
-    let (a, b) = (added(sig, 1), added(bpf_sig, 1));
+    let (a, b) = (m.added(sig, 1), m.added(bpf_sig, 1));
     let ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y.max(1.0)).collect();
     report.push_str(&format!(
         "- emitted signal, sigtrace added / bpftrace added per round: {} (target < 1 in every round: {})\n",
@@ -338,19 +377,18 @@ pub fn overhead() -> Result<()> {
     // 3. A process exit: no more than bpftrace counting sched_process_exit, every round.
     //    Per round: sigtrace = the floor's fixed cost on a hook + (its exit program - the
     //    floor's, per run); bpftrace = its count program's whole added cost on a hook.
-    let per_run = |t: usize, w: usize, p: &str| kernel.get(&(t, w, p)).cloned().unwrap_or_default();
     let (sig_exit, floor_exit) = (
-        per_run(sig, 3, "sched_process_exit"),
-        per_run(floor, 3, "floor_sched_process_exit"),
+        m.per_run(sig, 3, "sched_process_exit"),
+        m.per_run(floor, 3, "floor_sched_process_exit"),
     );
-    let fixed = added(floor, 0);
+    let fixed = m.added(floor, 0);
     let over: Vec<f64> = sig_exit
         .iter()
         .zip(&floor_exit)
         .map(|(a, b)| a - b)
         .collect();
     let est_sig: Vec<f64> = fixed.iter().zip(&over).map(|(f, o)| f + o).collect();
-    let est_bpf = added(bpf_sig, 0);
+    let est_bpf = m.added(bpf_sig, 0);
     let ratios: Vec<f64> = est_sig
         .iter()
         .zip(&est_bpf)
@@ -365,23 +403,19 @@ pub fn overhead() -> Result<()> {
         ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", "),
         verdict(!ratios.is_empty() && ratios.iter().all(|&r| r <= 1.0))
     ));
-    let (a, b) = (added(sig, 3), added(bpf_exit, 3));
+    let (a, b) = (m.added(sig, 3), m.added(bpf_exit, 3));
     report.push_str(&format!(
         "  (the fork storm's own wall clock, added ns per round, too noisy to decide: sigtrace {}; bpftrace {})\n",
         fmt(&a),
         fmt(&b)
     ));
     // 4. Counted only: at most 1.5x the floor's added cost (medians, as first set).
-    let counted = median(&mut added(sig, 0)) / median(&mut added(floor, 0)).max(1.0);
+    let counted = median(&mut m.added(sig, 0)) / median(&mut m.added(floor, 0)).max(1.0);
     report.push_str(&format!(
         "- counted-only signal, sigtrace added / floor added (medians) = {counted:.2} (target <= 1.5: {})\n",
         verdict(counted <= 1.5)
     ));
-    print!("{report}");
-    let out = workspace_root().join("target").join("bench-overhead.md");
-    std::fs::write(&out, &report)?;
-    eprintln!("xtask: report written to {}", out.display());
-    Ok(())
+    report
 }
 
 /// CPU time (user + system) of process `pid` so far, in nanoseconds.

@@ -97,48 +97,13 @@ impl Tracker {
 
     fn on_generate(&mut self, mono: u64, wall: i64, g: Generate<'_>, out: &mut Vec<Output>) {
         let stop = self.is_stop(g.signal) || is_runtime_stop(self, &g);
-        let Generate {
-            signal,
-            si_code,
-            result,
-            sender,
-            target,
-            disposition,
-            stop_dispositions,
-            blocked,
-        } = g;
-        let is_kill = signal == Signal::KILL;
-        if is_kill && si_code == SI_KERNEL && sender.pid == target.pid {
-            // Group-exit fan-out inside the thread group: internal. Kept briefly in case an
-            // OOM victim event says the OOM killer sent it (victim allocating itself).
-            while self.internal_kills.len() >= INTERNAL_KILL_STASH
-                || self
-                    .internal_kills
-                    .front()
-                    .is_some_and(|k| k.rec.mono.saturating_add(OOM_MATCH_NS) < mono)
-            {
-                self.internal_kills.pop_front();
-            }
-            self.internal_kills.push_back(InternalKill {
-                pid: target.pid,
-                start_ns: target.start_ns,
-                rec: SigRec {
-                    mono,
-                    wall,
-                    signal,
-                    sender: Some(peer(sender)),
-                    result,
-                    disposition,
-                    si_code,
-                    kind: SigKind::Kernel,
-                    delivered_wall: None,
-                    sender_class: Some(SenderClass::Kernel),
-                },
-            });
+        let is_kill = g.signal == Signal::KILL;
+        if is_kill && g.si_code == SI_KERNEL && g.sender.pid == g.target.pid {
+            self.stash_internal_kill(mono, wall, &g);
             return;
         }
-        let kind = if is_kill && si_code == SI_KERNEL {
-            if self.is_dying_init(sender) {
+        let kind = if is_kill && g.si_code == SI_KERNEL {
+            if self.is_dying_init(g.sender) {
                 SigKind::Orphan
             } else {
                 SigKind::Kernel
@@ -146,125 +111,178 @@ impl Tracker {
         } else {
             SigKind::User
         };
-        self.note_family(sender);
-        self.note_family(target);
-
-        // Sender side: forwarding to a child, or the teardown of a dead init's namespace.
-        let mut forwarded = false;
-        if sender.pid != target.pid {
-            let sid = self
-                .lookup(sender)
-                .and_then(|p| p.episode)
-                .map(NonZeroU64::get);
-            if let Some(sep) = sid.and_then(|id| self.episodes.get_mut(&id)) {
-                if kind == SigKind::Orphan {
-                    sep.add_child(target);
-                } else if target.ppid == sender.pid && sep.is_open() {
-                    forwarded = true;
-                    sep.last_mono = mono;
-                    sep.add_child(target);
-                    if sep.forwarded.len() < MAX_FORWARDED {
-                        sep.forwarded.push(Fwd {
-                            wall,
-                            signal,
-                            stop,
-                            target: peer(target),
-                            result,
-                        });
-                    }
-                }
-            }
-        }
-
-        // Target side.
-        let mut episode = None;
-        let mut escalation = false;
-        let mut sender_class = None;
-        // Only stop-signal targets and namespace inits (sticky flag) need an entry.
-        if self.touch(target, mono, stop || target.ns_init, out) {
-            let no_effect = result == SigResult::Ignored && target.group_exiting;
-            episode = self.open_episode_of(target);
-            if episode.is_none() && stop && !no_effect && !self.is_dead(target) {
-                episode = Some(self.open_episode(target, mono, wall, out));
-            }
-            if let Some(ep) = episode.and_then(|id| self.episodes.get_mut(&id)) {
-                ep.last_mono = mono;
-                ep.ns_init |= target.ns_init;
-                if ep.first_signal.is_none() && stop {
-                    ep.first_signal = Some(signal);
-                    ep.first_sender = Some(SenderId {
-                        pid: sender.pid,
-                        ppid: sender.ppid,
-                        comm: sender.comm,
-                    });
-                    ep.first_result = Some(result);
-                    ep.first_disposition = Some(disposition);
-                    ep.first_blocked = blocked;
-                    ep.dispositions = Some(stop_dispositions);
-                } else if is_kill
-                    && kind == SigKind::User
-                    && ep.first_signal.is_some_and(|s| s != Signal::KILL)
-                {
-                    escalation = true;
-                    if ep.kill.is_none() {
-                        ep.kill = Some((mono, wall));
-                    }
-                    if ep.grace_kill.is_none()
-                        && ep.first_sender.as_ref().is_some_and(|s| s.same(sender))
-                    {
-                        ep.grace_kill = Some(mono);
-                    }
-                }
-                match kind {
-                    SigKind::Orphan => ep.orphan_killed = true,
-                    SigKind::Kernel => ep.kernel_killed = true,
-                    SigKind::User => {}
-                }
-                // Classified only for signals kept in a record or shown (not per event).
-                sender_class = Some(classify::classify(
-                    sender,
-                    target,
-                    si_code,
-                    &self.containers,
-                    &self.cfg.runtime_comms,
-                ));
-                ep.push_signal(SigRec {
-                    mono,
-                    wall,
-                    signal,
-                    sender: Some(peer(sender)),
-                    result,
-                    disposition,
-                    si_code,
-                    kind,
-                    delivered_wall: None,
-                    sender_class,
-                });
-            }
-        }
+        self.note_family(g.sender);
+        self.note_family(g.target);
+        let forwarded = self.sender_side(mono, wall, &g, kind, stop);
+        let (episode, escalation, sender_class) = self.target_side(mono, wall, &g, kind, stop, out);
         if self.cfg.timeline && ((stop && episode.is_some()) || forwarded) {
             let what = TimelineWhat::Generate {
-                signal,
-                sender: peer(sender),
-                target: peer(target),
-                result,
-                disposition,
-                si_code,
+                signal: g.signal,
+                sender: peer(g.sender),
+                target: peer(g.target),
+                result: g.result,
+                disposition: g.disposition,
+                si_code: g.si_code,
                 origin: kind.origin(),
-                sender_class: sender_class.unwrap_or_else(|| {
-                    classify::classify(
-                        sender,
-                        target,
-                        si_code,
-                        &self.containers,
-                        &self.cfg.runtime_comms,
-                    )
-                }),
+                sender_class: sender_class.unwrap_or_else(|| self.classify(&g)),
                 forwarded,
                 escalation,
             };
-            out.push(self.timeline(mono, wall, target, what));
+            out.push(self.timeline(mono, wall, g.target, what));
         }
+    }
+
+    fn classify(&self, g: &Generate<'_>) -> SenderClass {
+        classify::classify(
+            g.sender,
+            g.target,
+            g.si_code,
+            &self.containers,
+            &self.cfg.runtime_comms,
+        )
+    }
+
+    /// Group-exit fan-out inside the thread group: internal. Kept briefly in case an OOM
+    /// victim event says the OOM killer sent it (victim allocating itself).
+    fn stash_internal_kill(&mut self, mono: u64, wall: i64, g: &Generate<'_>) {
+        while self.internal_kills.len() >= INTERNAL_KILL_STASH
+            || self
+                .internal_kills
+                .front()
+                .is_some_and(|k| k.rec.mono.saturating_add(OOM_MATCH_NS) < mono)
+        {
+            self.internal_kills.pop_front();
+        }
+        self.internal_kills.push_back(InternalKill {
+            pid: g.target.pid,
+            start_ns: g.target.start_ns,
+            rec: SigRec {
+                mono,
+                wall,
+                signal: g.signal,
+                sender: Some(peer(g.sender)),
+                result: g.result,
+                disposition: g.disposition,
+                si_code: g.si_code,
+                kind: SigKind::Kernel,
+                delivered_wall: None,
+                sender_class: Some(SenderClass::Kernel),
+            },
+        });
+    }
+
+    /// Sender side: forwarding to a child, or the teardown of a dead init's namespace.
+    /// Whether the signal was forwarded by a process in a shutdown.
+    fn sender_side(
+        &mut self,
+        mono: u64,
+        wall: i64,
+        g: &Generate<'_>,
+        kind: SigKind,
+        stop: bool,
+    ) -> bool {
+        let (sender, target) = (g.sender, g.target);
+        if sender.pid == target.pid {
+            return false;
+        }
+        let sid = self
+            .lookup(sender)
+            .and_then(|p| p.episode)
+            .map(NonZeroU64::get);
+        let Some(sep) = sid.and_then(|id| self.episodes.get_mut(&id)) else {
+            return false;
+        };
+        if kind == SigKind::Orphan {
+            sep.add_child(target);
+            return false;
+        }
+        if target.ppid != sender.pid || !sep.is_open() {
+            return false;
+        }
+        sep.last_mono = mono;
+        sep.add_child(target);
+        if sep.forwarded.len() < MAX_FORWARDED {
+            sep.forwarded.push(Fwd {
+                wall,
+                signal: g.signal,
+                stop,
+                target: peer(target),
+                result: g.result,
+            });
+        }
+        true
+    }
+
+    /// Target side: opens or finds its episode and records the signal in it. Returns the
+    /// episode, whether the signal is an escalation, and its sender class when classified.
+    fn target_side(
+        &mut self,
+        mono: u64,
+        wall: i64,
+        g: &Generate<'_>,
+        kind: SigKind,
+        stop: bool,
+        out: &mut Vec<Output>,
+    ) -> (Option<u64>, bool, Option<SenderClass>) {
+        let (sender, target, signal) = (g.sender, g.target, g.signal);
+        // Only stop-signal targets and namespace inits (sticky flag) need an entry.
+        if !self.touch(target, mono, stop || target.ns_init, out) {
+            return (None, false, None);
+        }
+        let no_effect = g.result == SigResult::Ignored && target.group_exiting;
+        let mut episode = self.open_episode_of(target);
+        if episode.is_none() && stop && !no_effect && !self.is_dead(target) {
+            episode = Some(self.open_episode(target, mono, wall, out));
+        }
+        // Classified only for signals kept in a record or shown (not per event).
+        let sender_class = episode.is_some().then(|| self.classify(g));
+        let Some(ep) = episode.and_then(|id| self.episodes.get_mut(&id)) else {
+            return (episode, false, None);
+        };
+        let mut escalation = false;
+        ep.last_mono = mono;
+        ep.ns_init |= target.ns_init;
+        if ep.first_signal.is_none() && stop {
+            ep.first_signal = Some(signal);
+            ep.first_sender = Some(SenderId {
+                pid: sender.pid,
+                ppid: sender.ppid,
+                comm: sender.comm,
+            });
+            ep.first_result = Some(g.result);
+            ep.first_disposition = Some(g.disposition);
+            ep.first_blocked = g.blocked;
+            ep.dispositions = Some(g.stop_dispositions);
+        } else if signal == Signal::KILL
+            && kind == SigKind::User
+            && ep.first_signal.is_some_and(|s| s != Signal::KILL)
+        {
+            escalation = true;
+            if ep.kill.is_none() {
+                ep.kill = Some((mono, wall));
+            }
+            if ep.grace_kill.is_none() && ep.first_sender.as_ref().is_some_and(|s| s.same(sender)) {
+                ep.grace_kill = Some(mono);
+            }
+        }
+        match kind {
+            SigKind::Orphan => ep.orphan_killed = true,
+            SigKind::Kernel => ep.kernel_killed = true,
+            SigKind::User => {}
+        }
+        ep.push_signal(SigRec {
+            mono,
+            wall,
+            signal,
+            sender: Some(peer(sender)),
+            result: g.result,
+            disposition: g.disposition,
+            si_code: g.si_code,
+            kind,
+            delivered_wall: None,
+            sender_class,
+        });
+        (episode, escalation, sender_class)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -25,7 +25,7 @@ use super::classify::SenderClass;
 use super::execs::{Execs, StopExecs};
 use super::pods::Pods;
 use super::queue::TimeQueue;
-use super::record::{ContainerStop, Diagnosis, Output, ProcessStop};
+use super::record::{ContainerStop, Diagnosis, Output, ProcessStop, SignalEntry};
 use crate::container::ContainerInfo;
 use crate::event::{Signal, WallTime};
 use rustc_hash::FxHashMap;
@@ -186,40 +186,10 @@ impl Containers {
             .iter()
             .map(|(s, _)| s)
             .find(|s| s.ns_init && s.exit.is_some());
-        let worst = g.records.iter().map(|(s, _)| s).min_by(|a, b| {
-            a.diagnosis
-                .rank()
-                .cmp(&b.diagnosis.rank())
-                .then(b.duration_s.total_cmp(&a.duration_s))
-                .then(b.ns_init.cmp(&a.ns_init))
-                .then(a.pid.cmp(&b.pid))
-        });
+        let worst = worst(&g.records);
         let diagnosis = worst.map_or(Diagnosis::Graceful, |s| s.diagnosis);
-        let reasons: Vec<String> = g
-            .records
-            .iter()
-            .filter_map(|(s, _)| {
-                s.incomplete_reason
-                    .as_ref()
-                    .map(|r| format!("{}[{}]: {r}", s.comm, s.pid))
-            })
-            .collect();
-        // The stop signal: the earliest one sent from outside the container.
-        let outside = g
-            .records
-            .iter()
-            .flat_map(|(s, _)| s.signals.iter())
-            .filter(|e| {
-                !matches!(
-                    e.sender_class,
-                    Some(
-                        SenderClass::SameContainer
-                            | SenderClass::ContainerInit
-                            | SenderClass::Kernel
-                    )
-                )
-            })
-            .min_by(|a, b| a.at.cmp(&b.at));
+        let reasons = incomplete_reasons(&g.records);
+        let outside = outside_signal(&g.records);
         let ended = g
             .records
             .iter()
@@ -288,6 +258,45 @@ impl Containers {
             .map_or(g.first.0, |p| p.start_mono.min(g.first.0));
         self.pods.container(stop, first, g.last_end, out);
     }
+}
+
+/// The process record that explains the container's stop: the least clean by rank, then the
+/// slowest, then the init.
+fn worst(records: &[(ProcessStop, u64)]) -> Option<&ProcessStop> {
+    records.iter().map(|(s, _)| s).min_by(|a, b| {
+        a.diagnosis
+            .rank()
+            .cmp(&b.diagnosis.rank())
+            .then(b.duration_s.total_cmp(&a.duration_s))
+            .then(b.ns_init.cmp(&a.ns_init))
+            .then(a.pid.cmp(&b.pid))
+    })
+}
+
+/// Why each incomplete process record is incomplete, named by process.
+fn incomplete_reasons(records: &[(ProcessStop, u64)]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|(s, _)| {
+            s.incomplete_reason
+                .as_ref()
+                .map(|r| format!("{}[{}]: {r}", s.comm, s.pid))
+        })
+        .collect()
+}
+
+/// The container's stop signal: the earliest one sent from outside the container.
+fn outside_signal(records: &[(ProcessStop, u64)]) -> Option<&SignalEntry> {
+    records
+        .iter()
+        .flat_map(|(s, _)| s.signals.iter())
+        .filter(|e| {
+            !matches!(
+                e.sender_class,
+                Some(SenderClass::SameContainer | SenderClass::ContainerInit | SenderClass::Kernel)
+            )
+        })
+        .min_by(|a, b| a.at.cmp(&b.at))
 }
 
 /// The grace budget of one container stop: what the runtime gave the app, what the pod was

@@ -143,7 +143,7 @@ pub(crate) fn frame_header(rtype: u16, parts: &[&[u8]]) -> [u8; FRAME_HEADER_LEN
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Frame {
+pub(crate) enum Parsed {
     Ok {
         rtype: u16,
         payload: Range<usize>,
@@ -167,34 +167,34 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 }
 
 /// Parses the frame at `pos` (which must be `<= buf.len()`).
-pub(crate) fn parse_frame(buf: &[u8], pos: usize) -> Frame {
+pub(crate) fn parse_frame(buf: &[u8], pos: usize) -> Parsed {
     let rest = &buf[pos..];
     if rest.len() < FRAME_HEADER_LEN {
         let n = rest.len().min(FRAME_MARKER.len());
         return if rest[..n] == FRAME_MARKER[..n] {
-            Frame::Incomplete
+            Parsed::Incomplete
         } else {
-            Frame::Bad("no frame marker")
+            Parsed::Bad("no frame marker")
         };
     }
     if rest[..4] != FRAME_MARKER {
-        return Frame::Bad("no frame marker");
+        return Parsed::Bad("no frame marker");
     }
     let len = le_u32(rest, 4) as usize;
     if len > MAX_PAYLOAD {
-        return Frame::Bad("impossible frame length");
+        return Parsed::Bad("impossible frame length");
     }
     let end = FRAME_HEADER_LEN + len;
     if rest.len() < end {
-        return Frame::Incomplete;
+        return Parsed::Incomplete;
     }
     let mut crc = crc32fast::Hasher::new();
     crc.update(&rest[4..12]);
     crc.update(&rest[FRAME_HEADER_LEN..end]);
     if crc.finalize() != le_u32(rest, 12) {
-        return Frame::Bad("CRC mismatch");
+        return Parsed::Bad("CRC mismatch");
     }
-    Frame::Ok {
+    Parsed::Ok {
         rtype: u16::from_le_bytes([rest[8], rest[9]]),
         payload: pos + FRAME_HEADER_LEN..pos + end,
         next: pos + end,
@@ -207,7 +207,7 @@ pub(crate) fn find_frame(buf: &[u8], from: usize) -> Option<usize> {
     while at < buf.len() {
         let skip = buf[at..].iter().position(|&b| b == FRAME_MARKER[0])?;
         at += skip;
-        if matches!(parse_frame(buf, at), Frame::Ok { .. }) {
+        if matches!(parse_frame(buf, at), Parsed::Ok { .. }) {
             return Some(at);
         }
         at += 1;

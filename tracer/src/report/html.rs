@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::records::{Stop, StopKind};
+use super::records::{Part, Stop, StopKind};
 use crate::engine::{Diagnosis, ProcessStop};
 use crate::event::WallTime;
 
@@ -142,92 +142,104 @@ impl Page<'_> {
             }
             h.push_str("</ul></div>");
         }
-        // The fixes, ranked by the time they would save.
-        let mut fixes: BTreeMap<(&str, Diagnosis), Fix> = BTreeMap::new();
-        let mut per_group: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in stops {
-            *per_group.entry(s.group.as_str()).or_default() += 1;
-            if matches!(s.diagnosis, Diagnosis::Graceful | Diagnosis::DefaultAction) {
-                continue;
-            }
-            let e = fixes.entry((s.group.as_str(), s.diagnosis)).or_insert(Fix {
-                hint: s.hint.as_deref(),
-                ..Fix::default()
-            });
-            e.stops += 1;
-            e.killed += usize::from(s.killed);
-            e.saved_s += waited_s(s);
+        fixes(h, stops);
+        tables(h, stops);
+        h.push_str("</section>");
+    }
+}
+
+/// The fixes, ranked by the time they would save.
+fn fixes(h: &mut String, stops: &[&Stop]) {
+    let mut fixes: BTreeMap<(&str, Diagnosis), Fix> = BTreeMap::new();
+    let mut per_group: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in stops {
+        *per_group.entry(s.group.as_str()).or_default() += 1;
+        if matches!(s.diagnosis, Diagnosis::Graceful | Diagnosis::DefaultAction) {
+            continue;
         }
-        let mut ranked: Vec<_> = fixes.into_iter().collect();
-        ranked.sort_by(|a, b| {
-            b.1.saved_s
-                .total_cmp(&a.1.saved_s)
-                .then(b.1.stops.cmp(&a.1.stops))
+        let e = fixes.entry((s.group.as_str(), s.diagnosis)).or_insert(Fix {
+            hint: s.hint.as_deref(),
+            ..Fix::default()
         });
-        h.push_str("<h3>What to change, by the time it would save</h3><ol id=\"fixes\">");
-        if ranked.is_empty() {
-            h.push_str("<li>Nothing: every stop was graceful or ended by the default action.</li>");
-        }
-        for ((group, diag), fix) in ranked.iter().take(20) {
-            let (n, k, saved, hint) = (&fix.stops, &fix.killed, &fix.saved_s, &fix.hint);
-            let _ =
-                write!(
-                h,
-                "<li data-saved=\"{saved:.3}\"><b>{}</b>: {n} of {} stops <span class=\"diag\" \
-                 style=\"color:{}\">{}</span>{}{} &mdash; ~{} waiting for SIGKILL</li>",
-                esc(group),
-                per_group.get(group).copied().unwrap_or(*n),
-                color(*diag),
-                esc(diag.as_str()),
-                if *k > 0 { format!(", {k} killed") } else { String::new() },
-                hint.map(|h| format!(": {}", esc(h))).unwrap_or_default(),
-                secs(*saved),
-            );
-        }
-        h.push_str("</ol>");
-        // By workload and by diagnosis.
-        h.push_str("<div class=\"tables\"><table id=\"by-workload\"><tr><th>workload / container</th><th>stops</th><th>killed</th><th>median</th><th>max</th><th>diagnoses</th></tr>");
-        let mut groups: BTreeMap<&str, Vec<&Stop>> = BTreeMap::new();
-        for s in stops {
-            groups.entry(s.group.as_str()).or_default().push(s);
-        }
-        for (g, v) in &groups {
-            let mut d: Vec<f64> = v.iter().map(|s| s.duration_s).collect();
-            d.sort_by(f64::total_cmp);
-            let mut diags: BTreeMap<Diagnosis, usize> = BTreeMap::new();
-            for s in v {
-                *diags.entry(s.diagnosis).or_default() += 1;
-            }
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(g),
-                v.len(),
-                v.iter().filter(|s| s.killed).count(),
-                secs(d[d.len() / 2]),
-                secs(d[d.len() - 1]),
-                diags
-                    .iter()
-                    .map(|(k, n)| format!("{} {n}", esc(k.as_str())))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        h.push_str("</table><table id=\"by-diagnosis\"><tr><th>diagnosis</th><th>stops</th></tr>");
+        e.stops += 1;
+        e.killed += usize::from(s.killed);
+        e.saved_s += waited_s(s);
+    }
+    let mut ranked: Vec<_> = fixes.into_iter().collect();
+    ranked.sort_by(|a, b| {
+        b.1.saved_s
+            .total_cmp(&a.1.saved_s)
+            .then(b.1.stops.cmp(&a.1.stops))
+    });
+    h.push_str("<h3>What to change, by the time it would save</h3><ol id=\"fixes\">");
+    if ranked.is_empty() {
+        h.push_str("<li>Nothing: every stop was graceful or ended by the default action.</li>");
+    }
+    for ((group, diag), fix) in ranked.iter().take(20) {
+        let (n, k, saved, hint) = (&fix.stops, &fix.killed, &fix.saved_s, &fix.hint);
+        let _ = write!(
+            h,
+            "<li data-saved=\"{saved:.3}\"><b>{}</b>: {n} of {} stops <span class=\"diag\" \
+             style=\"color:{}\">{}</span>{}{} &mdash; ~{} waiting for SIGKILL</li>",
+            esc(group),
+            per_group.get(group).copied().unwrap_or(*n),
+            color(*diag),
+            esc(diag.as_str()),
+            if *k > 0 {
+                format!(", {k} killed")
+            } else {
+                String::new()
+            },
+            hint.map(|h| format!(": {}", esc(h))).unwrap_or_default(),
+            secs(*saved),
+        );
+    }
+    h.push_str("</ol>");
+}
+
+/// The tables by workload and by diagnosis.
+fn tables(h: &mut String, stops: &[&Stop]) {
+    h.push_str("<div class=\"tables\"><table id=\"by-workload\"><tr><th>workload / container</th><th>stops</th><th>killed</th><th>median</th><th>max</th><th>diagnoses</th></tr>");
+    let mut groups: BTreeMap<&str, Vec<&Stop>> = BTreeMap::new();
+    for s in stops {
+        groups.entry(s.group.as_str()).or_default().push(s);
+    }
+    for (g, v) in &groups {
+        let mut d: Vec<f64> = v.iter().map(|s| s.duration_s).collect();
+        d.sort_by(f64::total_cmp);
         let mut diags: BTreeMap<Diagnosis, usize> = BTreeMap::new();
-        for s in stops {
+        for s in v {
             *diags.entry(s.diagnosis).or_default() += 1;
         }
-        for (d, n) in diags {
-            let _ = write!(
-                h,
-                "<tr><td><i class=\"sw\" style=\"background:{}\"></i>{}</td><td>{n}</td></tr>",
-                color(d),
-                esc(d.as_str())
-            );
-        }
-        h.push_str("</table></div></section>");
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(g),
+            v.len(),
+            v.iter().filter(|s| s.killed).count(),
+            secs(d[d.len() / 2]),
+            secs(d[d.len() - 1]),
+            diags
+                .iter()
+                .map(|(k, n)| format!("{} {n}", esc(k.as_str())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
+    h.push_str("</table><table id=\"by-diagnosis\"><tr><th>diagnosis</th><th>stops</th></tr>");
+    let mut diags: BTreeMap<Diagnosis, usize> = BTreeMap::new();
+    for s in stops {
+        *diags.entry(s.diagnosis).or_default() += 1;
+    }
+    for (d, n) in diags {
+        let _ = write!(
+            h,
+            "<tr><td><i class=\"sw\" style=\"background:{}\"></i>{}</td><td>{n}</td></tr>",
+            color(d),
+            esc(d.as_str())
+        );
+    }
+    h.push_str("</table></div>");
 }
 
 fn span(stops: &[&Stop]) -> (i64, i64) {
@@ -264,8 +276,7 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
     let (first, last) = span(stops);
     let range_s = ((last - first) as f64 / 1e6).max(0.001);
     let scale = PLOT_W / range_s; // px per second
-    let x = |us: i64| LABEL_W + (us - first) as f64 / 1e6 * scale;
-    let t = |us: i64| (us - first) as f64 / 1e6;
+    let axis = Axis { first, scale };
     let mut rows = String::new();
     let mut y = 24.0;
     let mut group: Option<&str> = None;
@@ -280,107 +291,7 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
             );
             y += GROUP_H;
         }
-        let end = s.ended_us.unwrap_or(s.started_us).max(s.started_us);
-        let title = format!(
-            "{} on {}: {} in {:.3} s{}",
-            s.label,
-            s.node,
-            s.diagnosis,
-            s.duration_s,
-            s.hint
-                .as_deref()
-                .map(|h| format!(" — {h}"))
-                .unwrap_or_default()
-        );
-        let _ = write!(
-            rows,
-            "<g class=\"lane\" data-kind=\"{:?}\" data-stop=\"{i}\" data-node=\"{}\" data-label=\"{}\">\
-             <text class=\"label\" x=\"14\" y=\"{:.1}\">{} <tspan class=\"node\">{}</tspan></text>",
-            s.kind,
-            esc(&s.node),
-            esc(&s.label),
-            y + 13.0,
-            esc(&s.label),
-            esc(&s.node),
-        );
-        if let Some((a, b)) = s.prestop_us {
-            let _ = write!(
-                rows,
-                "<rect class=\"prestop t\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\"><title>preStop hook: {:.3} s</title></rect>",
-                t(a),
-                t(b.max(a)),
-                x(a),
-                y + 2.0,
-                ((b.max(a) - a) as f64 / 1e6 * scale).max(0.0),
-                ROW_H - 4.0,
-                (b.max(a) - a) as f64 / 1e6,
-            );
-        }
-        let bar_start = s.ended_us.map_or(s.started_us, |e| {
-            s.started_us.max(e - (s.duration_s * 1e6) as i64)
-        });
-        let _ = write!(
-            rows,
-            "<rect class=\"bar t\" data-stop=\"{i}\" data-diagnosis=\"{}\" data-duration=\"{:.6}\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{}</title></rect>",
-            esc(s.diagnosis.as_str()),
-            s.duration_s,
-            t(bar_start),
-            t(end),
-            x(bar_start),
-            y + 3.0,
-            ((end - bar_start) as f64 / 1e6 * scale).max(0.0),
-            ROW_H - 6.0,
-            color(s.diagnosis),
-            esc(&title),
-        );
-        for m in &s.marks {
-            let _ = write!(
-                rows,
-                "<line class=\"mark t\" data-t0=\"{:.6}\" x1=\"{:.2}\" x2=\"{:.2}\" y1=\"{:.1}\" y2=\"{:.1}\"><title>{} from {}: {} at {}</title></line>",
-                t(m.at_us),
-                x(m.at_us),
-                x(m.at_us),
-                y + 1.0,
-                y + ROW_H - 1.0,
-                esc(&m.signal.name()),
-                esc(&m.sender),
-                esc(m.result.as_str()),
-                time(m.at_us),
-            );
-        }
-        if let Some(d) = s.deadline_us {
-            let _ = write!(
-                rows,
-                "<line class=\"deadline t\" data-t0=\"{:.6}\" x1=\"{:.2}\" x2=\"{:.2}\" y1=\"{:.1}\" y2=\"{:.1}\"><title>grace deadline: SIGKILL at {}</title></line>",
-                t(d),
-                x(d),
-                x(d),
-                y,
-                y + ROW_H,
-                time(d),
-            );
-        }
-        y += ROW_H;
-        for p in &s.parts {
-            let pe = p.ended_us.unwrap_or(p.started_us).max(p.started_us);
-            let _ = write!(
-                rows,
-                "<text class=\"part-label\" x=\"28\" y=\"{:.1}\">{}</text><rect class=\"part t\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
-                y + 9.0,
-                esc(&p.label),
-                t(p.started_us),
-                t(pe),
-                x(p.started_us),
-                y + 2.0,
-                ((pe - p.started_us) as f64 / 1e6 * scale).max(0.0),
-                PART_H - 3.0,
-                color(p.diagnosis),
-                esc(&p.label),
-                esc(p.diagnosis.as_str()),
-            );
-            y += PART_H;
-        }
-        rows.push_str("</g>");
+        y = lane(&mut rows, i, s, y, &axis);
     }
     let height = y + 8.0;
     let _ = write!(
@@ -403,6 +314,140 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
     }
     h.push_str(&rows);
     h.push_str("</svg></div></section>");
+}
+
+/// The time axis at zoom 1: `first` at the left edge of the plot, `scale` pixels a second.
+struct Axis {
+    first: i64,
+    scale: f64,
+}
+
+impl Axis {
+    /// The x of a time.
+    fn x(&self, us: i64) -> f64 {
+        LABEL_W + (us - self.first) as f64 / 1e6 * self.scale
+    }
+
+    /// Seconds from the left edge (the page's script zooms with it).
+    fn t(&self, us: i64) -> f64 {
+        (us - self.first) as f64 / 1e6
+    }
+}
+
+/// One stop's lane at `y`: its bar, preStop phase, signal marks, deadline and sub-lanes.
+/// Returns the `y` below it.
+fn lane(rows: &mut String, i: usize, s: &Stop, mut y: f64, axis: &Axis) -> f64 {
+    let scale = axis.scale;
+    let x = |us: i64| axis.x(us);
+    let t = |us: i64| axis.t(us);
+    let end = s.ended_us.unwrap_or(s.started_us).max(s.started_us);
+    let title = format!(
+        "{} on {}: {} in {:.3} s{}",
+        s.label,
+        s.node,
+        s.diagnosis,
+        s.duration_s,
+        s.hint
+            .as_deref()
+            .map(|h| format!(" — {h}"))
+            .unwrap_or_default()
+    );
+    let _ = write!(
+        rows,
+        "<g class=\"lane\" data-kind=\"{:?}\" data-stop=\"{i}\" data-node=\"{}\" data-label=\"{}\">\
+         <text class=\"label\" x=\"14\" y=\"{:.1}\">{} <tspan class=\"node\">{}</tspan></text>",
+        s.kind,
+        esc(&s.node),
+        esc(&s.label),
+        y + 13.0,
+        esc(&s.label),
+        esc(&s.node),
+    );
+    if let Some((a, b)) = s.prestop_us {
+        let _ = write!(
+            rows,
+            "<rect class=\"prestop t\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\"><title>preStop hook: {:.3} s</title></rect>",
+            t(a),
+            t(b.max(a)),
+            x(a),
+            y + 2.0,
+            ((b.max(a) - a) as f64 / 1e6 * scale).max(0.0),
+            ROW_H - 4.0,
+            (b.max(a) - a) as f64 / 1e6,
+        );
+    }
+    let bar_start = s.ended_us.map_or(s.started_us, |e| {
+        s.started_us.max(e - (s.duration_s * 1e6) as i64)
+    });
+    let _ = write!(
+        rows,
+        "<rect class=\"bar t\" data-stop=\"{i}\" data-diagnosis=\"{}\" data-duration=\"{:.6}\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{}</title></rect>",
+        esc(s.diagnosis.as_str()),
+        s.duration_s,
+        t(bar_start),
+        t(end),
+        x(bar_start),
+        y + 3.0,
+        ((end - bar_start) as f64 / 1e6 * scale).max(0.0),
+        ROW_H - 6.0,
+        color(s.diagnosis),
+        esc(&title),
+    );
+    for m in &s.marks {
+        let _ = write!(
+            rows,
+            "<line class=\"mark t\" data-t0=\"{:.6}\" x1=\"{:.2}\" x2=\"{:.2}\" y1=\"{:.1}\" y2=\"{:.1}\"><title>{} from {}: {} at {}</title></line>",
+            t(m.at_us),
+            x(m.at_us),
+            x(m.at_us),
+            y + 1.0,
+            y + ROW_H - 1.0,
+            esc(&m.signal.name()),
+            esc(&m.sender),
+            esc(m.result.as_str()),
+            time(m.at_us),
+        );
+    }
+    if let Some(d) = s.deadline_us {
+        let _ = write!(
+            rows,
+            "<line class=\"deadline t\" data-t0=\"{:.6}\" x1=\"{:.2}\" x2=\"{:.2}\" y1=\"{:.1}\" y2=\"{:.1}\"><title>grace deadline: SIGKILL at {}</title></line>",
+            t(d),
+            x(d),
+            x(d),
+            y,
+            y + ROW_H,
+            time(d),
+        );
+    }
+    y += ROW_H;
+    for p in &s.parts {
+        part(rows, p, y, axis);
+        y += PART_H;
+    }
+    rows.push_str("</g>");
+    y
+}
+
+/// A sub-lane at `y`: a pod's container, a container's process.
+fn part(rows: &mut String, p: &Part, y: f64, axis: &Axis) {
+    let (x, t, scale) = (|us| axis.x(us), |us| axis.t(us), axis.scale);
+    let pe = p.ended_us.unwrap_or(p.started_us).max(p.started_us);
+    let _ = write!(
+        rows,
+        "<text class=\"part-label\" x=\"28\" y=\"{:.1}\">{}</text><rect class=\"part t\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
+        y + 9.0,
+        esc(&p.label),
+        t(p.started_us),
+        t(pe),
+        x(p.started_us),
+        y + 2.0,
+        ((pe - p.started_us) as f64 / 1e6 * scale).max(0.0),
+        PART_H - 3.0,
+        color(p.diagnosis),
+        esc(&p.label),
+        esc(p.diagnosis.as_str()),
+    );
 }
 
 fn details(h: &mut String, stops: &[&Stop]) {

@@ -1,13 +1,13 @@
 //! Compressed blocks (format version 2): round trips, damage inside and around a block, and
 //! version 1 files, which are still read.
 use super::*;
-use crate::journal::format::{block_header, parse_frame, Frame as RawFrame, FILE_HEADER_LEN};
+use crate::journal::format::{block_header, parse_frame, Parsed, FILE_HEADER_LEN};
 
 /// `(offset, record type)` of every frame of a file.
 fn frame_types(bytes: &[u8]) -> Vec<(usize, u16)> {
     let mut out = Vec::new();
     let mut at = FILE_HEADER_LEN;
-    while let RawFrame::Ok { rtype, next, .. } = parse_frame(bytes, at) {
+    while let Parsed::Ok { rtype, next, .. } = parse_frame(bytes, at) {
         out.push((at, rtype));
         at = next;
     }

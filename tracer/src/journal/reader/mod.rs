@@ -2,20 +2,20 @@
 //! the file's size) and walks their frames, lending event bytes straight from the window.
 use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::Read;
-use std::ops::Range;
+use std::ops::{ControlFlow, ControlFlow::Break, ControlFlow::Continue, Range};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::format::{
-    check_file_header, decode_block, decode_container, decode_lost, decode_session, find_frame,
-    inner_record, parse_frame, record_type, Frame, HeaderCheck, FILE_HEADER_LEN, FRAME_HEADER_LEN,
-    MAX_PAYLOAD,
+    check_file_header, decode_block, decode_container, decode_lost, decode_session, inner_record,
+    parse_frame, record_type, HeaderCheck, Parsed, FILE_HEADER_LEN,
 };
 use super::{Frame as Lent, Item, ItemKind, JournalError, JournalWarning, SessionInfo};
 use crate::container::ContainerInfo;
 use crate::decode::Clock;
-use crate::driver::{FeedError, Input, Source};
+
+mod source;
+mod window;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReaderOptions {
@@ -219,101 +219,125 @@ impl JournalReader {
                 continue;
             }
             let offset = file.base + pos as u64;
-            let (incomplete, reason) = match parse_frame(&self.buf, pos) {
-                Frame::Ok {
+            let step = match parse_frame(&self.buf, pos) {
+                Parsed::Ok {
                     rtype,
                     payload,
                     next,
                 } => {
                     file.pos = next;
-                    if rtype == record_type::BLOCK {
-                        // Not counted itself: the records in it are, one by one.
-                        match decode_block(&self.buf[payload], &mut self.block) {
-                            Ok(()) => {
-                                self.block_pos = 0;
-                                self.block_offset = offset;
-                                continue;
-                            }
-                            Err(reason) => {
-                                self.block.clear();
-                                let path = file.path.to_path_buf();
-                                return self.bad_record(path, offset, "block", reason);
-                            }
-                        }
-                    }
-                    self.stats.records += 1;
-                    if rtype == record_type::KERNEL {
-                        let p = &self.buf[payload.clone()];
-                        if let Err(reason) = check_kernel_frame(p, &mut file.max_ts) {
-                            let path = file.path.to_path_buf();
-                            return self.bad_record(path, offset, "kernel", reason);
-                        }
-                        self.stats.events += 1;
-                        return Some(Ok((offset, Found::Kernel(payload))));
-                    }
-                    let p = &self.buf[payload.clone()];
-                    let found = match rtype {
-                        record_type::SESSION => decode_session(p)
-                            .map(|s| {
-                                file.clock = Some(s.clock());
-                                file.session = Some(s);
-                                Found::Session
-                            })
-                            .map_err(|r| ("session", r)),
-                        record_type::LOST => decode_lost(p)
-                            .map(|(count, mono_ns)| Found::Lost { count, mono_ns })
-                            .map_err(|r| ("lost", r)),
-                        record_type::CONTAINER => decode_container(p)
-                            .map(|(cgroup_id, info)| {
-                                self.container = info;
-                                Found::Container(cgroup_id)
-                            })
-                            .map_err(|r| ("container", r)),
-                        record_type::NOTE => std::str::from_utf8(p)
-                            .map(|_| Found::Note(payload))
-                            .map_err(|_| ("note", "text is not UTF-8".to_string())),
-                        _ => {
-                            self.stats.unknown_skipped += 1;
-                            continue;
-                        }
-                    };
-                    match found {
-                        Ok(found) => return Some(Ok((offset, found))),
-                        Err((what, reason)) => {
-                            let path = file.path.to_path_buf();
-                            return self.bad_record(path, offset, what, reason);
-                        }
-                    }
+                    self.frame(offset, rtype, payload)
                 }
-                Frame::Incomplete => (true, "frame runs past the end of the file"),
-                Frame::Bad(reason) => (false, reason),
+                Parsed::Incomplete => {
+                    Break(self.damage(offset, true, "frame runs past the end of the file"))
+                }
+                Parsed::Bad(reason) => Break(self.damage(offset, false, reason)),
             };
-            // Damage: find where valid frames start again.
-            let path = file.path.to_path_buf();
-            // Damage that runs to the end of the file, cut inside a frame or zeros, is
-            // truncation; damage followed by valid frames is corruption.
-            let (len, truncated) = match self.resync(offset) {
-                Ok((len, Some(zeros))) => (len, incomplete || zeros),
-                Ok((len, None)) => (len, false),
-                Err(e) => return self.fail(e),
-            };
-            if truncated {
-                self.stats.truncated_files += 1;
-                let w = JournalWarning::Truncated {
-                    path,
-                    offset,
-                    tail_bytes: len,
-                };
-                return Some(Ok((offset, Found::Warning(w))));
+            if let Break(found) = step {
+                return found;
             }
-            self.stats.corrupt_regions += 1;
-            return self.fail(JournalError::Corrupt {
+        }
+    }
+
+    /// A whole frame at `offset`: what it holds, or `Continue` for a block (its records come
+    /// next) and a record of an unknown type.
+    fn frame(
+        &mut self,
+        offset: u64,
+        rtype: u16,
+        payload: Range<usize>,
+    ) -> ControlFlow<Option<Result<(u64, Found), JournalError>>> {
+        let Some(file) = self.file.as_mut() else {
+            return Break(None);
+        };
+        if rtype == record_type::BLOCK {
+            // Not counted itself: the records in it are, one by one.
+            return match decode_block(&self.buf[payload], &mut self.block) {
+                Ok(()) => {
+                    self.block_pos = 0;
+                    self.block_offset = offset;
+                    Continue(())
+                }
+                Err(reason) => {
+                    self.block.clear();
+                    let path = file.path.to_path_buf();
+                    Break(self.bad_record(path, offset, "block", reason))
+                }
+            };
+        }
+        self.stats.records += 1;
+        let p = &self.buf[payload.clone()];
+        let found = match rtype {
+            record_type::KERNEL => check_kernel_frame(p, &mut file.max_ts)
+                .map(|()| {
+                    self.stats.events += 1;
+                    Found::Kernel(payload)
+                })
+                .map_err(|r| ("kernel", r)),
+            record_type::SESSION => decode_session(p)
+                .map(|s| {
+                    file.clock = Some(s.clock());
+                    file.session = Some(s);
+                    Found::Session
+                })
+                .map_err(|r| ("session", r)),
+            record_type::LOST => decode_lost(p)
+                .map(|(count, mono_ns)| Found::Lost { count, mono_ns })
+                .map_err(|r| ("lost", r)),
+            record_type::CONTAINER => decode_container(p)
+                .map(|(cgroup_id, info)| {
+                    self.container = info;
+                    Found::Container(cgroup_id)
+                })
+                .map_err(|r| ("container", r)),
+            record_type::NOTE => std::str::from_utf8(p)
+                .map(|_| Found::Note(payload))
+                .map_err(|_| ("note", "text is not UTF-8".to_string())),
+            _ => {
+                self.stats.unknown_skipped += 1;
+                return Continue(());
+            }
+        };
+        Break(match found {
+            Ok(found) => Some(Ok((offset, found))),
+            Err((what, reason)) => {
+                let path = file.path.to_path_buf();
+                self.bad_record(path, offset, what, reason)
+            }
+        })
+    }
+
+    /// Damage at `offset` (`incomplete`: a frame cut by the end of the file): finds where
+    /// valid frames start again. Damage that runs to the end of the file, cut inside a frame
+    /// or zeros, is truncation; damage followed by valid frames is corruption.
+    fn damage(
+        &mut self,
+        offset: u64,
+        incomplete: bool,
+        reason: &'static str,
+    ) -> Option<Result<(u64, Found), JournalError>> {
+        let path = self.file.as_ref()?.path.to_path_buf();
+        let (len, truncated) = match self.resync(offset) {
+            Ok((len, Some(zeros))) => (len, incomplete || zeros),
+            Ok((len, None)) => (len, false),
+            Err(e) => return self.fail(e),
+        };
+        if truncated {
+            self.stats.truncated_files += 1;
+            let w = JournalWarning::Truncated {
                 path,
                 offset,
-                len,
-                reason,
-            });
+                tail_bytes: len,
+            };
+            return Some(Ok((offset, Found::Warning(w))));
         }
+        self.stats.corrupt_regions += 1;
+        self.fail(JournalError::Corrupt {
+            path,
+            offset,
+            len,
+            reason,
+        })
     }
 
     fn bad_record(
@@ -437,7 +461,7 @@ impl JournalReader {
             untimed_reported: false,
             max_ts: 0,
         };
-        if let Err(e) = fill(&mut self.buf, &mut file) {
+        if let Err(e) = window::fill(&mut self.buf, &mut file) {
             return self.fail_file(e);
         }
         file.pos = FILE_HEADER_LEN;
@@ -463,157 +487,6 @@ impl JournalReader {
             HeaderCheck::Newer(version) => {
                 self.fail_file(JournalError::UnsupportedVersion { path, version })
             }
-        }
-    }
-}
-
-/// The window holds at least this much after the current position while the file has more:
-/// any frame fits.
-const NEED: usize = FRAME_HEADER_LEN + MAX_PAYLOAD;
-/// The window's size.
-const WINDOW: usize = 2 * NEED;
-
-/// Drops the window's bytes before `file.pos` and reads until the window is full or the file
-/// ends.
-fn fill(buf: &mut Vec<u8>, file: &mut OpenFile) -> Result<(), JournalError> {
-    let Some(source) = file.source.as_mut() else {
-        return Ok(());
-    };
-    buf.drain(..file.pos);
-    file.base += file.pos as u64;
-    file.pos = 0;
-    let want = WINDOW.saturating_sub(buf.len());
-    let mut chunk = source.take(want as u64);
-    let read = chunk.read_to_end(buf).map_err(|source| JournalError::Io {
-        path: file.path.to_path_buf(),
-        op: "read the journal file",
-        source,
-    })?;
-    if read < want {
-        file.source = None;
-    }
-    Ok(())
-}
-
-impl JournalReader {
-    /// Makes sure a whole frame can be parsed at the current position.
-    fn refill(&mut self) -> Result<(), JournalError> {
-        let Some(file) = self.file.as_mut() else {
-            return Ok(());
-        };
-        if file.source.is_some() && self.buf.len() - file.pos < NEED {
-            fill(&mut self.buf, file)?;
-        }
-        Ok(())
-    }
-
-    /// From damage at file offset `start` (the current position): moves to the next valid
-    /// frame, reading on as needed, or to the end. Returns the damage's length and, when it
-    /// runs to the end of the file, whether it is all zero bytes.
-    fn resync(&mut self, start: u64) -> Result<(u64, Option<bool>), JournalError> {
-        let Some(file) = self.file.as_mut() else {
-            return Ok((0, None));
-        };
-        let mut zeros = true;
-        let mut from = file.pos + 1;
-        loop {
-            let at = find_frame(&self.buf, from);
-            // A candidate needs a whole frame's bytes to be judged: read on from the damage.
-            let enough = |at: usize| self.buf.len() - at >= NEED;
-            match at {
-                Some(at) if file.source.is_none() || enough(at) => {
-                    let len = file.base + at as u64 - start;
-                    file.pos = at;
-                    return Ok((len, None));
-                }
-                _ if file.source.is_none() => {
-                    zeros &= self.buf[file.pos..].iter().all(|&b| b == 0);
-                    let len = file.base + self.buf.len() as u64 - start;
-                    file.pos = self.buf.len();
-                    file.done = true;
-                    return Ok((len, Some(zeros)));
-                }
-                _ => {
-                    // Keep the bytes a frame could still start in; drop the rest, read on.
-                    let keep = at.unwrap_or(self.buf.len().saturating_sub(FRAME_HEADER_LEN));
-                    let keep = keep.max(file.pos + 1);
-                    zeros &= self.buf[file.pos..keep].iter().all(|&b| b == 0);
-                    file.pos = keep;
-                    from = fill(&mut self.buf, file).map(|()| 0)?;
-                }
-            }
-        }
-    }
-}
-
-/// The journal as the driver's source: kernel, lost and container frames become inputs (each
-/// kernel record with its session's clock), and so is each new session; damage is bad input;
-/// repeated session frames and notes give nothing more.
-impl Source for JournalReader {
-    fn next(&mut self) -> Option<Result<Input<'_>, anyhow::Error>> {
-        let (offset, found) = loop {
-            let (offset, found) = match self.advance()? {
-                Err(e) => return Some(Err(e.into())),
-                Ok((_, Found::Note(_))) => continue,
-                Ok((_, Found::Session)) => {
-                    let current = self.file.as_ref().and_then(|f| f.session.as_ref());
-                    if current.is_none() || current == self.session.as_ref() {
-                        continue;
-                    }
-                    self.session = current.cloned();
-                    return Some(Ok(Input::Session(self.session.as_ref()?)));
-                }
-                Ok(x) => x,
-            };
-            let file = self.file.as_mut()?;
-            if file.clock.is_none() && matches!(found, Found::Kernel(_) | Found::BlockKernel(_)) {
-                // Before any intact session frame: these cannot be timed. One error a file.
-                self.stats.untimed += 1;
-                if file.untimed_reported {
-                    continue;
-                }
-                file.untimed_reported = true;
-                return Some(Err(JournalError::NoSession {
-                    path: file.path.to_path_buf(),
-                    offset,
-                }
-                .into()));
-            }
-            break (offset, found);
-        };
-        self.last_offset = offset;
-        if let Found::Warning(w) = found {
-            return Some(Ok(Input::Warning(self.warning.insert(w))));
-        }
-        let clock = self.file.as_ref()?.clock;
-        Some(Ok(match found {
-            Found::Kernel(r) => Input::Kernel(&self.buf[r], clock),
-            Found::BlockKernel(r) => Input::Kernel(&self.block[r], clock),
-            Found::Lost { count, mono_ns } => Input::Lost { count, mono_ns },
-            Found::Container(cgroup_id) => Input::Container {
-                cgroup_id,
-                info: &self.container,
-            },
-            Found::Session | Found::Note(_) | Found::Warning(_) => unreachable!("handled above"),
-        }))
-    }
-
-    fn locate(&self, e: FeedError) -> anyhow::Error {
-        let path = self
-            .file
-            .as_ref()
-            .map(|f| f.path.to_path_buf())
-            .unwrap_or_default();
-        let offset = self.last_offset;
-        match e {
-            FeedError::Decode(source) => JournalError::Decode {
-                path,
-                offset,
-                source,
-            }
-            .into(),
-            FeedError::NoClock => JournalError::NoSession { path, offset }.into(),
-            FeedError::Output(e) => e,
         }
     }
 }
