@@ -44,12 +44,17 @@ fn effective_caps() -> Option<u64> {
     u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
 }
 
-const CAP_DAC_READ_SEARCH: u32 = 2;
-const CAP_SYS_PTRACE: u32 = 19;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_SYS_NICE: u32 = 23;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
+/// The capabilities the checks name, by their bit in `CapEff` (linux/capability.h).
+#[derive(Clone, Copy)]
+#[repr(u32)]
+enum Cap {
+    DacReadSearch = 2,
+    SysPtrace = 19,
+    SysAdmin = 21,
+    SysNice = 23,
+    Perfmon = 38,
+    Bpf = 39,
+}
 
 fn cgroup_v2_mount() -> Option<std::path::PathBuf> {
     use crate::container::cgroupfs::{find_cgroup2, parse_mountinfo};
@@ -126,23 +131,23 @@ fn kernel_check() -> Check {
 
 fn capability_checks(checks: &mut Vec<Check>) {
     let caps = effective_caps().unwrap_or(0);
-    let has = |c: u32| caps & (1u64 << c) != 0;
-    checks.push(if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+    let has = |c: Cap| caps & (1u64 << c as u32) != 0;
+    checks.push(if has(Cap::SysAdmin) || (has(Cap::Bpf) && has(Cap::Perfmon)) {
         Check::new("privileges", Status::Pass, format!("effective capabilities {caps:#x} include CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN"))
     } else {
         Check::new("privileges", Status::Fail, "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run as root, or grant them (setcap / the DaemonSet's securityContext)")
     });
-    checks.push(if has(CAP_SYS_PTRACE) {
+    checks.push(if has(Cap::SysPtrace) {
         Check::new("ptrace", Status::Pass, "CAP_SYS_PTRACE: /proc/<pid>/cgroup of other users' processes is readable")
     } else {
         Check::new("ptrace", Status::Warn, "no CAP_SYS_PTRACE: attribution through /proc/<pid>/cgroup fails for processes of other users that sigtrace has not seen in the cgroup tree; grant it for complete container attribution")
     });
-    checks.push(if has(CAP_DAC_READ_SEARCH) {
+    checks.push(if has(Cap::DacReadSearch) {
         Check::new("read-state", Status::Pass, "CAP_DAC_READ_SEARCH: the runtimes' state (docker, containerd, CRI-O) is readable whatever its permissions")
     } else {
         Check::new("read-state", Status::Warn, "no CAP_DAC_READ_SEARCH: container names, pods and images come from the runtimes' state directories, which may not be readable without it (records then carry ids only)")
     });
-    checks.push(if has(CAP_SYS_NICE) {
+    checks.push(if has(Cap::SysNice) {
         Check::new("ring-priority", Status::Pass, "CAP_SYS_NICE: the thread that empties the ring buffer runs at a raised priority (real time where the cgroup allows it, else nice -10)")
     } else {
         Check::new("ring-priority", Status::Warn, "no CAP_SYS_NICE: the thread that empties the ring buffer keeps the default priority, and a burst of events while every CPU is busy may overflow the ring; grant it")

@@ -113,8 +113,15 @@ impl Tracker {
         };
         self.note_family(g.sender);
         self.note_family(g.target);
-        let forwarded = self.sender_side(mono, wall, &g, kind, stop);
-        let (episode, escalation, sender_class) = self.target_side(mono, wall, &g, kind, stop, out);
+        let sent = Sent {
+            mono,
+            wall,
+            g: &g,
+            kind,
+            stop,
+        };
+        let forwarded = self.sender_side(&sent);
+        let (episode, escalation, sender_class) = self.target_side(&sent, out);
         if self.cfg.timeline && ((stop && episode.is_some()) || forwarded) {
             let what = TimelineWhat::Generate {
                 signal: g.signal,
@@ -173,14 +180,9 @@ impl Tracker {
 
     /// Sender side: forwarding to a child, or the teardown of a dead init's namespace.
     /// Whether the signal was forwarded by a process in a shutdown.
-    fn sender_side(
-        &mut self,
-        mono: u64,
-        wall: i64,
-        g: &Generate<'_>,
-        kind: SigKind,
-        stop: bool,
-    ) -> bool {
+    fn sender_side(&mut self, sent: &Sent<'_>) -> bool {
+        let (mono, wall, g) = (sent.mono, sent.wall, sent.g);
+        let (kind, stop) = (sent.kind, sent.stop);
         let (sender, target) = (g.sender, g.target);
         if sender.pid == target.pid {
             return false;
@@ -217,13 +219,11 @@ impl Tracker {
     /// episode, whether the signal is an escalation, and its sender class when classified.
     fn target_side(
         &mut self,
-        mono: u64,
-        wall: i64,
-        g: &Generate<'_>,
-        kind: SigKind,
-        stop: bool,
+        sent: &Sent<'_>,
         out: &mut Vec<Output>,
     ) -> (Option<u64>, bool, Option<SenderClass>) {
+        let (mono, wall, g) = (sent.mono, sent.wall, sent.g);
+        let (kind, stop) = (sent.kind, sent.stop);
         let (sender, target, signal) = (g.sender, g.target, g.signal);
         // Only stop-signal targets and namespace inits (sticky flag) need an entry.
         if !self.touch(target, mono, stop || target.ns_init, out) {
@@ -482,6 +482,17 @@ pub(super) struct Generate<'a> {
     pub disposition: Disposition,
     pub stop_dispositions: StopDispositions,
     pub blocked: bool,
+}
+
+/// A generated signal as the generation handlers see it: when, what, how it came about and
+/// whether it starts a shutdown.
+#[derive(Clone, Copy)]
+struct Sent<'a> {
+    mono: u64,
+    wall: i64,
+    g: &'a Generate<'a>,
+    kind: SigKind,
+    stop: bool,
 }
 
 /// A signal the container runtime sends to a process of an attributed container is that
