@@ -28,7 +28,7 @@ use crate::{
     metrics::{Metrics, MetricsOptions},
     output::{Format, Printer, RawPrinter},
     pipeline::{shaping_of, Keep, Pipeline, Window},
-    source::{read_btf, ProbeMode, Probes, SourceOptions},
+    probes::{read_btf, ProbeMode, ProbeOptions, Probes},
     summary::Summary,
 };
 
@@ -42,7 +42,7 @@ pub struct PrintOptions {
 /// Everything `sigtrace run` was asked for.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    pub source: SourceOptions,
+    pub source: ProbeOptions,
     /// `--raw`: decoded kernel events, no correlation.
     pub raw: bool,
     pub engine: EngineConfig,
@@ -121,7 +121,7 @@ impl RunOptions {
             dirs.docker_data_root = args.docker_data_root.clone();
         }
         Ok(Self {
-            source: SourceOptions {
+            source: ProbeOptions {
                 btf_path: args.btf.clone(),
                 signal_mask,
                 stop_mask,

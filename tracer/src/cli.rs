@@ -51,10 +51,10 @@ pub struct InputArgs {
     pub records: Vec<PathBuf>,
     /// Only what happened at or after this time (a journal's events, a record's start): RFC
     /// 3339 (2026-11-21T10:00:00Z) or how long ago (30m, 2h, 1d).
-    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    #[arg(long, value_parser = parse_since, value_name = "TIME")]
     pub since: Option<i64>,
     /// Only what happened before this time (RFC 3339, or how long ago).
-    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    #[arg(long, value_parser = parse_since, value_name = "TIME")]
     pub until: Option<i64>,
     /// Stop at the first corrupt or foreign journal record instead of skipping it.
     #[arg(long)]
@@ -270,10 +270,10 @@ fn parse_signal(s: &str) -> Result<i32, String> {
         .ok_or_else(|| format!("unknown signal {s:?} (use a name like SIGTERM or TERM, or 1-64)"))
 }
 
-/// `--since`/`--until`: RFC 3339 (see [`crate::event::parse_time`]), or a duration ago
+/// `--since`/`--until`: RFC 3339 (see [`crate::event::parse_rfc3339`]), or a duration ago
 /// (`30m`, `2h`, `1d`).
-pub fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(t) = crate::event::parse_time(s) {
+pub fn parse_since(s: &str) -> Result<i64, String> {
+    if let Ok(t) = crate::event::parse_rfc3339(s) {
         return Ok(t);
     }
     let ago = humantime::parse_duration(s).map_err(|_| {
@@ -310,7 +310,7 @@ mod tests {
             .unwrap()
             .as_nanos() as i64;
         for (s, secs) in [("30m", 1800), ("2h", 7200), ("1d", 86_400), ("45s", 45)] {
-            let t = parse_time(s).unwrap();
+            let t = parse_since(s).unwrap();
             let ago = (now - t) / 1_000_000_000;
             assert!((secs - 1..=secs + 5).contains(&ago), "{s}: {ago}");
         }
@@ -342,16 +342,16 @@ mod tests {
 
     #[test]
     fn time_parsing_round_trips() {
-        let t = parse_time("2026-11-21T10:00:00.5Z").unwrap();
+        let t = parse_since("2026-11-21T10:00:00.5Z").unwrap();
         assert_eq!(rfc3339(t), "2026-11-21T10:00:00.500000Z");
         assert_eq!(
-            parse_time("2026-11-21T11:00:00+01:00").unwrap(),
-            parse_time("2026-11-21T10:00:00Z").unwrap()
+            parse_since("2026-11-21T11:00:00+01:00").unwrap(),
+            parse_since("2026-11-21T10:00:00Z").unwrap()
         );
-        assert!(parse_time("yesterday").is_err());
-        assert!(parse_time("2026-13-01T00:00:00Z").is_err());
+        assert!(parse_since("yesterday").is_err());
+        assert!(parse_since("2026-13-01T00:00:00Z").is_err());
         // Multi-byte text where digits were expected: an error, not a panic.
-        assert!(parse_time("2026-11-21T10:00:00+0é00").is_err());
+        assert!(parse_since("2026-11-21T10:00:00+0é00").is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use aya::util::KernelVersion;
 
-use crate::source::{read_btf, ProbeMode, Probes, SourceError, SourceOptions};
+use crate::probes::{read_btf, ProbeError, ProbeMode, ProbeOptions, Probes};
 
 /// Outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
         (ProbeMode::Trace, false, "programs"),
         (ProbeMode::Trace, true, "raw-fallback"),
     ] {
-        let opts = SourceOptions {
+        let opts = ProbeOptions {
             btf_path: btf_path.to_path_buf(),
             mode,
             force_raw,
@@ -92,7 +92,7 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
         };
         checks.push(match loaded {
             Ok(p) => programs_check(name, &p),
-            Err(SourceError::Permission { what }) => Check::new(
+            Err(ProbeError::Permission { what }) => Check::new(
                 name,
                 Status::Fail,
                 format!("permission denied while {what}: run as root or with CAP_BPF+CAP_PERFMON"),

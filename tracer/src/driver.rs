@@ -13,7 +13,7 @@ use crate::{container::ContainerInfo, decode::Clock, decode::DecodeError};
 /// Counters of the live source, handed to the consumer with every tick.
 #[derive(Clone, Debug, Default)]
 pub struct LiveStats {
-    pub kernel: crate::source::KernelStats,
+    pub kernel: crate::probes::KernelStats,
     /// Kernel records taken out of the ring buffer.
     pub records_read: u64,
 }

@@ -29,9 +29,9 @@ pub mod metrics;
 pub mod output;
 pub mod patch;
 pub mod pipeline;
+pub mod probes;
 pub mod refusal;
 pub mod report;
-pub mod source;
 pub mod summary;
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use aya::maps::{MapData, RingBuf};
 use crate::{
     decode::Clock,
     driver::{Input, LiveStats, Source},
-    source::{Probes, SourceError},
+    probes::{ProbeError, Probes},
 };
 
 /// How often the consumer gets a tick (timers, flushing, health).
@@ -152,7 +152,7 @@ impl LiveSource {
         mut probes: Probes,
         stop: Arc<AtomicBool>,
         priority: RingPriority,
-    ) -> Result<Self, SourceError> {
+    ) -> Result<Self, ProbeError> {
         let ring = probes.take_ring()?;
         let read = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
@@ -163,7 +163,7 @@ impl LiveSource {
                 priority.apply_to_this_thread();
                 read_ring(ring, tx, &counter, &stop)
             })
-            .map_err(|e| SourceError::Kernel {
+            .map_err(|e| ProbeError::Kernel {
                 what: "starting the ring-buffer reader".into(),
                 detail: e.to_string(),
             })?;

@@ -31,7 +31,7 @@ impl Window {
 
 pub struct Pipeline<S: OutputSink> {
     engine: Engine,
-    printer: S,
+    sink: S,
     /// The clock of live kernel records (a replay's come with each record).
     clock: Option<Clock>,
     window: Window,
@@ -69,10 +69,10 @@ pub fn shaping_of(cfg: &EngineConfig) -> Shaping {
 }
 
 impl<S: OutputSink> Pipeline<S> {
-    pub fn new(engine: Engine, printer: S) -> Self {
+    pub fn new(engine: Engine, sink: S) -> Self {
         Self {
             engine,
-            printer,
+            sink,
             clock: None,
             window: Window::default(),
             resolver: None,
@@ -138,7 +138,7 @@ impl<S: OutputSink> Pipeline<S> {
 
     /// The output sink back (benchmarks count what went into it).
     pub fn into_sink(self) -> S {
-        self.printer
+        self.sink
     }
 
     /// Attribution recorded in a journal (replay).
@@ -228,7 +228,7 @@ impl<S: OutputSink> Pipeline<S> {
             if let Some(m) = &self.metrics {
                 m.output(&o);
             }
-            self.printer.output(&o)?;
+            self.sink.output(&o)?;
         }
         Ok(())
     }
@@ -237,7 +237,7 @@ impl<S: OutputSink> Pipeline<S> {
     fn tick(&mut self, now_mono_ns: u64, stats: &LiveStats) -> anyhow::Result<()> {
         self.engine.advance(now_mono_ns, &mut self.out);
         self.emit()?;
-        self.printer.flush()?;
+        self.sink.flush()?;
         if let Some(j) = self.journal.as_mut() {
             j.tick();
         }
@@ -281,7 +281,7 @@ impl<S: OutputSink> Consumer for Pipeline<S> {
     fn finish(&mut self) -> anyhow::Result<()> {
         self.engine.finish(&mut self.out);
         self.emit()?;
-        self.printer.flush()?;
+        self.sink.flush()?;
         if let Some(j) = self.journal.as_mut() {
             j.finish();
         }

@@ -1,5 +1,5 @@
 //! Wall-clock instants: [`WallTime`], formatted as RFC 3339 only when shown, and
-//! [`parse_time`], the one parser of times people type; the calendar is `jiff`'s.
+//! [`parse_rfc3339`], the one parser of times people type; the calendar is `jiff`'s.
 use std::borrow::Cow;
 use std::fmt;
 
@@ -120,7 +120,7 @@ pub fn rfc3339(wall_ns: i64) -> String {
 
 /// Parses an RFC 3339 time ("2026-11-21T10:00:00Z", fractional seconds and numeric offsets
 /// accepted) into nanoseconds since the epoch.
-pub fn parse_time(s: &str) -> Result<i64, String> {
+pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
     let t: Timestamp = s.parse().map_err(|e| {
         format!("invalid time {s:?}: expected RFC 3339 like 2026-11-21T10:00:00Z ({e})")
     })?;

@@ -24,7 +24,7 @@ use crate::{
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
 
 #[derive(Debug, Error)]
-pub enum SourceError {
+pub enum ProbeError {
     #[error("preparing the kernel programs for this kernel: {0}")]
     Patch(#[from] PatchError),
     #[error(
@@ -64,7 +64,7 @@ pub enum ProbeMode {
 }
 
 #[derive(Clone, Debug)]
-pub struct SourceOptions {
+pub struct ProbeOptions {
     pub btf_path: PathBuf,
     pub signal_mask: u64,
     /// Stop signals (bit `n - 1` for signal `n`): TERM, INT, QUIT, HUP, KILL and extras.
@@ -79,7 +79,7 @@ pub struct SourceOptions {
     pub runtime_comms: Vec<String>,
 }
 
-impl Default for SourceOptions {
+impl Default for ProbeOptions {
     fn default() -> Self {
         Self {
             btf_path: PathBuf::from(crate::btf::VMLINUX_BTF),
@@ -135,29 +135,29 @@ pub struct KernelStats {
     pub counted_signals: Vec<(i32, u64)>,
 }
 
-fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) -> SourceError {
+fn kernel_err(what: impl Into<String>, err: impl std::error::Error + 'static) -> ProbeError {
     let what = what.into();
     if is_eperm(&err) {
-        return SourceError::Permission { what };
+        return ProbeError::Permission { what };
     }
-    SourceError::Kernel {
+    ProbeError::Kernel {
         what,
         detail: chain(&err),
     }
 }
 
 /// Reads and parses the kernel BTF named by `path`, and keeps what the agent needs of it.
-pub fn read_btf(path: &Path) -> Result<ResolvedBtf, SourceError> {
+pub fn read_btf(path: &Path) -> Result<ResolvedBtf, ProbeError> {
     KernelBtf::from_file(path)
         .map(KernelBtf::into_resolved)
-        .map_err(|source| SourceError::Btf {
+        .map_err(|source| ProbeError::Btf {
             path: path.to_path_buf(),
             source,
         })
 }
 
 /// Builds the programs' configuration from the running kernel's BTF.
-pub fn kernel_config(btf: &ResolvedBtf, opts: &SourceOptions) -> (Config, Vec<String>) {
+pub fn kernel_config(btf: &ResolvedBtf, opts: &ProbeOptions) -> (Config, Vec<String>) {
     let mut config = Config::DEFAULT;
     config.off = btf.offsets;
     config.signal_mask = opts.signal_mask;
@@ -193,9 +193,9 @@ fn watch_elements() -> u32 {
 
 impl Probes {
     /// Loads the programs and attaches every hook, with offsets from `btf`.
-    pub fn load(opts: &SourceOptions, btf: &ResolvedBtf) -> Result<Self, SourceError> {
+    pub fn load(opts: &ProbeOptions, btf: &ResolvedBtf) -> Result<Self, ProbeError> {
         if EBPF_OBJECT.is_empty() {
-            return Err(SourceError::NoObject);
+            return Err(ProbeError::NoObject);
         }
         let (config, mut warnings) = kernel_config(btf, opts);
         let aya_btf = aya::Btf::parse(&btf.bytes, Endianness::default())
@@ -265,11 +265,11 @@ impl Probes {
     }
 
     /// Takes the ring buffer out (once).
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, SourceError> {
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
         let map = self
             .ebpf
             .take_map("EVENTS")
-            .ok_or_else(|| SourceError::Kernel {
+            .ok_or_else(|| ProbeError::Kernel {
                 what: "EVENTS map".into(),
                 detail: "missing".into(),
             })?;
@@ -277,9 +277,9 @@ impl Probes {
     }
 
     /// Reads the kernel-side counters; the per-signal ones (64 map reads) only `with_signals`.
-    pub fn stats(&self, with_signals: bool) -> Result<KernelStats, SourceError> {
-        let sum = |name: &str, index: u32| -> Result<u64, SourceError> {
-            let map = self.ebpf.map(name).ok_or_else(|| SourceError::Kernel {
+    pub fn stats(&self, with_signals: bool) -> Result<KernelStats, ProbeError> {
+        let sum = |name: &str, index: u32| -> Result<u64, ProbeError> {
+            let map = self.ebpf.map(name).ok_or_else(|| ProbeError::Kernel {
                 what: format!("{name} map"),
                 detail: "missing".into(),
             })?;
@@ -353,7 +353,7 @@ fn attach_hook(
     mode: ProbeMode,
     btf_skip: Option<&str>,
     btf: &aya::Btf,
-) -> Result<Outcome, SourceError> {
+) -> Result<Outcome, ProbeError> {
     let hook = h.tracepoint;
     let (btf_name, raw_name) = match mode {
         ProbeMode::Trace => (h.btf, Some(h.raw)),
@@ -401,11 +401,11 @@ fn attach_hook(
             None if matches!(btf_err, Refusal::Permission(_))
                 || matches!(raw_err, Refusal::Permission(_)) =>
             {
-                Err(SourceError::Permission {
+                Err(ProbeError::Permission {
                     what: format!("attaching to {hook}"),
                 })
             }
-            None => Err(SourceError::Attach {
+            None => Err(ProbeError::Attach {
                 hook: hook.to_string(),
                 btf: btf_err.to_string(),
                 raw: raw_err.to_string(),
