@@ -99,14 +99,23 @@ pub fn kill(pid: u32, sig: i32) {
 
 pub fn pid_alive(pid: u32) -> bool {
     // A zombie still has /proc/<pid>, so look at its state.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.stat())
+        .is_ok_and(|s| s.state != 'Z')
 }
+
+/// Headless Chromium with a fresh profile in `profile` and no background networking (the
+/// flags are `tests/chromium.args`, which the report benchmark uses too).
+pub fn headless_chromium(chromium: &Path, profile: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(chromium);
+    c.args(CHROMIUM_ARGS.lines().filter(|l| !l.trim().is_empty()))
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// The headless-Chromium flags, one per line.
+pub const CHROMIUM_ARGS: &str = include_str!("../chromium.args");
 
 /// A temporary directory (removed on drop), named after what it is for.
 pub struct TempDir(tempfile::TempDir);

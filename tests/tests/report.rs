@@ -12,6 +12,7 @@ use std::{
 use serde_json::Value;
 use tests::{
     cri::{ContainerSpec, Kubelet, PodSpec},
+    headless_chromium,
     records::{agent, docker_stop, pod_stop, wait_handles_term},
     runtime::Docker,
     sigtrace_bin, workspace, TempDir,
@@ -26,22 +27,11 @@ fn chromium() -> PathBuf {
     panic!("chromium is not installed (cargo xtask bootstrap --tests installs Debian's chromium)");
 }
 
-/// Headless Chromium with a fresh profile and no background networking.
+/// Headless Chromium with a fresh profile, no background networking, and time for the
+/// page's script.
 fn headless(profile: &Path) -> Command {
-    let mut c = Command::new(chromium());
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--virtual-time-budget=5000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .stdin(Stdio::null());
+    let mut c = headless_chromium(&chromium(), profile);
+    c.arg("--virtual-time-budget=5000");
     c
 }
 

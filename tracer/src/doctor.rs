@@ -39,9 +39,10 @@ fn kernel_release() -> String {
 
 /// Effective capabilities of this process (from /proc/self/status).
 fn effective_caps() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
-    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+    use procfs_core::FromRead;
+    procfs_core::process::Status::from_file("/proc/self/status")
+        .ok()
+        .map(|s| s.capeff)
 }
 
 /// The capabilities the checks name, by their bit in `CapEff` (linux/capability.h).

@@ -442,3 +442,10 @@ fn exec_storm() -> Result<()> {
     eprintln!("xtask: report written to {}", out.display());
     Ok(())
 }
+
+/// CPU time (user + system) of process `pid` so far, in nanoseconds.
+pub fn cpu_ns(pid: u32) -> Result<u64> {
+    let stat = procfs::process::Process::new(pid as i32)?.stat()?;
+    let hz = procfs::ticks_per_second().max(1);
+    Ok((stat.utime + stat.stime) * 1_000_000_000 / hz)
+}

@@ -118,17 +118,7 @@ fn ring_thread_sched(pid: u32) -> String {
 }
 
 fn cpu_ns(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| -> u64 { f.get(i - 3).and_then(|v| v.parse().ok()).unwrap_or(0) };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    (ticks(14) + ticks(15)) * 1_000_000_000 / hz
+    crate::bench::cpu_ns(pid).unwrap_or(0)
 }
 
 /// One thread's storm until `stop`; adds the signals it generated to `calls`.

@@ -32,8 +32,8 @@ use anyhow::{bail, Result};
 
 use crate::{
     bench::{
-        median, min_med_max, ns_per_run, pin_cpu0, prog_stats, start, Bins, BpfStats, Tracefs,
-        Tracer,
+        cpu_ns, median, min_med_max, ns_per_run, pin_cpu0, prog_stats, start, Bins, BpfStats,
+        Tracefs, Tracer,
     },
     bootstrap, build_sigtrace, workspace_root,
 };
@@ -416,18 +416,6 @@ fn verdicts(m: &Measured) -> String {
         verdict(counted <= 1.5)
     ));
     report
-}
-
-/// CPU time (user + system) of process `pid` so far, in nanoseconds.
-fn cpu_ns(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the comm: state is field 3, utime field 14, stime field 15 (1-based, man proc).
-    let ticks = |i: usize| -> u64 { f.get(i - 3).and_then(|v| v.parse().ok()).unwrap_or(0) };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok((ticks(14) + ticks(15)) * 1_000_000_000 / hz)
 }
 
 /// The agent's CPU per emitted event: 1 M emitted kills, then a pause for the agent to catch

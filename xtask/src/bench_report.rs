@@ -101,18 +101,11 @@ fn records() -> Result<String> {
 
 fn chromium_dump(html: &Path, profile: &Path) -> Result<(f64, String)> {
     let t = Instant::now();
+    // The flags of the report's end-to-end test (one home: tests/chromium.args).
+    let flags = include_str!("../../tests/chromium.args");
     let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--dump-dom",
-        ])
+        .args(flags.lines().filter(|l| !l.trim().is_empty()))
+        .arg("--dump-dom")
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("file://{}", html.display()))
         .stdin(Stdio::null())
