@@ -35,4 +35,4 @@ pub mod report;
 pub mod summary;
 
 #[cfg(test)]
-mod fuzz_tests;
+mod tests;

@@ -411,5 +411,4 @@ impl<W: Write> Consumer for RawPrinter<W> {
 }
 
 #[cfg(test)]
-#[path = "output_tests.rs"]
 mod tests;

@@ -169,5 +169,4 @@ impl PatchedObject {
 }
 
 #[cfg(test)]
-#[path = "patch_tests.rs"]
 mod tests;

@@ -197,7 +197,7 @@ fn main() -> Result<()> {
         Cmd::Fuzz { cases } => {
             run_checked(
                 cargo()
-                    .args(["test", "-p", "tracer", "--release", "--lib", "fuzz_tests"])
+                    .args(["test", "-p", "tracer", "--release", "--lib", "tests::fuzz"])
                     .env("PROPTEST_CASES", cases.to_string()),
             )?;
         }

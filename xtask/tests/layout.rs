@@ -2,8 +2,7 @@
 //! over 600 lines, no production function over 100 lines except the declarative tables
 //! listed in [`TABLES`]. Production: the agent (`tracer`), the shared types
 //! (`tracer-common`), the kernel programs (`tracer-ebpf`) and `xtask`, without their tests
-//! (`tests.rs`, `*_tests.rs`, `tests/` directories, `#[cfg(test)]` modules, `#[test]`
-//! functions).
+//! (`tests.rs`, `tests/` directories, `#[cfg(test)]` modules, `#[test]` functions).
 use std::path::{Path, PathBuf};
 
 use syn::visit::Visit;
@@ -45,7 +44,7 @@ fn production_files() -> Vec<PathBuf> {
                 if name != "tests" {
                     dirs.push(p);
                 }
-            } else if name.ends_with(".rs") && name != "tests.rs" && !name.ends_with("_tests.rs") {
+            } else if name.ends_with(".rs") && name != "tests.rs" {
                 out.push(p);
             }
         }
@@ -126,6 +125,35 @@ fn no_production_file_or_function_is_too_long() {
     }
     assert!(fns_seen > 500, "only {fns_seen} functions read");
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// One unit-test layout: a module's tests are its `tests` child, inline or in
+/// `<module>/tests.rs` (more files in `<module>/tests/`), never a `#[path]` sibling.
+#[test]
+fn unit_tests_have_one_layout() {
+    let mut odd = Vec::new();
+    for path in production_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains("#[path") {
+            odd.push(path.display().to_string());
+        }
+    }
+    for dir in ["tracer/src", "tracer-common/src"] {
+        let mut dirs = vec![workspace().join(dir)];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p.clone());
+                }
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                if name.ends_with("_tests.rs") || (name == "mod.rs" && d.ends_with("tests")) {
+                    odd.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    assert!(odd.is_empty(), "tests outside the layout: {odd:?}");
 }
 
 #[test]

@@ -416,5 +416,4 @@ pub fn best_v1_path(text: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "cgroupfs_tests.rs"]
 mod tests;

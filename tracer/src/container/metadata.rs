@@ -401,5 +401,4 @@ impl MetadataCache {
 }
 
 #[cfg(test)]
-#[path = "metadata_tests.rs"]
 mod tests;

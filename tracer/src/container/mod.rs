@@ -334,5 +334,4 @@ impl From<Option<Arc<ContainerInfo>>> for Lookup {
 }
 
 #[cfg(test)]
-#[path = "resolver_tests.rs"]
 mod tests;

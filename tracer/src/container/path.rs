@@ -1,5 +1,5 @@
 //! Pure parsing of cgroup v2 paths into container identity: runtime, container id, pod uid and
-//! QoS class. No I/O; every layout handled here has a table-driven test in `path_tests.rs`.
+//! QoS class. No I/O; every layout handled here has a table-driven test in `path/tests.rs`.
 //!
 //! Recognised container segments (the **deepest** one in the path wins, so a node running inside
 //! a container — kind, k3d, docker-in-docker — attributes to the inner container, and anything
@@ -254,5 +254,4 @@ fn normalise_pod_uid(uid: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "path_tests.rs"]
 mod tests;

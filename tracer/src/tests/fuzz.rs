@@ -2,7 +2,7 @@
 //! reader and the load-time patcher get arbitrary or mutated bytes and must answer with a
 //! value or an error, never a panic or a hang. `cargo xtask test` runs a bounded number of
 //! cases; `cargo xtask fuzz` runs many more (`PROPTEST_CASES`). A case that fails is kept by
-//! proptest in `fuzz_tests.regressions` beside this file (committed) and replayed first from then on.
+//! proptest in `fuzz.proptest-regressions` beside this file (committed) and replayed first from then on.
 use std::io::Write;
 
 use proptest::prelude::*;
