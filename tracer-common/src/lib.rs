@@ -8,7 +8,9 @@
 
 mod fields;
 
-pub use fields::{field, FieldDecl, Offsets, FIELDS, OFFSET_MISSING};
+pub use fields::{
+    f, field, kstruct, Field, FieldDecl, Offsets, Ptr, Value, FIELDS, OFFSET_MISSING,
+};
 
 /// Length of `task_struct.comm` including the NUL terminator.
 pub const COMM_LEN: usize = 16;

@@ -93,6 +93,12 @@ mod task;
 /// A tracepoint's arguments, the same way for both program flavours (each is one 64-bit slot).
 pub trait Args {
     fn arg(&self, n: usize) -> u64;
+
+    /// Argument `n` as a pointer to the struct the tracepoint's prototype says it is.
+    #[inline(always)]
+    fn ptr<T>(&self, n: usize) -> tracer_common::Ptr<T> {
+        tracer_common::Ptr::at(self.arg(n))
+    }
 }
 
 impl Args for BtfTracePointContext {

@@ -9,7 +9,7 @@
 //! - [`Probe`] (raw tracepoints, whose arguments are untyped): `bpf_probe_read_kernel` at the
 //!   offsets in `CONFIG`, about 30 ns per read.
 //!
-//! Both read zero where the pointer is NULL or the field is missing. [`probe_ld32`] reads
+//! Both read zero where the pointer is NULL or the field is missing. [`probe_ld`] reads
 //! through `bpf_probe_read_kernel` in both flavours, for the arguments a kernel's verifier
 //! will not let a `tp_btf` program load through.
 use core::{
@@ -21,7 +21,11 @@ use aya_ebpf::helpers::{
     bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel,
     bpf_probe_read_kernel_buf,
 };
-use tracer_common::{field, Offsets, COMM_LEN, FIELD_MARKER, OFFSET_MISSING};
+use tracer_common::{
+    f, field,
+    kstruct::{pid, sighand_struct, task_struct},
+    Field, Offsets, Ptr, Value, COMM_LEN, FIELD_MARKER, OFFSET_MISSING,
+};
 
 use crate::CONFIG;
 
@@ -40,18 +44,17 @@ pub fn has(id: u8) -> bool {
 }
 
 pub trait Mem {
-    /// The current task, as a pointer the other methods accept.
-    fn current_task() -> u64;
-    /// 32-bit field `F` ([`field`]) of the object at `base`.
-    fn ld32<const F: u8>(base: u64) -> u32;
-    /// 64-bit field (or pointer) `F` of the object at `base`.
-    fn ld64<const F: u8>(base: u64) -> u64;
+    /// The current task.
+    fn current_task() -> Ptr<task_struct>;
+    /// Field `F` ([`f`]) of the struct at `base` (zero where `base` is NULL or the kernel
+    /// lacks the field).
+    fn ld<F: Field>(base: Ptr<F::On>) -> F::Value;
 
     /// `task->comm`.
     #[inline(always)]
-    fn comm(task: u64, out: &mut [u8; COMM_LEN]) {
-        let lo = Self::ld64::<{ field::TASK_COMM }>(task).to_ne_bytes();
-        let hi = Self::ld64::<{ field::TASK_COMM_HI }>(task).to_ne_bytes();
+    fn comm(task: Ptr<task_struct>, out: &mut [u8; COMM_LEN]) {
+        let lo = Self::ld::<f::TASK_COMM>(task).to_ne_bytes();
+        let hi = Self::ld::<f::TASK_COMM_HI>(task).to_ne_bytes();
         let mut i = 0;
         while i < 8 {
             out[i] = lo[i];
@@ -61,10 +64,10 @@ pub trait Mem {
     }
 
     /// Raw `sa_handler` of signal `sig` (1..=64) in a `sighand_struct`.
-    fn handler(sighand: u64, sig: i32) -> u64;
+    fn handler(sighand: Ptr<sighand_struct>, sig: i32) -> u64;
 
     /// `pid->numbers[level].nr`.
-    fn ns_nr(pid: u64, level: u32) -> u32;
+    fn ns_nr(pid: Ptr<pid>, level: u32) -> u32;
 }
 
 /// Plain loads at patched offsets (BTF tracepoints).
@@ -101,23 +104,25 @@ macro_rules! by_index {
 
 impl Mem for Direct {
     #[inline(always)]
-    fn current_task() -> u64 {
+    fn current_task() -> Ptr<task_struct> {
         // SAFETY: helper without arguments.
-        unsafe { bpf_get_current_task_btf() as u64 }
+        Ptr::at(unsafe { bpf_get_current_task_btf() as u64 })
     }
 
     #[inline(always)]
-    fn ld32<const F: u8>(base: u64) -> u32 {
-        direct_load!("u32", base, F) as u32
+    fn ld<F: Field>(base: Ptr<F::On>) -> F::Value {
+        // One of the two, chosen at compile time by the field's width.
+        let v = if F::Value::BYTES == 4 {
+            direct_load!("u32", base.addr(), F::ID)
+        } else {
+            direct_load!("u64", base.addr(), F::ID)
+        };
+        F::Value::from_raw(v)
     }
 
     #[inline(always)]
-    fn ld64<const F: u8>(base: u64) -> u64 {
-        direct_load!("u64", base, F)
-    }
-
-    #[inline(always)]
-    fn handler(sighand: u64, sig: i32) -> u64 {
+    fn handler(sighand: Ptr<sighand_struct>, sig: i32) -> u64 {
+        let sighand = sighand.addr();
         by_index!(sig, ld64_direct, sighand, field::SIGHAND_HANDLER, 1;
             1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
             33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61
@@ -125,21 +130,23 @@ impl Mem for Direct {
     }
 
     #[inline(always)]
-    fn ns_nr(pid: u64, level: u32) -> u32 {
+    fn ns_nr(pid: Ptr<pid>, level: u32) -> u32 {
+        let pid = pid.addr();
         by_index!(level, ld32_direct, pid, field::PID_NR, 0;
             0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30
             31) as u32
     }
 }
 
+/// Slot `F` of a field that takes several ids (an array indexed by a runtime value).
 #[inline(always)]
 fn ld64_direct<const F: u8>(base: u64) -> u64 {
-    Direct::ld64::<F>(base)
+    direct_load!("u64", base, F)
 }
 
 #[inline(always)]
 fn ld32_direct<const F: u8>(base: u64) -> u64 {
-    Direct::ld32::<F>(base) as u64
+    direct_load!("u32", base, F)
 }
 
 /// `bpf_probe_read_kernel` at the offsets in `CONFIG` (raw tracepoints).
@@ -155,34 +162,35 @@ fn rd<T: Default>(base: u64, off: u32) -> T {
     unsafe { bpf_probe_read_kernel((base + off as u64) as *const T).unwrap_or_default() }
 }
 
-/// 32-bit field `F` at `base` through `bpf_probe_read_kernel`, in every program flavour: for
+/// Field `F` at `base` through `bpf_probe_read_kernel`, in every program flavour: for
 /// pointers the verifier does not let a program load through (a `tp_btf` argument it types
 /// as a scalar).
 #[inline(always)]
-pub fn probe_ld32<const F: u8>(base: u64) -> u32 {
-    rd::<u32>(base, offsets().field(F))
+pub fn probe_ld<F: Field>(base: Ptr<F::On>) -> F::Value {
+    let off = offsets().field(F::ID);
+    F::Value::from_raw(if F::Value::BYTES == 4 {
+        rd::<u32>(base.addr(), off) as u64
+    } else {
+        rd::<u64>(base.addr(), off)
+    })
 }
 
 impl Mem for Probe {
     #[inline(always)]
-    fn current_task() -> u64 {
+    fn current_task() -> Ptr<task_struct> {
         // SAFETY: helper without arguments.
-        unsafe { bpf_get_current_task() }
+        Ptr::at(unsafe { bpf_get_current_task() })
     }
 
     #[inline(always)]
-    fn ld32<const F: u8>(base: u64) -> u32 {
-        probe_ld32::<F>(base)
+    fn ld<F: Field>(base: Ptr<F::On>) -> F::Value {
+        probe_ld::<F>(base)
     }
 
     #[inline(always)]
-    fn ld64<const F: u8>(base: u64) -> u64 {
-        rd::<u64>(base, offsets().field(F))
-    }
-
-    #[inline(always)]
-    fn comm(task: u64, out: &mut [u8; COMM_LEN]) {
+    fn comm(task: Ptr<task_struct>, out: &mut [u8; COMM_LEN]) {
         let off = offsets().field(field::TASK_COMM);
+        let task = task.addr();
         if task != 0 && off != OFFSET_MISSING {
             // SAFETY: the helper checks the address and faults safely (zeroing on a fault).
             let _ = unsafe { bpf_probe_read_kernel_buf((task + off as u64) as *const u8, out) };
@@ -192,14 +200,17 @@ impl Mem for Probe {
     }
 
     #[inline(always)]
-    fn handler(sighand: u64, sig: i32) -> u64 {
+    fn handler(sighand: Ptr<sighand_struct>, sig: i32) -> u64 {
         let slot = ((sig - 1) as u32 & 63) as u8;
-        rd::<u64>(sighand, offsets().field(field::SIGHAND_HANDLER + slot))
+        rd::<u64>(
+            sighand.addr(),
+            offsets().field(field::SIGHAND_HANDLER + slot),
+        )
     }
 
     #[inline(always)]
-    fn ns_nr(pid: u64, level: u32) -> u32 {
+    fn ns_nr(pid: Ptr<pid>, level: u32) -> u32 {
         let slot = (level & 31) as u8;
-        rd::<u32>(pid, offsets().field(field::PID_NR + slot))
+        rd::<u32>(pid.addr(), offsets().field(field::PID_NR + slot))
     }
 }

@@ -2,7 +2,9 @@
 //! `task_struct`, dispositions, and the few checks every probe makes on the current task.
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid};
 use tracer_common::{
-    disp, field, stat, task_flags, TaskInfo, COMM_LEN, MAX_RUNTIME_COMMS, SI_KERNEL,
+    disp, f, field,
+    kstruct::{kernel_siginfo, sighand_struct, task_struct},
+    stat, task_flags, Ptr, TaskInfo, COMM_LEN, MAX_RUNTIME_COMMS, SI_KERNEL,
 };
 
 use crate::{
@@ -19,9 +21,9 @@ const SI_USER: i32 = 0;
 
 /// Fills `out` from a `task_struct` pointer.
 #[inline(always)]
-pub fn fill_task<M: Mem>(task: u64, out: &mut TaskInfo) {
-    out.tid = M::ld32::<{ field::TASK_PID }>(task);
-    out.tgid = M::ld32::<{ field::TASK_TGID }>(task);
+pub fn fill_task<M: Mem>(task: Ptr<task_struct>, out: &mut TaskInfo) {
+    out.tid = M::ld::<f::TASK_PID>(task);
+    out.tgid = M::ld::<f::TASK_TGID>(task);
     M::comm(task, &mut out.comm);
     out.cgroup_id = cgroup_id::<M>(task);
     fill_family::<M>(task, out, false);
@@ -29,18 +31,18 @@ pub fn fill_task<M: Mem>(task: u64, out: &mut TaskInfo) {
 
 /// cgroup v2 id of a task: cgroups->dfl_cgrp->kn->id.
 #[inline(always)]
-pub fn cgroup_id<M: Mem>(task: u64) -> u64 {
-    let css_set = M::ld64::<{ field::TASK_CGROUPS }>(task);
-    let cgrp = M::ld64::<{ field::CSS_SET_DFL_CGRP }>(css_set);
-    let kn = M::ld64::<{ field::CGROUP_KN }>(cgrp);
-    M::ld64::<{ field::KERNFS_NODE_ID }>(kn)
+pub fn cgroup_id<M: Mem>(task: Ptr<task_struct>) -> u64 {
+    let css_set = M::ld::<f::TASK_CGROUPS>(task);
+    let cgrp = M::ld::<f::CSS_SET_DFL_CGRP>(css_set);
+    let kn = M::ld::<f::CGROUP_KN>(cgrp);
+    M::ld::<f::KERNFS_NODE_ID>(kn)
 }
 
 /// Fills `out` for the current task (a sender, receiver or exiting task), taking its ids and
 /// cgroup from helpers; with its parent's name, which tells a runtime's short-lived children
 /// apart.
 #[inline(always)]
-pub fn fill_current<M: Mem>(out: &mut TaskInfo) -> u64 {
+pub fn fill_current<M: Mem>(out: &mut TaskInfo) -> Ptr<task_struct> {
     let ids = bpf_get_current_pid_tgid();
     out.tid = ids as u32;
     out.tgid = (ids >> 32) as u32;
@@ -53,9 +55,9 @@ pub fn fill_current<M: Mem>(out: &mut TaskInfo) -> u64 {
 
 /// Parent, start time, namespace PID and flags of a task.
 #[inline(always)]
-pub fn fill_family<M: Mem>(task: u64, out: &mut TaskInfo, parent_comm: bool) {
-    let parent = M::ld64::<{ field::TASK_REAL_PARENT }>(task);
-    out.ppid = M::ld32::<{ field::TASK_TGID }>(parent);
+pub fn fill_family<M: Mem>(task: Ptr<task_struct>, out: &mut TaskInfo, parent_comm: bool) {
+    let parent = M::ld::<f::TASK_REAL_PARENT>(task);
+    out.ppid = M::ld::<f::TASK_TGID>(parent);
     if parent_comm {
         M::comm(parent, &mut out.parent_comm);
     } else {
@@ -63,11 +65,11 @@ pub fn fill_family<M: Mem>(task: u64, out: &mut TaskInfo, parent_comm: bool) {
     }
 
     // PID of the group leader inside its innermost namespace: numbers[level].nr.
-    let leader = M::ld64::<{ field::TASK_GROUP_LEADER }>(task);
-    out.start_ns = M::ld64::<{ field::TASK_START_TIME }>(leader);
-    let pid = M::ld64::<{ field::TASK_THREAD_PID }>(leader);
-    out.ns_pid = if pid != 0 && has(field::PID_LEVEL) {
-        match M::ld32::<{ field::PID_LEVEL }>(pid) {
+    let leader = M::ld::<f::TASK_GROUP_LEADER>(task);
+    out.start_ns = M::ld::<f::TASK_START_TIME>(leader);
+    let pid = M::ld::<f::TASK_THREAD_PID>(leader);
+    out.ns_pid = if !pid.is_null() && has(field::PID_LEVEL) {
+        match M::ld::<f::PID_LEVEL>(pid) {
             // The initial namespace: the namespace PID is the host one.
             0 => out.tgid,
             level => M::ns_nr(pid, level),
@@ -78,15 +80,15 @@ pub fn fill_family<M: Mem>(task: u64, out: &mut TaskInfo, parent_comm: bool) {
 
     out._pad = 0;
     let mut flags = 0;
-    let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
-    let sflags = M::ld32::<{ field::SIGNAL_FLAGS }>(signal);
+    let signal = M::ld::<f::TASK_SIGNAL>(task);
+    let sflags = M::ld::<f::SIGNAL_FLAGS>(signal);
     if sflags & SIGNAL_UNKILLABLE != 0 {
         flags |= task_flags::NS_INIT;
     }
     if sflags & SIGNAL_GROUP_EXIT != 0 {
         flags |= task_flags::GROUP_EXITING;
     }
-    if M::ld32::<{ field::TASK_FLAGS }>(task) & PF_KTHREAD != 0 {
+    if M::ld::<f::TASK_FLAGS>(task) & PF_KTHREAD != 0 {
         flags |= task_flags::KTHREAD;
     }
     out.flags = flags;
@@ -98,17 +100,17 @@ pub fn fill_family<M: Mem>(task: u64, out: &mut TaskInfo, parent_comm: bool) {
 /// `tp_btf` argument as a scalar because it may hold those special values, and refuse a
 /// direct load through it.
 #[inline(always)]
-pub fn si_code(info: u64) -> i32 {
-    match info {
+pub fn si_code(info: Ptr<kernel_siginfo>) -> i32 {
+    match info.addr() {
         0 => SI_USER,
         1 => SI_KERNEL,
-        _ => mem::probe_ld32::<{ field::SIGINFO_CODE }>(info) as i32,
+        _ => mem::probe_ld::<f::SIGINFO_CODE>(info) as i32,
     }
 }
 
 #[inline(always)]
-pub fn disposition<M: Mem>(sighand: u64, sig: i32) -> u8 {
-    if !(1..=64).contains(&sig) || sighand == 0 || !has(field::SIGHAND_HANDLER) {
+pub fn disposition<M: Mem>(sighand: Ptr<sighand_struct>, sig: i32) -> u8 {
+    if !(1..=64).contains(&sig) || sighand.is_null() || !has(field::SIGHAND_HANDLER) {
         return disp::UNKNOWN;
     }
     match M::handler(sighand, sig) {
@@ -137,8 +139,8 @@ pub fn bit(sig: i32) -> u64 {
 #[inline(always)]
 pub fn current_is_runtime<M: Mem>() -> bool {
     let task = M::current_task();
-    let lo = M::ld64::<{ field::TASK_COMM }>(task);
-    let hi = M::ld64::<{ field::TASK_COMM_HI }>(task);
+    let lo = M::ld::<f::TASK_COMM>(task);
+    let hi = M::ld::<f::TASK_COMM_HI>(task);
     let mut i = 0;
     while i < MAX_RUNTIME_COMMS {
         // SAFETY: a volatile read of the configuration global.

@@ -1,14 +1,14 @@
 //! `oom:mark_victim`: the OOM killer chose a victim. Emits it (with who invoked the killer)
 //! and watches it, so that its exit is emitted.
 use aya_ebpf::helpers::bpf_get_current_pid_tgid;
-use tracer_common::{field, kind, OomVictim};
+use tracer_common::{f, kind, OomVictim};
 
 use crate::{header, mem::Mem, task::fill_task, watch, Args};
 
 #[inline(always)]
 fn on_oom<M: Mem, A: Args>(ctx: &A) {
-    let task = ctx.arg(0);
-    watch(M::ld32::<{ field::TASK_TGID }>(task));
+    let task = ctx.ptr(0);
+    watch(M::ld::<f::TASK_TGID>(task));
     let Some(mut entry) = crate::reserve::<OomVictim>() else {
         return;
     };

@@ -2,7 +2,7 @@
 //! container (an exec hook, a probe, `kubectl exec`, a container's init) with the executable's
 //! path, never argv nor the environment; counts every other exec.
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes};
-use tracer_common::{field, kind, stat, ProcessExec};
+use tracer_common::{f, field, kind, stat, ProcessExec};
 
 use crate::{
     bump, header,
@@ -17,22 +17,21 @@ use crate::{
 /// only counted. Never argv nor the environment: the comm and the executable's path.
 #[inline(always)]
 fn on_exec<M: Mem, A: Args>(ctx: &A) {
-    let (task, bprm) = (ctx.arg(0), ctx.arg(2));
+    let (task, bprm) = (ctx.ptr(0), ctx.ptr(2));
     // Cheapest test first, on the two task structs only (hot: the parent just forked it): a
     // task and its parent nearly always share one css_set. Then the v2 cgroups and the PID
     // namespace level. No helper call and no cgroup id read on the counted path.
-    let parent = M::ld64::<{ field::TASK_REAL_PARENT }>(task);
-    let css_set = M::ld64::<{ field::TASK_CGROUPS }>(task);
-    let parent_css_set = M::ld64::<{ field::TASK_CGROUPS }>(parent);
+    let parent = M::ld::<f::TASK_REAL_PARENT>(task);
+    let css_set = M::ld::<f::TASK_CGROUPS>(task);
+    let parent_css_set = M::ld::<f::TASK_CGROUPS>(parent);
     if css_set == parent_css_set
-        || M::ld64::<{ field::CSS_SET_DFL_CGRP }>(css_set)
-            == M::ld64::<{ field::CSS_SET_DFL_CGRP }>(parent_css_set)
+        || M::ld::<f::CSS_SET_DFL_CGRP>(css_set) == M::ld::<f::CSS_SET_DFL_CGRP>(parent_css_set)
     {
         bump(stat::EXECS_COUNTED);
         return;
     }
-    let pid = M::ld64::<{ field::TASK_THREAD_PID }>(task);
-    let nested = pid != 0 && has(field::PID_LEVEL) && M::ld32::<{ field::PID_LEVEL }>(pid) != 0;
+    let pid = M::ld::<f::TASK_THREAD_PID>(task);
+    let nested = !pid.is_null() && has(field::PID_LEVEL) && M::ld::<f::PID_LEVEL>(pid) != 0;
     if !nested || is_agent() {
         bump(stat::EXECS_COUNTED);
         return;
@@ -46,7 +45,7 @@ fn on_exec<M: Mem, A: Args>(ctx: &A) {
     ev.header = header(kind::PROCESS_EXEC);
     fill_current::<M>(&mut ev.task);
     ev.parent_cgroup_id = parent_cgroup;
-    let filename = M::ld64::<{ field::BPRM_FILENAME }>(bprm);
+    let filename = M::ld::<f::BPRM_FILENAME>(bprm);
     if filename != 0 {
         // SAFETY: a bounded string read of kernel memory into the reserved entry.
         let _ = unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut ev.path) };

@@ -1,6 +1,6 @@
 //! `sched:sched_process_exit`: a task exits. Emits the exit of the last thread of a watched
 //! group, of a direct child of one, or of a process a signal killed; counts every other.
-use tracer_common::{field, kind, stat, ProcessExit};
+use tracer_common::{f, field, kind, stat, ProcessExit};
 
 use crate::{
     bump, header,
@@ -16,13 +16,13 @@ use crate::{
 /// virtualised CPU the target can die before the sender's program has watched it.)
 #[inline(always)]
 fn on_exit<M: Mem, A: Args>(ctx: &A) {
-    let task = ctx.arg(0);
-    let tgid = M::ld32::<{ field::TASK_TGID }>(task);
+    let task = ctx.ptr(0);
+    let tgid = M::ld::<f::TASK_TGID>(task);
     let is_watched = watched(tgid);
-    let killed = M::ld32::<{ field::TASK_EXIT_CODE }>(task) & 0x7f != 0;
+    let killed = M::ld::<f::TASK_EXIT_CODE>(task) & 0x7f != 0;
     if !is_watched && !killed {
-        let parent = M::ld64::<{ field::TASK_REAL_PARENT }>(task);
-        if !watched(M::ld32::<{ field::TASK_TGID }>(parent)) {
+        let parent = M::ld::<f::TASK_REAL_PARENT>(task);
+        if !watched(M::ld::<f::TASK_TGID>(parent)) {
             bump(stat::EXITS_COUNTED);
             return;
         }
@@ -36,8 +36,8 @@ fn on_exit<M: Mem, A: Args>(ctx: &A) {
         (ctx.arg(1) & 0xff) != 0
     } else {
         // Older kernels: `signal->live` already reached zero for the group's last thread.
-        let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
-        signal != 0 && has(field::SIGNAL_LIVE) && M::ld32::<{ field::SIGNAL_LIVE }>(signal) == 0
+        let signal = M::ld::<f::TASK_SIGNAL>(task);
+        !signal.is_null() && has(field::SIGNAL_LIVE) && M::ld::<f::SIGNAL_LIVE>(signal) == 0
     };
     if !group_dead {
         bump(stat::THREAD_EXITS_FOLDED);
@@ -53,7 +53,7 @@ fn on_exit<M: Mem, A: Args>(ctx: &A) {
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     ev.header = header(kind::PROCESS_EXIT);
     fill_task::<M>(task, &mut ev.task);
-    ev.exit_code = M::ld32::<{ field::TASK_EXIT_CODE }>(task) as i32;
+    ev.exit_code = M::ld::<f::TASK_EXIT_CODE>(task) as i32;
     ev.group_dead = group_dead as u32;
     crate::submit(entry);
 }

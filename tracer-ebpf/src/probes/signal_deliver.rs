@@ -1,7 +1,7 @@
 //! `signal:signal_deliver`: a thread took a signal off its queue. Emits the delivery of a stop
 //! signal, or of a signal of the emit mask that meets the default action, with the action
 //! the receiver had installed; counts the others.
-use tracer_common::{field, kind, SignalDeliver};
+use tracer_common::{f, kind, kstruct::k_sigaction, Ptr, SignalDeliver};
 
 use crate::{
     header,
@@ -13,12 +13,12 @@ use crate::{
 /// Whether the delivery of `sig` (to `ka`) is emitted: a stop signal, or a signal of the emit
 /// mask that meets the default action; otherwise it is counted.
 #[inline(always)]
-fn deliver_emitted<M: Mem>(sig: i32, ka: u64) -> bool {
+fn deliver_emitted<M: Mem>(sig: i32, ka: Ptr<k_sigaction>) -> bool {
     if !(1..=64).contains(&sig) {
         return false;
     }
     let emit = config!(signal_mask) & bit(sig) != 0
-        && (config!(stop_mask) & bit(sig) != 0 || M::ld64::<{ field::KA_HANDLER }>(ka) == 0);
+        && (config!(stop_mask) & bit(sig) != 0 || M::ld::<f::KA_HANDLER>(ka) == 0);
     if !emit {
         count_only(sig);
     }
@@ -27,7 +27,7 @@ fn deliver_emitted<M: Mem>(sig: i32, ka: u64) -> bool {
 
 #[inline(always)]
 fn on_deliver<M: Mem, A: Args>(ctx: &A) {
-    let (sig, info, ka) = (ctx.arg(0) as i32, ctx.arg(1), ctx.arg(2));
+    let (sig, info, ka) = (ctx.arg(0) as i32, ctx.ptr(1), ctx.ptr(2));
     if !deliver_emitted::<M>(sig, ka) || is_agent() {
         return;
     }
@@ -42,10 +42,10 @@ fn on_deliver<M: Mem, A: Args>(ctx: &A) {
     let task = fill_current::<M>(&mut ev.receiver);
     // The generation may have come before the trace started.
     watch(ev.receiver.tgid);
-    ev.sa_handler = M::ld64::<{ field::KA_HANDLER }>(ka);
-    ev.sa_flags = M::ld64::<{ field::KA_FLAGS }>(ka);
-    let signal = M::ld64::<{ field::TASK_SIGNAL }>(task);
-    ev.group_exit_code = M::ld32::<{ field::SIGNAL_GROUP_EXIT_CODE }>(signal) as i32;
+    ev.sa_handler = M::ld::<f::KA_HANDLER>(ka);
+    ev.sa_flags = M::ld::<f::KA_FLAGS>(ka);
+    let signal = M::ld::<f::TASK_SIGNAL>(task);
+    ev.group_exit_code = M::ld::<f::SIGNAL_GROUP_EXIT_CODE>(signal) as i32;
     ev._pad = 0;
     crate::submit(entry);
 }

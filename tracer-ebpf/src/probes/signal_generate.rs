@@ -1,7 +1,7 @@
 //! `signal:signal_generate`: a signal was sent. Emits who sent which signal to whom, what the
 //! kernel did with it and the target's dispositions, for the signals that can affect a
 //! shutdown; counts the others per signal. Watches the target, so that its exit is emitted.
-use tracer_common::{disp, field, kind, stat, SignalGenerate, DISP_SIGNALS};
+use tracer_common::{disp, f, kind, kstruct::task_struct, stat, Ptr, SignalGenerate, DISP_SIGNALS};
 
 use crate::{
     bump, header,
@@ -21,7 +21,7 @@ const SIGCHLD: i32 = 17;
 /// other signal of the emit mask that meets the default action (it may end the process). A
 /// signal that meets a handler or SIG_IGN and is none of those cannot affect a shutdown.
 #[inline(always)]
-fn generate_emitted<M: Mem>(sig: i32, target: u64) -> bool {
+fn generate_emitted<M: Mem>(sig: i32, target: Ptr<task_struct>) -> bool {
     if !(1..=64).contains(&sig) {
         return false;
     }
@@ -32,7 +32,7 @@ fn generate_emitted<M: Mem>(sig: i32, target: u64) -> bool {
     let runtime = sig != SIGCHLD && current_is_runtime::<M>();
     let emit = runtime
         || (in_mask && {
-            let d = disposition::<M>(M::ld64::<{ field::TASK_SIGHAND }>(target), sig);
+            let d = disposition::<M>(M::ld::<f::TASK_SIGHAND>(target), sig);
             d != disp::HANDLER && d != disp::IGNORE
         });
     if !emit {
@@ -43,14 +43,14 @@ fn generate_emitted<M: Mem>(sig: i32, target: u64) -> bool {
 
 #[inline(always)]
 fn on_generate<M: Mem, A: Args>(ctx: &A) {
-    let (sig, info, task) = (ctx.arg(0) as i32, ctx.arg(1), ctx.arg(2));
+    let (sig, info, task) = (ctx.arg(0) as i32, ctx.ptr(1), ctx.ptr(2));
     let (group, result) = (ctx.arg(3) as i32, ctx.arg(4) as i32);
     if !generate_emitted::<M>(sig, task) || is_agent() {
         return;
     }
     // Signals to the agent itself (its own stop) are not traced either.
     let agent = config!(agent_tgid);
-    let target_tgid = M::ld32::<{ field::TASK_TGID }>(task);
+    let target_tgid = M::ld::<f::TASK_TGID>(task);
     if agent != 0 && target_tgid == agent {
         bump(stat::SELF_FILTERED);
         return;
@@ -71,7 +71,7 @@ fn on_generate<M: Mem, A: Args>(ctx: &A) {
     fill_task::<M>(task, &mut ev.target);
 
     // In DISP_SIGNALS order, each with a constant signal number so that the loads are too.
-    let sighand = M::ld64::<{ field::TASK_SIGHAND }>(task);
+    let sighand = M::ld::<f::TASK_SIGHAND>(task);
     ev.disp = [
         disposition::<M>(sighand, sig),
         disposition::<M>(sighand, DISP_SIGNALS[1]),
@@ -82,7 +82,7 @@ fn on_generate<M: Mem, A: Args>(ctx: &A) {
         0,
         0,
     ];
-    ev.target_blocked = M::ld64::<{ field::TASK_BLOCKED }>(task);
+    ev.target_blocked = M::ld::<f::TASK_BLOCKED>(task);
     crate::submit(entry);
 }
 
