@@ -498,3 +498,21 @@ fn s14_second_sigterm_is_already_pending() {
         v.pid
     );
 }
+
+/// `--stop-signal SIGWINCH` alone (no `--signals`): an init of a PID namespace that handles
+/// WINCH (httpd's graceful stop), stopped with WINCH by a supervisor that is no container
+/// runtime, gives a `graceful` record with WINCH as its stop signal.
+#[test]
+fn a_stop_signal_outside_the_default_signals_is_traced_without_signals() {
+    let agent = Agent::start(&["run", "--json", "--stop-signal", "SIGWINCH"]);
+    let (_ns, pid, _d) = ns_victim(&["--handle", "WINCH:0:100"]);
+    let out = stop(pid, libc::SIGWINCH, Duration::from_secs(5));
+    assert!(out.exited_in_grace && !out.killed, "{out:?}");
+    let rec = record(&agent, pid);
+    assert_outcome(&rec, "graceful", Some(0), None, false, false);
+    assert_eq!(rec["stop_signal"], "SIGWINCH", "{rec}");
+    let winch = signals_named(&rec, "SIGWINCH");
+    assert_eq!(winch.len(), 1, "{rec}");
+    assert_eq!(winch[0]["disposition"], "handler", "{rec}");
+    assert_eq!(winch[0]["sender"]["pid"], me(), "{rec}");
+}

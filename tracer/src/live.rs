@@ -270,59 +270,68 @@ impl Source for LiveSource {
 
 /// Waits for the kernel to wake the ring thread, or for a timeout.
 ///
-/// Edge-triggered epoll, not a plain `poll`: the ring's fd reads as ready as long as *any*
-/// record waits, so under load a level-triggered wait returns at once after every drain and
-/// the thread spins on a few records at a time, uses up its share of the CPU, and then waits
-/// milliseconds behind busy threads while the ring fills. With `EPOLLET` it sleeps until a
-/// CPU has written its wake-up share since the last wake-up (see the kernel side), or the
-/// timer.
+/// Edge-triggered, not a plain `poll`: the ring's fd reads as ready as long as *any* record
+/// waits, so under load a level-triggered wait returns at once after every drain and the
+/// thread spins on a few records at a time, uses up its share of the CPU, and then waits
+/// milliseconds behind busy threads while the ring fills. tokio's [`AsyncFd`] registers the fd
+/// edge-triggered (mio's epoll), and its readiness is cleared at each wake-up: the thread
+/// sleeps until a CPU has written its wake-up share since the last wake-up (see the kernel
+/// side), or the timer. The ring thread runs its own single-threaded runtime (it keeps its
+/// real-time priority; nothing else runs on it).
+///
+/// [`AsyncFd`]: tokio::io::unix::AsyncFd
 struct Waiter {
-    epoll: Option<std::os::fd::OwnedFd>,
-    ring: libc::c_int,
+    /// `None` when the runtime or the registration failed: the timer alone drains.
+    wake: Option<(
+        tokio::runtime::Runtime,
+        tokio::io::unix::AsyncFd<std::os::fd::RawFd>,
+    )>,
 }
 
 impl Waiter {
-    fn new(ring: libc::c_int) -> Self {
-        use std::os::fd::FromRawFd;
-        // SAFETY: plain syscalls; the returned fd is owned at once, and `ring` stays open
-        // while the ring lives (longer than the waiter).
-        let epoll = unsafe {
-            let fd = libc::epoll_create1(libc::EPOLL_CLOEXEC);
-            (fd >= 0).then(|| std::os::fd::OwnedFd::from_raw_fd(fd))
-        };
-        let epoll = epoll.filter(|ep| {
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-                u64: 0,
-            };
-            // SAFETY: valid fds and event.
-            unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, ring, &mut ev) == 0 }
-        });
-        if epoll.is_none() {
-            tracing::warn!(
-                "edge-triggered wait on the ring buffer unavailable ({}); polling it instead",
-                std::io::Error::last_os_error()
-            );
+    /// `ring` stays open while the ring lives (longer than the waiter).
+    fn new(ring: std::os::fd::RawFd) -> Self {
+        let wake = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .and_then(|rt| {
+                let fd = {
+                    let _in = rt.enter();
+                    // SAFETY: `ring` stays open while the waiter lives: `read_ring` owns the
+                    // ring (a parameter, dropped after the waiter, a local) and never replaces
+                    // its fd.
+                    unsafe {
+                        tokio::io::unix::AsyncFd::register_with_interest(
+                            ring,
+                            tokio::io::Interest::READABLE,
+                        )?
+                    }
+                };
+                Ok((rt, fd))
+            });
+        match wake {
+            Ok(w) => Self { wake: Some(w) },
+            Err(e) => {
+                tracing::warn!(
+                    "edge-triggered wait on the ring buffer unavailable ({e}); draining it on \
+                     the timer only"
+                );
+                Self { wake: None }
+            }
         }
-        Self { epoll, ring }
     }
 
     fn wait(&self, timeout_ms: i32) {
-        match &self.epoll {
-            Some(ep) => {
-                let mut ev = libc::epoll_event { events: 0, u64: 0 };
-                // SAFETY: one valid event slot.
-                unsafe { libc::epoll_wait(ep.as_raw_fd(), &mut ev, 1, timeout_ms) };
-            }
-            None => {
-                let mut pfd = libc::pollfd {
-                    fd: self.ring,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-            }
+        let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
+        match &self.wake {
+            Some((rt, fd)) => rt.block_on(async {
+                if let Ok(Ok(mut ready)) = tokio::time::timeout(timeout, fd.readable()).await {
+                    // The next wait sleeps until the next wake-up.
+                    ready.clear_ready();
+                }
+            }),
+            None => std::thread::sleep(timeout),
         }
     }
 }

@@ -27,6 +27,7 @@ fn parse_sig(s: &str) -> i32 {
         "TERM" => libc::SIGTERM,
         "USR1" => libc::SIGUSR1,
         "USR2" => libc::SIGUSR2,
+        "WINCH" => libc::SIGWINCH,
         n => n
             .parse()
             .unwrap_or_else(|_| panic!("victim: unknown signal {s}")),
