@@ -80,6 +80,34 @@ fn docker_s21_sigwinch_stop_signal_is_the_stop_signal() {
     assert_eq!(sh["dispositions"]["SIGWINCH"], "handler", "{sh:#}");
 }
 
+/// `docker run --stop-timeout 3`, a TERM handler needing 2.5 s, a plain `docker stop`: the
+/// container's stop timeout is the declared grace, and the stop used most of it.
+#[test]
+fn docker_stop_timeout_is_the_grace_of_a_plain_docker_stop() {
+    let d = Docker::start();
+    let agent = docker_agent(&d);
+    let script = "trap 'sleep 2.5; exit 0' TERM; while :; do sleep 0.1; done";
+    let id = d.run(
+        "stoptimeout",
+        &["--stop-timeout", "3"],
+        &["/bin/sh", "-c", script],
+    );
+    let init = d.init_pid(&id);
+    wait_handles_term(init);
+    d.output(&["stop", &id]);
+    let rec = agent.container_stop(T, &id);
+    assert_docker_container(&d, &rec, &id, "stoptimeout");
+    assert_eq!(rec["diagnosis"], "graceful", "{rec:#}");
+    assert_eq!(rec["killed"], false, "{rec:#}");
+    assert_eq!(rec["termination_grace_s"], 3.0, "{rec:#}");
+    assert_eq!(rec["termination_grace_source"], "docker", "{rec:#}");
+    let sh = process(&rec, init);
+    assert_eq!(sh["grace_s"], 3.0, "{sh:#}");
+    assert_eq!(sh["grace_source"], "declared", "{sh:#}");
+    assert_eq!(sh["near_overrun"], true, "{sh:#}");
+    assert_eq!(sh["overrun"], false, "{sh:#}");
+}
+
 /// S21 with `--stop-signal SIGUSR1` and a handler slower than the grace: `slow_handler` with
 /// SIGUSR1 as the stop signal (not `force_killed` with SIGKILL).
 #[test]

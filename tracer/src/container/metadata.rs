@@ -79,8 +79,9 @@ pub struct ContainerMetadata {
     /// Pod labels, where the runtime's state has them (CRI-O's `io.kubernetes.cri-o.Labels`
     /// on the sandbox; containerd keeps them only in its database).
     pub labels: Option<HashMap<String, String>>,
-    /// `io.kubernetes.pod.terminationGracePeriod` (seconds), where the runtime keeps kubelet's
-    /// container annotations.
+    /// The declared grace of a stop (seconds): `io.kubernetes.pod.terminationGracePeriod`,
+    /// where the runtime keeps kubelet's container annotations; a plain docker container's
+    /// `StopTimeout` (else docker's default, 10 s).
     pub termination_grace_s: Option<u32>,
 }
 
@@ -125,7 +126,13 @@ struct DockerConfig {
     labels: Option<HashMap<String, String>>,
     #[serde(rename = "StopSignal", default)]
     stop_signal: Option<String>,
+    /// `docker run --stop-timeout` (seconds; absent: docker's default).
+    #[serde(rename = "StopTimeout", default)]
+    stop_timeout: Option<i64>,
 }
+
+/// `docker stop`'s grace when the container sets none.
+pub const DOCKER_DEFAULT_STOP_TIMEOUT_S: u32 = 10;
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, MetadataError> {
     let io = |source| MetadataError::Io {
@@ -204,9 +211,14 @@ pub fn read_oci_bundle(config_json: &Path) -> Result<ContainerMetadata, Metadata
 /// Reads docker's `config.v2.json`.
 pub fn read_docker_config(config_v2: &Path) -> Result<ContainerMetadata, MetadataError> {
     let cfg: DockerConfigV2 = read_json(config_v2)?;
-    let (image, labels, stop_signal) = match cfg.config {
-        Some(c) => (c.image, c.labels.unwrap_or_default(), c.stop_signal),
-        None => (None, HashMap::new(), None),
+    let (image, labels, stop_signal, stop_timeout) = match cfg.config {
+        Some(c) => (
+            c.image,
+            c.labels.unwrap_or_default(),
+            c.stop_signal,
+            c.stop_timeout,
+        ),
+        None => (None, HashMap::new(), None, None),
     };
     let mut k8s = from_oci_annotations(&labels);
     // dockershim / cri-dockerd label their pause containers.
@@ -226,6 +238,15 @@ pub fn read_docker_config(config_v2: &Path) -> Result<ContainerMetadata, Metadat
         name: k8s.name.or(name),
         image: image.filter(|i| !i.is_empty()).or(k8s.image),
         stop_signal: stop_signal.filter(|s| !s.is_empty()),
+        // A Kubernetes container's grace is its pod's (kubelet passes it to each stop); a
+        // plain docker container's is its stop timeout (a negative one waits forever).
+        termination_grace_s: k8s.termination_grace_s.or(match &k8s.pod_uid {
+            Some(_) => None,
+            None => match stop_timeout {
+                Some(t) => u32::try_from(t).ok(),
+                None => Some(DOCKER_DEFAULT_STOP_TIMEOUT_S),
+            },
+        }),
         ..k8s
     })
 }

@@ -66,9 +66,10 @@ pub struct ContainerInfo {
     /// `workload_source` in JSON.
     #[serde(flatten, default)]
     pub workload: Option<workload::Workload>,
-    /// The pod's terminationGracePeriodSeconds where the runtime's state records it (the
-    /// `io.kubernetes.pod.terminationGracePeriod` annotation: CRI-O, or containerd with
-    /// annotation pass-through).
+    /// The declared grace of a stop (seconds): the pod's terminationGracePeriodSeconds where
+    /// the runtime's state records it (the `io.kubernetes.pod.terminationGracePeriod`
+    /// annotation: CRI-O, or containerd with annotation pass-through); a plain docker
+    /// container's `--stop-timeout` (else docker's default, 10 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_s: Option<u32>,
     pub cgroup_id: u64,

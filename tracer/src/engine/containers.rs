@@ -346,6 +346,9 @@ impl Grace {
         let (termination_s, termination_source) = match (info.termination_grace_s, effective_s) {
             (Some(t), _) if kubernetes => (Some(f64::from(t)), Some("runtime")),
             (None, Some(e)) if kubernetes => (Some(e + prestop_s.unwrap_or(0.0)), Some("inferred")),
+            (Some(t), _) if info.runtime == "docker" && info.pod_uid.is_none() => {
+                (Some(f64::from(t)), Some("docker"))
+            }
             _ => (None, None),
         };
         Self {

@@ -77,19 +77,30 @@ pub(super) struct Timing {
     pub near_overrun: bool,
 }
 
-/// `end`: exit time, or end of observation when the process did not exit.
-pub(super) fn timing(ep: &Episode, grace_cfg_s: Option<f64>, end: u64) -> Timing {
+/// `end`: exit time, or end of observation when the process did not exit. The grace is the
+/// observed one, else the one the runtime declared for the process's container (`declared_s`)
+/// when the process ended within it (a process that outlived it unkilled was given more: a
+/// `docker stop -t`, a `kubectl delete --grace-period`), else the configured one.
+pub(super) fn timing(
+    ep: &Episode,
+    grace_cfg_s: Option<f64>,
+    declared_s: Option<u32>,
+    end: u64,
+) -> Timing {
     let duration_ns = end.saturating_sub(ep.first_mono);
     let stop_first = ep.first_signal.is_some_and(|s| s != Signal::KILL);
     let configured = grace_cfg_s
         .filter(|g| g.is_finite() && *g >= 0.0)
         .map(|g| (g * 1e9) as u64);
+    let declared = declared_s.map(|s| u64::from(s) * 1_000_000_000);
     let observed = ep.grace_kill.map(|k| k.saturating_sub(ep.first_mono));
-    let (grace_ns, grace_source) = match (observed, configured) {
-        (Some(o), _) => (Some(o), Some(GraceSource::Observed)),
-        (None, Some(c)) if stop_first && ep.oom_invoker.is_none() => {
-            (Some(c), Some(GraceSource::Configured))
+    let unobserved = stop_first && ep.oom_invoker.is_none();
+    let (grace_ns, grace_source) = match (observed, declared, configured) {
+        (Some(o), _, _) => (Some(o), Some(GraceSource::Observed)),
+        (None, Some(d), _) if unobserved && duration_ns <= d => {
+            (Some(d), Some(GraceSource::Declared))
         }
+        (None, _, Some(c)) if unobserved => (Some(c), Some(GraceSource::Configured)),
         _ => (None, None),
     };
     let killed = ep.kill.is_some();
@@ -306,7 +317,8 @@ pub(super) fn build(
     container: Option<Arc<ContainerInfo>>,
 ) -> ProcessStop {
     let end = ep.exit.as_ref().map_or(end.max(ep.last_mono), |x| x.mono);
-    let t = timing(ep, cfg.grace_s, end);
+    let declared = container.as_ref().and_then(|c| c.termination_grace_s);
+    let t = timing(ep, cfg.grace_s, declared, end);
     let diagnosis = diagnose(ep, &t, handler_ran(ep, cfg));
     ProcessStop {
         time: WallTime::from_ns(ep.first_wall),

@@ -166,6 +166,35 @@ fn docker_config_v2() {
     assert_eq!(md.image.as_deref(), Some("local/busybox:1"));
     assert_eq!(md.pod, None);
     assert_eq!(md.stop_signal, None);
+    // No --stop-timeout: docker's default.
+    assert_eq!(md.termination_grace_s, Some(10));
+}
+
+#[test]
+fn docker_stop_timeout_is_the_declared_grace() {
+    let root = TempDir::new("md-docker-timeout");
+    let path = root
+        .path()
+        .join(format!("docker/containers/{ID}/config.v2.json"));
+    for (json, grace) in [
+        (r#"{"Name": "/a", "Config": {"StopTimeout": 3}}"#, Some(3)),
+        (
+            r#"{"Name": "/a", "Config": {"StopTimeout": null}}"#,
+            Some(10),
+        ),
+        // Negative: docker waits forever.
+        (r#"{"Name": "/a", "Config": {"StopTimeout": -1}}"#, None),
+        // A Kubernetes container's grace is its pod's, not docker's.
+        (
+            r#"{"Name": "/k8s_a", "Config": {"StopTimeout": 3, "Labels": {
+                "io.kubernetes.pod.uid": "u", "io.kubernetes.container.name": "a"}}}"#,
+            None,
+        ),
+    ] {
+        root.write(&format!("docker/containers/{ID}/config.v2.json"), json);
+        let md = read_docker_config(&path).unwrap();
+        assert_eq!(md.termination_grace_s, grace, "{json}");
+    }
 }
 
 #[test]

@@ -78,9 +78,10 @@ pub struct ContainerStop {
     /// The runtime's stop signal to its SIGKILL of the init (`null` without that SIGKILL):
     /// the time the app really had.
     pub effective_grace_s: Option<f64>,
-    /// The pod's terminationGracePeriodSeconds: as the runtime's state records it
-    /// (`termination_grace_source` "runtime"), else the effective grace plus the preStop
-    /// hook's run time ("inferred"). Kubernetes containers only.
+    /// The declared grace: the pod's terminationGracePeriodSeconds as the runtime's state
+    /// records it (`termination_grace_source` "runtime"), else the effective grace plus the
+    /// preStop hook's run time ("inferred"); a plain docker container's stop timeout
+    /// (`--stop-timeout`, else docker's 10 s: "docker").
     pub termination_grace_s: Option<f64>,
     pub termination_grace_source: Option<String>,
     /// The preStop hook (Kubernetes): the runtime exec that ran just before the stop signal.

@@ -97,8 +97,11 @@ pub fn outcome(exit: Option<&ExitEntry>) -> &'static str {
 pub enum GraceSource {
     /// Gap between the first stop signal and the SIGKILL from the same sender.
     Observed,
-    /// `EngineConfig::grace_s` (`--grace`), used when none was observed.
+    /// `EngineConfig::grace_s` (`--grace`), used when none was observed or declared.
     Configured,
+    /// Declared by the runtime for the process's container (a pod's
+    /// terminationGracePeriodSeconds, docker's stop timeout), used when none was observed.
+    Declared,
 }
 
 /// The shutdown record of one process: the public JSON schema (`"type": "process_stop"`).

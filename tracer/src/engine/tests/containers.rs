@@ -273,3 +273,43 @@ fn s9_under_tini_ignored_signal_explains_the_container() {
     assert_eq!(by_pid(100).diagnosis, Diagnosis::SignalBlocked);
     assert_eq!(by_pid(101).diagnosis, Diagnosis::OrphanKilled);
 }
+
+/// A plain docker container's declared grace (`--stop-timeout 3`): an exit at 2.5 s is a near
+/// overrun against it; an unkilled exit after it (a `docker stop -t` gave more) is no overrun.
+#[test]
+fn a_docker_stop_timeout_is_the_grace_of_an_unkilled_stop() {
+    let docker = |cgroup_id: u64| {
+        Arc::new(ContainerInfo {
+            id: format!("{cgroup_id:064x}"),
+            runtime: "docker".into(),
+            name: Some("app".into()),
+            termination_grace_s: Some(3),
+            cgroup_id,
+            ..ContainerInfo::default()
+        })
+    };
+    let stop_after = |exit_ms: f64| {
+        let app = task(100, "app").init().cgroup(9);
+        let mut engine = Engine::new(EngineConfig::default());
+        engine.set_container(9, docker(9));
+        let mut out = Vec::new();
+        for ev in handled_runtime_term(&app, 1.0, exit_ms) {
+            engine.push(ev, &mut out);
+        }
+        engine.finish(&mut out);
+        out
+    };
+    let out = stop_after(2500.0);
+    let p = stop_of(&out, 100);
+    assert_eq!(p.grace_s, Some(3.0));
+    assert_eq!(p.grace_source, Some(crate::engine::GraceSource::Declared));
+    assert!(p.near_overrun && !p.overrun, "{p:#?}");
+    assert_eq!(p.diagnosis, Diagnosis::Graceful);
+    let c = one(&out);
+    assert_eq!(c.termination_grace_s, Some(3.0));
+    assert_eq!(c.termination_grace_source.as_deref(), Some("docker"));
+    let out = stop_after(4000.0);
+    let p = stop_of(&out, 100);
+    assert_eq!((p.grace_s, p.grace_source), (None, None), "{p:#?}");
+    assert!(!p.near_overrun && !p.overrun, "{p:#?}");
+}
