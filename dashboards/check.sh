@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Offline checks of the dashboard and alert rules; exits non-zero on any failure.
 #  - promtool check rules + promtool test rules (installs Debian's prometheus if promtool is missing)
-#  - sigtrace.json parses, is what gen_dashboard.py writes, every panel target has an expr,
-#    and every variable it uses is one of README.md's substitution rule.
+#  - sigtrace.json parses, is what gen_dashboard.py writes (with Grafana's builders, from the
+#    virtualenv deploy/tools.sh sets up in target/pyenv), every panel target has an expr, and
+#    every variable it uses is one of README.md's substitution rule.
 # With PROM_URL set (a Prometheus scraping sigtrace), also runs every query through
 # query_check.py (each must parse; REQUIRE_DATA, default 0, is the fraction that must return data).
 set -euo pipefail
@@ -22,7 +23,11 @@ fi
 promtool check rules alerts.yml
 promtool test rules alerts_test.yml
 
-python3 - <<'PY'
+# shellcheck source=../deploy/tools.sh
+source "$here/../deploy/tools.sh"
+tools_python
+
+"$TOOLS_PY" - <<'PY'
 import json, re, subprocess, sys, tempfile, os, shutil
 d = json.load(open("sigtrace.json"))
 problems = []
@@ -60,7 +65,7 @@ try:
     shutil.copy("gen_dashboard.py", tmp)
     subprocess.run([sys.executable, os.path.join(tmp, "gen_dashboard.py")], check=True, stdout=subprocess.DEVNULL)
     if open(os.path.join(tmp, "sigtrace.json")).read() != open("sigtrace.json").read():
-        problems.append("sigtrace.json differs from gen_dashboard.py's output: run python3 dashboards/gen_dashboard.py")
+        problems.append("sigtrace.json differs from gen_dashboard.py's output: run target/pyenv/bin/python dashboards/gen_dashboard.py")
 finally:
     shutil.rmtree(tmp)
 for pr in problems:

@@ -1,11 +1,25 @@
 #!/usr/bin/env python3
-"""Generates dashboards/sigtrace.json (the Grafana dashboard) from the panel list below.
+"""Generates dashboards/sigtrace.json (the Grafana dashboard) from the panel list below, with
+Grafana's own typed builders (PyPI `grafana-foundation-sdk`, pinned in deploy/tools.sh).
 
-Edit this file, then run `python3 dashboards/gen_dashboard.py`; dashboards/check.sh fails
-when sigtrace.json is not what this script writes.
+Edit this file, then run `target/pyenv/bin/python dashboards/gen_dashboard.py` (the virtualenv
+`bash dashboards/check.sh` sets up); check.sh fails when sigtrace.json is not what this script
+writes.
 """
 import json
 import os
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import heatmap as hb
+from grafana_foundation_sdk.builders import prometheus as pb
+from grafana_foundation_sdk.builders import stat as sb
+from grafana_foundation_sdk.builders import table as tb
+from grafana_foundation_sdk.builders import timeseries as tsb
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as mc
+from grafana_foundation_sdk.models import dashboard as md
+from grafana_foundation_sdk.models import prometheus as mp
 
 # Per-workload and per-namespace series are filtered by both variables; series without a
 # namespace label (signals, agent health) by node only. `=~".*"` also matches a missing or
@@ -38,97 +52,119 @@ def pid():
     return _next_id[0]
 
 
-DS = {"type": "prometheus", "uid": "${datasource}"}
+DS = md.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 
-def target(expr, legend="", ref="A", instant=False, fmt=None):
-    t = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref}
-    if instant:
-        t.update({"instant": True, "range": False, "format": fmt or "table"})
-    else:
-        t.update({"range": True, "instant": False})
-        if fmt:
-            t["format"] = fmt
+def target(expr, legend="", instant=False, fmt=None):
+    t = pb.Dataquery().datasource(DS).expr(expr).legend_format(legend)
+    t = t.instant() if instant else t.range()
+    if fmt or instant:
+        t = t.format(mp.PromQueryFormat(fmt or "table"))
     return t
 
 
 def refs(targets):
-    for i, t in enumerate(targets):
-        t["refId"] = chr(ord("A") + i)
-    return targets
-
-
-def timeseries(title, desc, targets, pos, unit="short", stack=False, bars=False, decimals=None):
-    custom = {
-        "drawStyle": "bars" if bars else "line",
-        "lineWidth": 1,
-        "fillOpacity": 60 if bars else 15,
-        "showPoints": "never",
-        "spanNulls": False,
-        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
-    }
-    defaults = {"unit": unit, "custom": custom, "min": 0}
-    if decimals is not None:
-        defaults["decimals"] = decimals
-    return {
-        "id": pid(),
-        "type": "timeseries",
-        "title": title,
-        "description": desc,
-        "datasource": DS,
-        "gridPos": pos,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "legend": {"displayMode": "table", "placement": "right", "calcs": ["sum", "max"], "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-        "targets": refs(targets),
-    }
-
-
-def table(title, desc, targets, pos, unit="short", hide=("Time",)):
-    return {
-        "id": pid(),
-        "type": "table",
-        "title": title,
-        "description": desc,
-        "datasource": DS,
-        "gridPos": pos,
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {"showHeader": True, "sortBy": [{"displayName": "Value", "desc": True}]},
-        "transformations": [
-            {"id": "organize", "options": {"excludeByName": {h: True for h in hide}}}
-        ],
-        "targets": refs(targets),
-    }
-
-
-def stat(title, desc, targets, pos, unit="short"):
-    return {
-        "id": pid(),
-        "type": "stat",
-        "title": title,
-        "description": desc,
-        "datasource": DS,
-        "gridPos": pos,
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value",
-            "graphMode": "area",
-            "textMode": "auto",
-        },
-        "targets": refs(targets),
-    }
-
-
-def row(title, y):
-    return {"id": pid(), "type": "row", "title": title, "collapsed": False,
-            "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []}
+    return [t.ref_id(chr(ord("A") + i)) for i, t in enumerate(targets)]
 
 
 def gp(x, y, w, h):
-    return {"x": x, "y": y, "w": w, "h": h}
+    return md.GridPos(x=x, y=y, w=w, h=h)
+
+
+def common_panel(panel, title, desc, targets, pos, unit):
+    return (
+        panel.id(pid())
+        .title(title)
+        .description(desc)
+        .datasource(DS)
+        .grid_pos(pos)
+        .unit(unit)
+        .targets(refs(targets))
+    )
+
+
+def timeseries(title, desc, targets, pos, unit="short", stack=False, bars=False, decimals=None):
+    p = (
+        common_panel(tsb.Panel(), title, desc, targets, pos, unit)
+        .min(0)
+        .draw_style(mc.GraphDrawStyle.BARS if bars else mc.GraphDrawStyle.LINE)
+        .line_width(1)
+        .fill_opacity(60 if bars else 15)
+        .show_points(mc.VisibilityMode.NEVER)
+        .span_nulls(False)
+        .stacking(
+            cb.StackingConfig()
+            .mode(mc.StackingMode.NORMAL if stack else mc.StackingMode.NONE)
+            .group("A")
+        )
+        .legend(
+            cb.VizLegendOptions()
+            .display_mode(mc.LegendDisplayMode.TABLE)
+            .placement(mc.LegendPlacement.RIGHT)
+            .calcs(["sum", "max"])
+            .show_legend(True)
+        )
+        .tooltip(cb.VizTooltipOptions().mode(mc.TooltipDisplayMode.MULTI).sort(mc.SortOrder.DESCENDING))
+    )
+    if decimals is not None:
+        p = p.decimals(decimals)
+    return p
+
+
+def table(title, desc, targets, pos, unit="short", hide=("Time",)):
+    return (
+        common_panel(tb.Panel(), title, desc, targets, pos, unit)
+        .show_header(True)
+        .sort_by([cb.TableSortByFieldState().display_name("Value").desc(True)])
+        .with_transformation(
+            md.DataTransformerConfig(
+                id_val="organize", options={"excludeByName": {h: True for h in hide}}
+            )
+        )
+    )
+
+
+def stat(title, desc, targets, pos, unit="short"):
+    return (
+        common_panel(sb.Panel(), title, desc, targets, pos, unit)
+        .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+        .color_mode(mc.BigValueColorMode.VALUE)
+        .graph_mode(mc.BigValueGraphMode.AREA)
+        .text_mode(mc.BigValueTextMode.AUTO)
+    )
+
+
+def heatmap(title, desc, targets, pos):
+    return (
+        hb.Panel()
+        .id(pid())
+        .title(title)
+        .description(desc)
+        .datasource(DS)
+        .grid_pos(pos)
+        .targets(refs(targets))
+        .calculate(False)
+        .y_axis(hb.YAxisConfig().axis_placement(mc.AxisPlacement.LEFT).unit("s"))
+        .rows_frame(hb.RowsHeatmapOptions().layout(mc.HeatmapCellLayout.LE))
+        .color(
+            hb.HeatmapColorOptions()
+            .mode("scheme")
+            .scheme("Oranges")
+            .exponent(0.5)
+            .steps(64)
+            .fill("dark-orange")
+        )
+        .cell_gap(1)
+        .show_tooltip()
+        .show_y_histogram()
+        .show_legend()
+        .exemplars_color("rgba(255,0,255,0.7)")
+        .scale_distribution(cb.ScaleDistributionConfig().type(mc.ScaleDistribution.LINEAR))
+    )
+
+
+def row(title, y):
+    return ("row", db.Row(title).id(pid()).grid_pos(md.GridPos(x=0, y=y, w=24, h=1)))
 
 
 CSTOPS = "sigtrace_container_stops_total"
@@ -166,29 +202,14 @@ panels.append(timeseries(
             f"p{int(q * 100)} {{{{kind}}}}") for q in (0.5, 0.9, 0.99)],
     gp(8, y, 16, 8), unit="s"))
 y += 8
-panels.append({
-    "id": pid(),
-    "type": "heatmap",
-    "title": "Container stop duration (heatmap)",
-    "description": "Container stops per duration bucket and interval. A band at the grace period "
-                   "(30 s on Kubernetes, 10 s on Docker) means stops that waited for SIGKILL.",
-    "datasource": DS,
-    "gridPos": gp(0, y, 24, 9),
-    "fieldConfig": {"defaults": {"custom": {"scaleDistribution": {"type": "linear"}}}, "overrides": []},
-    "options": {
-        "calculate": False,
-        "yAxis": {"axisPlacement": "left", "unit": "s"},
-        "rowsFrame": {"layout": "le"},
-        "color": {"mode": "scheme", "scheme": "Oranges", "exponent": 0.5, "steps": 64, "fill": "dark-orange"},
-        "cellGap": 1,
-        "tooltip": {"show": True, "yHistogram": True},
-        "legend": {"show": True},
-        "exemplars": {"color": "rgba(255,0,255,0.7)"},
-    },
-    "targets": refs([target(
+panels.append(heatmap(
+    "Container stop duration (heatmap)",
+    "Container stops per duration bucket and interval. A band at the grace period "
+    "(30 s on Kubernetes, 10 s on Docker) means stops that waited for SIGKILL.",
+    [target(
         f'sum by (le) (increase(sigtrace_stop_duration_seconds_bucket{{{NS}, kind="container"}}[{RI}]))',
-        "{{le}}", fmt="heatmap")]),
-})
+        "{{le}}", fmt="heatmap")],
+    gp(0, y, 24, 9)))
 y += 9
 
 # ---- Overruns and kills -----------------------------------------------------------------
@@ -351,70 +372,61 @@ panels.append(table(
 y += 8
 
 
-def query_var(name, label, query, definition):
-    return {
-        "name": name,
-        "label": label,
-        "type": "query",
-        "datasource": DS,
-        "definition": definition,
-        "query": {"query": query, "refId": f"{name}-var"},
-        "refresh": 2,
-        "multi": True,
-        "includeAll": True,
-        "allValue": ".*",
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-        "options": [],
-        "sort": 1,
-        "regex": "",
-        "hide": 0,
-    }
 
 
-dashboard = {
-    "uid": "sigtrace-shutdowns",
-    "title": "sigtrace: process and container shutdowns",
-    "description": "Why processes and containers stop the way they do: diagnoses, stop durations, "
-                   "grace-period overruns, OOM and forced kills, signals, and sigtrace's own health.",
-    "tags": ["sigtrace", "kubernetes", "ebpf"],
-    "editable": True,
-    "graphTooltip": 1,
-    "schemaVersion": 39,
-    "version": 1,
-    "time": {"from": "now-6h", "to": "now"},
-    "timezone": "browser",
-    "refresh": "1m",
-    "annotations": {"list": [{
-        "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
-        "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}]},
-    "links": [],
-    "templating": {"list": [
-        {
-            "name": "datasource",
-            "label": "Data source",
-            "type": "datasource",
-            "query": "prometheus",
-            "current": {},
-            "hide": 0,
-            "includeAll": False,
-            "multi": False,
-            "options": [],
-            "refresh": 1,
-            "regex": "",
-        },
-        query_var("node", "Node", "label_values(sigtrace_build_info, node)",
-                  "label_values(sigtrace_build_info, node)"),
-        query_var("namespace", "Namespace", "label_values(sigtrace_process_stops_total, namespace)",
-                  "label_values(sigtrace_process_stops_total, namespace)"),
-        query_var("workload", "Workload", "label_values(sigtrace_container_stops_total, workload)",
-                  "label_values(sigtrace_container_stops_total, workload)"),
-    ]},
-    "panels": panels,
-}
+def query_var(name, label, query):
+    return (
+        db.QueryVariable(name)
+        .label(label)
+        .datasource(DS)
+        .query(query)
+        .refresh(md.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(md.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        .sort(md.VariableSort.ALPHABETICAL_ASC)
+    )
+
+
+def build():
+    d = (
+        db.Dashboard("sigtrace: process and container shutdowns")
+        .uid("sigtrace-shutdowns")
+        .description(
+            "Why processes and containers stop the way they do: diagnoses, stop durations, "
+            "grace-period overruns, OOM and forced kills, signals, and sigtrace's own health."
+        )
+        .tags(["sigtrace", "kubernetes", "ebpf"])
+        .editable()
+        .tooltip(md.DashboardCursorSync.CROSSHAIR)
+        .version(1)
+        .time("now-6h", "now")
+        .timezone("browser")
+        .refresh("1m")
+        .with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        .with_variable(query_var("node", "Node", "label_values(sigtrace_build_info, node)"))
+        .with_variable(
+            query_var("namespace", "Namespace", "label_values(sigtrace_process_stops_total, namespace)")
+        )
+        .with_variable(
+            query_var("workload", "Workload", "label_values(sigtrace_container_stops_total, workload)")
+        )
+    )
+    for p in panels:
+        if isinstance(p, tuple):
+            d = d.with_row(p[1])
+        else:
+            d = d.with_panel(p)
+    model = d.build()
+    # The builders write schema 36; these panels' JSON is that of 39 (Grafana 10.x).
+    model.schema_version = 39
+    return model
+
 
 if __name__ == "__main__":
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sigtrace.json")
     with open(out, "w") as f:
-        json.dump(dashboard, f, indent=2)
+        json.dump(build(), f, cls=JSONEncoder, indent=2)
         f.write("\n")
     print(f"wrote {out}: {len(panels)} panels")

