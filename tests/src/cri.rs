@@ -568,6 +568,24 @@ impl Kubelet {
         spent
     }
 
+    /// A preStop exec hook that outlives the grace, the way kubelet runs it: `ExecSync` without
+    /// a timeout, which kubelet stops waiting for after the whole grace (the call and the hook
+    /// go on), then `StopContainer` with the 2 s minimum.
+    pub fn stop_with_outliving_prestop(&self, id: &str, hook: &[&str], grace_s: i64) {
+        let mut c = self.client.clone();
+        let req = cri::ExecSyncRequest {
+            container_id: id.to_string(),
+            cmd: hook.iter().map(|s| s.to_string()).collect(),
+            timeout: 0,
+        };
+        // Left running on the harness's (single-threaded) runtime, which drives it during
+        // this wait and every later call: it ends when the hook does, or with the runtime.
+        drop(self.rt.spawn(async move { c.exec_sync(req).await }));
+        let grace = Duration::from_secs(grace_s.max(0) as u64);
+        self.rt.block_on(async { tokio::time::sleep(grace).await });
+        self.stop_container(id, 2);
+    }
+
     /// `StopPodSandbox` (what is left gets SIGKILL) then `RemovePodSandbox`.
     pub fn remove_pod(&self, pod: &Pod) {
         self.stop_sandbox(&pod.sandbox_id)

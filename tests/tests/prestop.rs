@@ -97,6 +97,43 @@ fn s15_slow_prestop_leaves_the_app_too_little() {
     }
 }
 
+/// A preStop hook that outlives the whole grace (`sleep 30`, grace 4 s) and an app that handles
+/// SIGTERM at once: kubelet gives up on the hook after 4 s and stops the app with the 2 s
+/// minimum; the hook runs on until the namespace teardown kills it. The container and the pod
+/// are `slow_prestop` (not `orphan_killed`: the hook is not an orphan of the app), the app
+/// `graceful`, and the hook's phase is about the grace.
+#[test]
+fn a_prestop_hook_that_outlives_the_grace_is_slow_prestop_not_an_orphan() {
+    let k = Kubelet::start();
+    let agent = k8s_agent(&k);
+    let mut p = k.run_pod(PodSpec {
+        termination_grace_s: 4,
+        ..PodSpec::new("shop-api-7d4b9c8f6d-q7w2e", "shop")
+    });
+    let id = k.start_container(
+        &mut p,
+        &ContainerSpec::new("api", &["/bin/victim", "--handle", "TERM:0:0"]),
+    );
+    let init = k.init_pid(&id, false);
+    wait_handles_term(init);
+    k.stop_with_outliving_prestop(&id, &["/bin/sleep", "30"], 4);
+    k.remove_pod(&p);
+    let rec = pod_stop(&agent, &p);
+    let c = member(&rec, "api");
+    assert_eq!(c["diagnosis"], "slow_prestop", "{c:#}");
+    let hint = c["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains("still running when kubelet gave up on it"),
+        "{hint}"
+    );
+    assert_eq!(c["prestop"]["path"], "/bin/sleep", "{c:#}");
+    let pre_s = f64_of(&c["prestop_s"]);
+    assert!((4.0..5.5).contains(&pre_s), "preStop {pre_s} s: {c:#}");
+    let app = process(c, init);
+    assert_eq!(app["diagnosis"], "graceful", "{app:#}");
+    assert_eq!(rec["diagnosis"], "slow_prestop", "{rec:#}");
+}
+
 /// S16: a fast preStop hook and a graceful app: `graceful`, with the hook shown.
 #[test]
 fn s16_fast_prestop_graceful_app() {

@@ -16,8 +16,11 @@
 //!
 //! `slow_prestop` is the container's own (no process has it): a Kubernetes container whose
 //! preStop hook ([`super::execs`]) used half or more of the termination grace and that was
-//! SIGKILLed, or whose hook was still running at the runtime's SIGKILL. The app's process
-//! record keeps its own diagnosis (often slow_handler: it got what the hook left).
+//! SIGKILLed, or whose hook was still running at the runtime's SIGKILL, or at the stop signal
+//! itself (kubelet gave up on it after the whole grace, whatever killed it afterwards). The
+//! app's process record keeps its own diagnosis (often slow_handler: it got what the hook
+//! left). A runtime exec (the hook, a probe) that the namespace teardown killed never makes the
+//! container `orphan_killed`: it is not one of the init's children.
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -186,8 +189,6 @@ impl Containers {
             .iter()
             .map(|(s, _)| s)
             .find(|s| s.ns_init && s.exit.is_some());
-        let worst = worst(&g.records);
-        let diagnosis = worst.map_or(Diagnosis::Graceful, |s| s.diagnosis);
         let reasons = incomplete_reasons(&g.records);
         let outside = outside_signal(&g.records);
         let ended = g
@@ -205,6 +206,17 @@ impl Containers {
             g.first.0,
             g.last_end,
         );
+        // A runtime exec (the hook, a probe) killed by the namespace teardown is no orphan of
+        // the container's init: it does not explain the stop.
+        let exec_pids: Vec<u32> = grace
+            .execs
+            .execs
+            .iter()
+            .chain(&grace.execs.prestop)
+            .map(|e| e.pid)
+            .collect();
+        let worst = worst(&g.records, &exec_pids);
+        let diagnosis = worst.map_or(Diagnosis::Graceful, |s| s.diagnosis);
         let killed = g.records.iter().any(|(s, _)| s.killed);
         // slow_prestop explains the stop unless the app would not have stopped anyway.
         let prestop = grace
@@ -261,16 +273,23 @@ impl Containers {
 }
 
 /// The process record that explains the container's stop: the least clean by rank, then the
-/// slowest, then the init.
-fn worst(records: &[(ProcessStop, u64)]) -> Option<&ProcessStop> {
-    records.iter().map(|(s, _)| s).min_by(|a, b| {
-        a.diagnosis
-            .rank()
-            .cmp(&b.diagnosis.rank())
-            .then(b.duration_s.total_cmp(&a.duration_s))
-            .then(b.ns_init.cmp(&a.ns_init))
-            .then(a.pid.cmp(&b.pid))
-    })
+/// slowest, then the init. A runtime exec (`exec_pids`) killed by the namespace teardown is
+/// left out.
+fn worst<'a>(records: &'a [(ProcessStop, u64)], exec_pids: &[u32]) -> Option<&'a ProcessStop> {
+    let orphaned_exec =
+        |s: &ProcessStop| s.diagnosis == Diagnosis::OrphanKilled && exec_pids.contains(&s.pid);
+    records
+        .iter()
+        .map(|(s, _)| s)
+        .filter(|s| !orphaned_exec(s))
+        .min_by(|a, b| {
+            a.diagnosis
+                .rank()
+                .cmp(&b.diagnosis.rank())
+                .then(b.duration_s.total_cmp(&a.duration_s))
+                .then(b.ns_init.cmp(&a.ns_init))
+                .then(a.pid.cmp(&b.pid))
+        })
 }
 
 /// Why each incomplete process record is incomplete, named by process.
@@ -310,6 +329,9 @@ struct Grace {
     prestop_s: Option<f64>,
     /// The hook was still running at the runtime's SIGKILL.
     prestop_outlived: bool,
+    /// The hook was still running at the stop signal: kubelet gave up on it after the whole
+    /// grace and stopped the app with what was left (2 s at least).
+    prestop_abandoned: bool,
 }
 
 impl Grace {
@@ -343,6 +365,10 @@ impl Grace {
             (Some(p), Some(k)) => p.end_mono.is_none_or(|e| e >= k),
             _ => false,
         };
+        let prestop_abandoned = found
+            .prestop
+            .as_ref()
+            .is_some_and(|p| p.end_mono.is_none_or(|e| e > first_mono));
         let (termination_s, termination_source) = match (info.termination_grace_s, effective_s) {
             (Some(t), _) if kubernetes => (Some(f64::from(t)), Some("runtime")),
             (None, Some(e)) if kubernetes => (Some(e + prestop_s.unwrap_or(0.0)), Some("inferred")),
@@ -358,11 +384,23 @@ impl Grace {
             termination_source,
             prestop_s,
             prestop_outlived,
+            prestop_abandoned,
         }
     }
 
     /// The `slow_prestop` hint when the rule holds (see the module docs).
     fn slow_prestop(&self, killed: bool) -> Option<String> {
+        if self.prestop_abandoned {
+            let grace = self.termination_s.map_or_else(
+                || "the pod's whole".to_string(),
+                |t| format!("the whole {t:.0} s"),
+            );
+            return Some(format!(
+                "the preStop hook was still running when kubelet gave up on it after {grace} \
+                 grace; the app got the 2 s minimum: shorten the hook or raise \
+                 terminationGracePeriodSeconds"
+            ));
+        }
         let hook = self.prestop_s?;
         let total = self.termination_s?;
         let slow = killed && (hook >= 0.5 * total || self.prestop_outlived);

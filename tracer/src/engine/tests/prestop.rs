@@ -205,3 +205,66 @@ fn slow_prestop_does_not_hide_a_pid1_that_ignores_the_signal() {
     assert!(c.prestop.is_some());
     assert!(approx(c.prestop_s.unwrap_or(0.0), 3.0));
 }
+
+/// A hook that outlives the whole grace (4 s): kubelet gives up on it, stops the app (which
+/// handles TERM at once), and the namespace teardown kills the hook. `slow_prestop`, not
+/// `orphan_killed` (the hook is a runtime exec, not a child of the init); the app graceful.
+#[test]
+fn a_hook_still_running_at_the_stop_signal_is_slow_prestop_not_an_orphan() {
+    let app = task(100, "app").init();
+    let hook = task(200, "sleep");
+    let c = run_k8s(
+        k8s(7),
+        vec![
+            exec(0.0, &hook),
+            generate(4000.0, TERM, &runc_term(), &app)
+                .handles(&[TERM])
+                .ev(),
+            deliver(4000.1, TERM, &app, Handler),
+            exit_code(4001.0, &app, 0),
+            generate(4001.2, KILL, &app.clone().dying(), &hook)
+                .kernel()
+                .ev(),
+            exit_signal(4001.5, &hook, KILL),
+        ],
+    );
+    assert_eq!(c.diagnosis, Diagnosis::SlowPrestop, "{c:#?}");
+    assert_eq!(
+        c.hint.as_deref(),
+        Some(
+            "the preStop hook was still running when kubelet gave up on it after the pod's \
+             whole grace; the app got the 2 s minimum: shorten the hook or raise \
+             terminationGracePeriodSeconds"
+        )
+    );
+    assert_eq!(c.prestop.as_ref().map(|p| p.pid), Some(200));
+    let app_rec = c.processes.iter().find(|p| p.pid == 100).expect("app");
+    assert_eq!(app_rec.diagnosis, Diagnosis::Graceful);
+    let hook_rec = c.processes.iter().find(|p| p.pid == 200).expect("hook");
+    assert_eq!(hook_rec.diagnosis, Diagnosis::OrphanKilled);
+}
+
+/// The same teardown kill of a runtime exec after a graceful stop whose hook had ended: the
+/// container is `graceful`, not `orphan_killed`.
+#[test]
+fn a_runtime_exec_killed_at_the_teardown_does_not_make_the_container_orphan_killed() {
+    let app = task(100, "app").init();
+    let probe = task(300, "cat");
+    let c = run_k8s(
+        k8s(7),
+        vec![
+            generate(0.0, TERM, &runc_term(), &app)
+                .handles(&[TERM])
+                .ev(),
+            deliver(0.1, TERM, &app, Handler),
+            exec(500.0, &probe),
+            exit_code(1000.0, &app, 0),
+            generate(1000.2, KILL, &app.clone().dying(), &probe)
+                .kernel()
+                .ev(),
+            exit_signal(1000.5, &probe, KILL),
+        ],
+    );
+    assert_eq!(c.diagnosis, Diagnosis::Graceful, "{c:#?}");
+    assert!(c.prestop.is_none(), "{c:#?}");
+}
