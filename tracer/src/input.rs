@@ -180,21 +180,71 @@ fn read_journals<S: NodeSink>(
     Ok(pipeline.into_sink())
 }
 
+/// The longest record line read (a pod record with many containers is well under it); a
+/// longer line is skipped and counted, and never held whole in memory.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Reads one line (with its newline) into `buf`, at most `max` bytes of it: `Ok(None)` at the
+/// end of the input, `Ok(Some(false))` for a line longer than `max` (its bytes are consumed and
+/// dropped, `buf` is left empty), `Ok(Some(true))` otherwise.
+fn read_line_bounded(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let (mut any, mut fits) = (false, true);
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(any.then_some(fits));
+        }
+        any = true;
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if fits && buf.len() + take <= max {
+            buf.extend_from_slice(&chunk[..take]);
+        } else {
+            fits = false;
+            buf.clear();
+        }
+        input.consume(take);
+        if done {
+            return Ok(Some(fits));
+        }
+    }
+}
+
 fn read_lines<S: NodeSink>(
     mut input: impl BufRead,
     what: &str,
     sink: &mut Selected<S>,
     reading: &mut Reading,
 ) -> Result<()> {
-    let mut skipped = 0u64;
+    read_lines_max(&mut input, what, sink, reading, MAX_LINE_BYTES)
+}
+
+fn read_lines_max<S: NodeSink>(
+    input: &mut impl BufRead,
+    what: &str,
+    sink: &mut Selected<S>,
+    reading: &mut Reading,
+    max: usize,
+) -> Result<()> {
+    let (mut skipped, mut too_long) = (0u64, 0u64);
     let mut buf = Vec::new();
     for n in 1.. {
-        buf.clear();
-        let read = input
-            .read_until(b'\n', &mut buf)
+        let fits = read_line_bounded(input, &mut buf, max)
             .with_context(|| format!("reading {what} at line {n}"))?;
-        if read == 0 {
-            break;
+        match fits {
+            None => break,
+            Some(false) => {
+                too_long += 1;
+                continue;
+            }
+            Some(true) => {}
         }
         // A line that is not UTF-8, not JSON or not a record is skipped and counted. A log
         // prefix (`kubectl logs --prefix`: "[pod/name/container] ") may come before a record.
@@ -211,6 +261,11 @@ fn read_lines<S: NodeSink>(
     if skipped > 0 {
         reading.notes.push(format!(
             "{what}: {skipped} line(s) that are not sigtrace records were skipped"
+        ));
+    }
+    if too_long > 0 {
+        reading.notes.push(format!(
+            "{what}: {too_long} line(s) longer than {max} bytes were skipped"
         ));
     }
     Ok(())

@@ -136,3 +136,75 @@ fn window_and_filters_select_record_lines() {
     };
     assert!(read_text(&a, &ns).0.stops.is_empty());
 }
+
+/// Latin-1 text, random bytes and an over-long line among good records: the good records are
+/// read, the others skipped and counted, and the long line is never held whole.
+#[test]
+fn bad_bytes_and_an_over_long_line_are_skipped_and_counted() {
+    let good = s1_line("n");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"caf\xe9 cr\xe8me\n");
+    bytes.extend_from_slice(good.as_bytes());
+    bytes.push(b'\n');
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..3000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        bytes.push((seed & 0xff) as u8);
+    }
+    bytes.push(b'\n');
+    bytes.extend_from_slice(
+        format!(
+            "{{\"type\":\"process_stop\",\"x\":\"{}\"}}\n",
+            "a".repeat(5000)
+        )
+        .as_bytes(),
+    );
+    bytes.extend_from_slice(s1_line("m").as_bytes());
+    let inputs = Inputs::default();
+    let mut reading = Reading::default();
+    let mut sel = Selected::new(
+        inputs.filter.clone(),
+        inputs.window,
+        records::Collector::new("unknown"),
+    );
+    // A small bound, so that the test needs no 16 MiB line.
+    read_lines_max(&mut &bytes[..], "test input", &mut sel, &mut reading, 4096).unwrap();
+    let c = sel.sink.finish();
+    let mut nodes: Vec<&str> = c.stops.iter().map(|s| s.node.as_str()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["m", "n"]);
+    assert_eq!(reading.notes.len(), 2, "{:?}", reading.notes);
+    assert!(
+        reading.notes[0].contains("line(s) that are not sigtrace records"),
+        "{:?}",
+        reading.notes
+    );
+    assert_eq!(
+        reading.notes[1],
+        "test input: 1 line(s) longer than 4096 bytes were skipped"
+    );
+}
+
+#[test]
+fn a_bounded_line_read_keeps_what_fits_and_drops_the_rest() {
+    let mut input = &b"short\nthis line is too long\nlast"[..];
+    let mut buf = Vec::new();
+    assert_eq!(
+        read_line_bounded(&mut input, &mut buf, 8).unwrap(),
+        Some(true)
+    );
+    assert_eq!(buf, b"short\n");
+    assert_eq!(
+        read_line_bounded(&mut input, &mut buf, 8).unwrap(),
+        Some(false)
+    );
+    assert!(buf.is_empty());
+    assert_eq!(
+        read_line_bounded(&mut input, &mut buf, 8).unwrap(),
+        Some(true)
+    );
+    assert_eq!(buf, b"last");
+    assert_eq!(read_line_bounded(&mut input, &mut buf, 8).unwrap(), None);
+}
