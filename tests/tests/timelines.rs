@@ -516,3 +516,65 @@ fn a_stop_signal_outside_the_default_signals_is_traced_without_signals() {
     assert_eq!(winch[0]["disposition"], "handler", "{rec}");
     assert_eq!(winch[0]["sender"]["pid"], me(), "{rec}");
 }
+
+/// An agent started while a shell forks and SIGTERMs children a few hundred times a second:
+/// the hooks attach one after the other, and a child whose signal was seen but whose exit fell
+/// in between must give no record (it would say "still running", or `signal_blocked` after the
+/// episode timeout). Ten starts; no record of the loop's children is `signal_blocked` or
+/// `slow_handler`, and each is complete, except: its signal was sent before the hooks were all
+/// attached (a child that had not run yet takes it after: its record says the generation was
+/// not seen, which is true), or in the agent's last moments (its exit came after the trace).
+#[test]
+fn an_agent_started_during_a_kill_loop_gives_no_false_record() {
+    let looper = Proc::spawn(Command::new("sh").args([
+        "-c",
+        "while :; do sleep 5 & kill -TERM $!; wait $! 2>/dev/null; done",
+    ]));
+    // Seconds of the UTC day, of now and of a record's RFC 3339 time.
+    let day_s = |t: std::time::SystemTime| {
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+        (d.as_secs() % 86_400) as f64 + f64::from(d.subsec_micros()) / 1e6
+    };
+    let rec_s = |r: &Value| {
+        let t = r["time"].as_str().unwrap_or_default();
+        let hms: Vec<f64> = t[11..t.len() - 1]
+            .split(':')
+            .map(|x| x.parse().unwrap())
+            .collect();
+        hms[0] * 3600.0 + hms[1] * 60.0 + hms[2]
+    };
+    let mut seen = 0;
+    for round in 0..10 {
+        let agent = Agent::start(&["run", "--json"]);
+        std::thread::sleep(Duration::from_millis(400));
+        let stopping = day_s(std::time::SystemTime::now());
+        let out = agent.stop();
+        let ours: Vec<&Value> = out
+            .lines
+            .iter()
+            .filter(|l| l["type"] == "process_stop" && l["ppid"] == looper.pid)
+            .collect();
+        seen += ours.len();
+        for r in ours {
+            assert!(
+                r["diagnosis"] != "signal_blocked" && r["diagnosis"] != "slow_handler",
+                "round {round}: {r}"
+            );
+            let at_the_end = r["incomplete_reason"] == "still running when the trace ended" && {
+                // Within 0.3 s of the stop, either side.
+                let d = (rec_s(r) - stopping).rem_euclid(86_400.0);
+                !(0.3..86_399.7).contains(&d)
+            };
+            assert!(
+                r["complete"] == true
+                    || at_the_end
+                    || r["incomplete_reason"]
+                        == "the stop signal's generation was not seen (sent before the trace started, or lost)",
+                "round {round}, stopping at {stopping:.6} (s of the day), record at {:.6}: {r}\n{}",
+                rec_s(r),
+                out.stderr
+            );
+        }
+    }
+    assert!(seen >= 10, "only {seen} records of the loop's children");
+}

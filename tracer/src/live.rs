@@ -154,6 +154,7 @@ impl LiveSource {
         priority: RingPriority,
     ) -> Result<Self, ProbeError> {
         let ring = probes.take_ring()?;
+        let gate = probes.attached_at_ns;
         let read = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
         let counter = read.clone();
@@ -161,7 +162,7 @@ impl LiveSource {
             .name("sigtrace-ring".into())
             .spawn(move || {
                 priority.apply_to_this_thread();
-                read_ring(ring, tx, &counter, &stop)
+                read_ring(ring, tx, &counter, &stop, gate)
             })
             .map_err(|e| ProbeError::Kernel {
                 what: "starting the ring-buffer reader".into(),
@@ -336,16 +337,27 @@ impl Waiter {
     }
 }
 
+/// Whether a record was written before `gate` (its header's `CLOCK_MONOTONIC` time).
+fn before(record: &[u8], gate: u64) -> bool {
+    record
+        .get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .is_some_and(|b| u64::from_ne_bytes(b) < gate)
+}
+
 /// The ring thread: drains on wake-up or on its timer (see the module docs), until `stop` is
-/// set; then drains once more, so that it loses nothing, and hangs up.
+/// set; then drains once more, so that it loses nothing, and hangs up. Records written before
+/// `gate` (while the hooks were still being attached) are dropped, counted and logged.
 fn read_ring(
     mut ring: RingBuf<MapData>,
     tx: SyncSender<Batch>,
     read: &AtomicU64,
     stop: &AtomicBool,
+    gate: u64,
 ) {
     let waiter = Waiter::new(ring.as_raw_fd());
     let mut wait_ms = DRAIN_MIN_MS;
+    let (mut gated, mut said) = (0u64, 0u64);
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         if !stopping {
@@ -356,6 +368,11 @@ fn read_ring(
             let mut batch = Batch::default();
             while batch.bytes.len() < BATCH_BYTES {
                 let Some(item) = ring.next() else { break };
+                // One compare a record (CPUs' records interleave: an old one may come late).
+                if before(&item, gate) {
+                    gated += 1;
+                    continue;
+                }
                 batch.reserve(item.len());
                 batch.bytes.extend_from_slice(&item);
                 batch.ends.push(batch.bytes.len() as u32);
@@ -372,6 +389,13 @@ fn read_ring(
             if !full {
                 break;
             }
+        }
+        if gated != said {
+            said = gated;
+            tracing::info!(
+                "{gated} kernel events from before every hook was attached were dropped (their \
+                 counterparts may be missing)"
+            );
         }
         wait_ms = if drained == 0 {
             (wait_ms * 2).min(DRAIN_IDLE_MS)

@@ -113,6 +113,10 @@ pub struct Probes {
     /// This kernel has no BTF tracepoint path (no `bpf_get_current_task_btf`, before 5.11):
     /// the raw tracepoints are its normal path.
     pub raw_is_native: bool,
+    /// `CLOCK_MONOTONIC` once every hook was attached. The hooks attach one at a time, so an
+    /// event before it may have a missing counterpart (a signal whose exit fell in the gap):
+    /// the reader drops them, and an episode never opens on half the picture.
+    pub attached_at_ns: u64,
 }
 
 /// Counters kept by the kernel side, summed over CPUs.
@@ -251,6 +255,7 @@ impl Probes {
             warnings,
             degraded,
             raw_is_native: !btf.has_current_task_btf,
+            attached_at_ns: crate::decode::Clock::monotonic_now_ns(),
         })
     }
 
