@@ -143,6 +143,7 @@ impl RunOptions {
             print: print_options(&args.print),
             resolver: ResolverOptions {
                 metadata_dirs: dirs,
+                cri_socket: args.cri_socket(),
                 ..Default::default()
             },
             journal: (!args.no_record).then(|| {

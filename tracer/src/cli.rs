@@ -190,6 +190,22 @@ pub struct RunArgs {
     /// docker data-root directories (for container names and images).
     #[arg(long = "docker-data-root", value_name = "DIR")]
     pub docker_data_root: Vec<PathBuf>,
+    /// The node's CRI socket, read-only: declared grace, preStop hook, pod labels, image stop
+    /// signal. Default: the first of containerd's and CRI-O's usual sockets that exists;
+    /// `none` turns it off.
+    #[arg(long = "cri-socket", value_name = "PATH|none")]
+    pub cri_socket: Option<String>,
+}
+
+impl RunArgs {
+    /// The CRI socket to use: the flag's, else the first usual one that exists.
+    pub fn cri_socket(&self) -> Option<PathBuf> {
+        match self.cri_socket.as_deref() {
+            Some("none") => None,
+            Some(p) => Some(PathBuf::from(p)),
+            None => crate::container::cri::find_socket(),
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -228,6 +244,9 @@ pub struct DoctorArgs {
     /// Kernel BTF to check.
     #[arg(long, default_value = crate::btf::VMLINUX_BTF, value_name = "FILE")]
     pub btf: PathBuf,
+    /// The CRI socket to check (as `run --cri-socket`).
+    #[arg(long = "cri-socket", value_name = "PATH|none")]
+    pub cri_socket: Option<String>,
 }
 
 /// A duration in seconds: a finite number, not negative.

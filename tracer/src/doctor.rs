@@ -63,8 +63,8 @@ fn cgroup_v2_mount() -> Option<std::path::PathBuf> {
     find_cgroup2(&parse_mountinfo(&text)).map(|m| m.mount_point.clone())
 }
 
-/// Runs every check.
-pub fn run_checks(btf_path: &Path) -> Vec<Check> {
+/// Runs every check. `cri_socket` is `run --cri-socket`'s value.
+pub fn run_checks(btf_path: &Path, cri_socket: Option<&str>) -> Vec<Check> {
     let mut checks = vec![kernel_check()];
     capability_checks(&mut checks);
     let btf = read_btf(btf_path);
@@ -73,6 +73,7 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
         Err(e) => checks.push(Check::new("btf", Status::Fail, format!("{e}"))),
     }
     mount_checks(&mut checks);
+    checks.push(cri_check(cri_socket));
     for (mode, force_raw, name) in [
         (ProbeMode::Trace, false, "programs"),
         (ProbeMode::Trace, true, "raw-fallback"),
@@ -102,6 +103,54 @@ pub fn run_checks(btf_path: &Path) -> Vec<Check> {
         });
     }
     checks
+}
+
+/// The CRI socket `run` would use, and whether it answers.
+fn cri_check(flag: Option<&str>) -> Check {
+    use crate::container::cri::{find_socket, version, DEFAULT_SOCKETS};
+    let socket = match flag {
+        Some("none") => {
+            return Check::new(
+                "cri",
+                Status::Pass,
+                "turned off (--cri-socket none): pod facts come from the runtimes' files",
+            )
+        }
+        Some(p) => std::path::PathBuf::from(p),
+        None => match find_socket() {
+            Some(p) => p,
+            None => {
+                return Check::new(
+                    "cri",
+                    Status::Pass,
+                    format!(
+                        "no CRI socket at {}: not a Kubernetes node (or mount the socket, or \
+                         name it with --cri-socket); pod facts come from the runtimes' files",
+                        DEFAULT_SOCKETS.join(", ")
+                    ),
+                )
+            }
+        },
+    };
+    match version(&socket) {
+        Ok(v) => Check::new(
+            "cri",
+            Status::Pass,
+            format!(
+                "{} answers ({v}): declared grace, preStop hooks and pod labels come from it",
+                socket.display()
+            ),
+        ),
+        Err(e) => Check::new(
+            "cri",
+            Status::Warn,
+            format!(
+                "{} does not answer the CRI ({e}): sigtrace falls back to the runtimes' files \
+                 (grace inferred, workload from pod names); check the socket and its mount",
+                socket.display()
+            ),
+        ),
+    }
 }
 
 fn kernel_check() -> Check {

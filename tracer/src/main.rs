@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Doctor(args)) => Ok(tracer::doctor::print(&tracer::doctor::run_checks(
             &args.btf,
+            args.cri_socket.as_deref(),
         ))),
         Some(Command::Replay(args)) => tracer::app::ReplayOptions::from_args(&args)
             .and_then(tracer::app::replay)

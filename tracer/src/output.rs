@@ -317,6 +317,19 @@ impl<W: Write> Printer<W> {
                 };
                 line.push_str(&format!(", app had {e:.1}s of {t:.1}s{inferred} grace"));
             }
+        } else if let Some(hook) = c.container.prestop_hook.as_ref() {
+            // A declared hook no exec shows: kubelet's own sleep, or an HTTP request.
+            match (hook, c.prestop_s) {
+                (crate::container::DeclaredHook::None, _) => {}
+                (crate::container::DeclaredHook::HttpGet { .. }, _) => line.push_str(&format!(
+                    ", preStop {} (its duration is not visible)",
+                    hook.describe()
+                )),
+                (_, Some(d)) => {
+                    line.push_str(&format!(", preStop {} ran {d:.1}s", hook.describe()));
+                }
+                (_, None) => line.push_str(&format!(", preStop {}", hook.describe())),
+            }
         }
         if c.overrun_s > 0.0 {
             line.push_str(&format!(", overrun {:.3}s", c.overrun_s));

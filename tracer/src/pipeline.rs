@@ -147,11 +147,33 @@ impl<S: OutputSink> Pipeline<S> {
         self.engine.set_container(cgroup_id, info);
     }
 
+    /// The containers the CRI's answers changed, passed on like a first resolution (live).
+    fn cri_updates(&mut self) {
+        let Some(resolver) = self.resolver.as_mut() else {
+            return;
+        };
+        for (cgroup_id, info) in resolver.cri_updates() {
+            if !self.seen_cgroups.contains(&cgroup_id) {
+                continue;
+            }
+            if let Some(j) = self.journal.as_mut() {
+                j.append_container(cgroup_id, &info);
+            }
+            self.engine.set_container(cgroup_id, info);
+        }
+    }
+
     /// Resolves the cgroups an event mentions, the first time each is seen (live).
     fn attribute(&mut self, ev: &Event) -> anyhow::Result<()> {
+        self.cri_updates();
         let Some(resolver) = self.resolver.as_mut() else {
             return Ok(());
         };
+        if let EventKind::SignalGenerate { target, signal, .. } = &ev.kind {
+            if self.engine.is_stop(*signal) && self.seen_cgroups.contains(&target.cgroup_id) {
+                resolver.stop_started(target.cgroup_id);
+            }
+        }
         let tasks: [Option<&crate::event::Task>; 2] = match &ev.kind {
             EventKind::SignalGenerate { sender, target, .. } => [Some(target), Some(sender)],
             EventKind::SignalDeliver { receiver, .. } => [Some(receiver), None],
@@ -235,6 +257,7 @@ impl<S: OutputSink> Pipeline<S> {
 
     /// Time passes: timers fire, everything is flushed, health is updated.
     fn tick(&mut self, now_mono_ns: u64, stats: &LiveStats) -> anyhow::Result<()> {
+        self.cri_updates();
         self.engine.advance(now_mono_ns, &mut self.out);
         self.emit()?;
         self.sink.flush()?;

@@ -7,6 +7,10 @@
 //!   `/proc/<pid>/cgroup` fallback for v1-only hosts.
 //! - [`path`]: pure cgroup path parsing (runtime, container id, pod uid, QoS).
 //! - [`metadata`]: names, namespaces and images from OCI bundles and docker's config.v2.json.
+//! - [`cri`]: the node's CRI, read-only, off the event path: the declared grace and preStop hook
+//!   ([`hook`]), the pod's labels and the image's stop signal. Its answers arrive after the
+//!   container was first resolved; [`ContainerResolver::cri_updates`] hands back the containers
+//!   they changed, which the caller passes on (engine, journal).
 //!
 //! What `resolve` returns:
 //! - `None` for the host: cgroup id 1, the root path, and any path that is neither a recognised
@@ -23,6 +27,8 @@
 //! [`ContainerResolver::warm_up`] at start-up): runtimes delete bundles when a container is removed.
 mod cache;
 pub mod cgroupfs;
+pub mod cri;
+pub mod hook;
 pub mod metadata;
 pub mod path;
 #[cfg(test)]
@@ -34,8 +40,12 @@ use std::sync::Arc;
 
 use cache::BoundedMap;
 use cgroupfs::{CgroupConfig, CgroupError, CgroupMode, CgroupResolver};
+use cri::facts::CriFacts;
+use cri::{CriSource, CriStats};
+pub use hook::DeclaredHook;
 use metadata::{MetadataCache, MetadataDirs};
 use path::{is_root, parse_cgroup_path, parse_pod_cgroup, Role, Runtime};
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +82,13 @@ pub struct ContainerInfo {
     /// container's `--stop-timeout` (else docker's default, 10 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_s: Option<u32>,
+    /// The preStop hook the pod spec declares (from the CRI); `None` when not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prestop_hook: Option<DeclaredHook>,
+    /// "cri" when the node's CRI answered for this container (its grace, hook and pod labels
+    /// are the declared ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts_source: Option<String>,
     pub cgroup_id: u64,
     /// cgroup v2 path relative to the v2 mount, starting with '/'.
     pub cgroup_path: String,
@@ -114,6 +131,8 @@ pub struct ResolverOptions {
     pub metadata_dirs: MetadataDirs,
     /// Count cap of the per-cgroup result cache and of the metadata cache.
     pub max_containers: usize,
+    /// The CRI socket to ask ([`cri`]); `None` leaves the CRI out.
+    pub cri_socket: Option<PathBuf>,
 }
 
 impl Default for ResolverOptions {
@@ -123,6 +142,7 @@ impl Default for ResolverOptions {
             cgroup: CgroupConfig::default(),
             metadata_dirs: MetadataDirs::default(),
             max_containers: 16_384,
+            cri_socket: None,
         }
     }
 }
@@ -144,6 +164,8 @@ pub struct ResolverStats {
     pub evictions: u64,
     /// Walks of the cgroup v2 hierarchy.
     pub walks: u64,
+    /// The CRI client's state, when there is one.
+    pub cri: Option<CriStats>,
 }
 
 /// cgroup id (+ pid hint) → [`ContainerInfo`], cached. See the module docs for what is returned.
@@ -153,6 +175,11 @@ pub struct ContainerResolver {
     metadata: MetadataCache,
     by_id: BoundedMap<u64, Option<Arc<ContainerInfo>>>,
     by_path: BoundedMap<Arc<str>, Option<Arc<ContainerInfo>>>,
+    cri: Option<CriSource>,
+    /// Container id → what the CRI answered (`None`: not a CRI container).
+    cri_facts: BoundedMap<String, Option<Arc<CriFacts>>>,
+    /// Container id → the cgroups waiting for its CRI answer.
+    cri_pending: FxHashMap<String, Vec<u64>>,
     resolved: u64,
     host: u64,
     misses: u64,
@@ -161,9 +188,18 @@ pub struct ContainerResolver {
 impl ContainerResolver {
     /// Finds the cgroup v2 mount (unless overridden); falls back to pid-based v1 attribution
     /// when there is none. Fails only if mountinfo cannot be read.
+    /// Starts the CRI client when `opts.cri_socket` names one (a thread that cannot be started
+    /// leaves the CRI out, logged).
     pub fn new(opts: ResolverOptions) -> Result<Self, CgroupError> {
         let cgroups = CgroupResolver::new(opts.cgroup2_mount.clone(), opts.cgroup.clone())?;
-        Ok(Self::with_cgroups(cgroups, &opts))
+        let mut me = Self::with_cgroups(cgroups, &opts);
+        if let Some(socket) = &opts.cri_socket {
+            match CriSource::start(socket) {
+                Ok(c) => me.cri = Some(c),
+                Err(e) => tracing::warn!("CRI client not started: {e}"),
+            }
+        }
+        Ok(me)
     }
 
     /// Uses a ready-made [`CgroupResolver`] (tests, or a v1-only mode chosen by the caller).
@@ -173,6 +209,9 @@ impl ContainerResolver {
             metadata: MetadataCache::new(opts.metadata_dirs.clone(), opts.max_containers),
             by_id: BoundedMap::new(opts.max_containers),
             by_path: BoundedMap::new(opts.max_containers),
+            cri: None,
+            cri_facts: BoundedMap::new(opts.max_containers),
+            cri_pending: FxHashMap::default(),
             resolved: 0,
             host: 0,
             misses: 0,
@@ -202,7 +241,7 @@ impl ContainerResolver {
             if let Some(hit) = self.by_path.get(&path) {
                 return hit.clone().into();
             }
-            let info = self.build(cgroup_id, &path).map(Arc::new);
+            let info = self.build(cgroup_id, &path).map(|i| self.with_cri(i, None));
             self.by_path.insert(path, info.clone());
             return info.into();
         }
@@ -218,9 +257,79 @@ impl ContainerResolver {
         let Some(path) = self.cgroups.path_for_id_or_pid(cgroup_id, pid_hint) else {
             return Lookup::Miss;
         };
-        let info = self.build(cgroup_id, &path).map(Arc::new);
+        let info = self
+            .build(cgroup_id, &path)
+            .map(|i| self.with_cri(i, Some(cgroup_id)));
         self.by_id.insert(cgroup_id, info.clone());
         info.into()
+    }
+
+    /// `info` with the CRI's facts when they are known, else asks for them (the cgroup waits
+    /// for the answer in `cri_pending`).
+    fn with_cri(&mut self, mut info: ContainerInfo, cgroup: Option<u64>) -> Arc<ContainerInfo> {
+        if self.cri.is_none() || !matches!(info.runtime.as_str(), "containerd" | "cri-o") {
+            return Arc::new(info);
+        }
+        match self.cri_facts.get(&info.id) {
+            Some(Some(f)) => f.merge_into(&mut info),
+            Some(None) => {}
+            None => self.ask_cri(&info.id, cgroup),
+        }
+        Arc::new(info)
+    }
+
+    fn ask_cri(&mut self, id: &str, cgroup: Option<u64>) {
+        let Some(cri) = &self.cri else { return };
+        if let Some(waiting) = self.cri_pending.get_mut(id) {
+            waiting.extend(cgroup.filter(|c| !waiting.contains(c)));
+        } else if cri.request(id) {
+            self.cri_pending
+                .insert(id.to_owned(), cgroup.into_iter().collect());
+        }
+    }
+
+    /// A stop of cgroup `cgroup_id` starts: asks the CRI again for its container when no answer
+    /// is known (an earlier call failed, or the request was dropped).
+    pub fn stop_started(&mut self, cgroup_id: u64) {
+        let id = match self.by_id.peek(&cgroup_id) {
+            Some(Some(info))
+                if info.facts_source.is_none()
+                    && matches!(info.runtime.as_str(), "containerd" | "cri-o") =>
+            {
+                info.id.clone()
+            }
+            _ => return,
+        };
+        if self.cri_facts.peek(&id).is_none() {
+            self.ask_cri(&id, Some(cgroup_id));
+        }
+    }
+
+    /// The CRI answers that arrived: the containers they changed, as (cgroup id, new info).
+    pub fn cri_updates(&mut self) -> Vec<(u64, Arc<ContainerInfo>)> {
+        let Some(cri) = &self.cri else {
+            return Vec::new();
+        };
+        let answers: Vec<_> = cri.answers().collect();
+        let mut changed = Vec::new();
+        for a in answers {
+            let cgroups = self.cri_pending.remove(&a.id).unwrap_or_default();
+            let Ok(facts) = a.facts else { continue };
+            let facts = facts.map(Arc::new);
+            self.cri_facts.insert(a.id, facts.clone());
+            let Some(facts) = facts else { continue };
+            for cg in cgroups {
+                let Some(Some(old)) = self.by_id.peek(&cg) else {
+                    continue;
+                };
+                let mut info = (**old).clone();
+                facts.merge_into(&mut info);
+                let info = Arc::new(info);
+                self.by_id.insert(cg, Some(info.clone()));
+                changed.push((cg, info));
+            }
+        }
+        changed
     }
 
     fn build(&mut self, cgroup_id: u64, path: &str) -> Option<ContainerInfo> {
@@ -262,6 +371,8 @@ impl ContainerResolver {
                 stop_signal: md.stop_signal,
                 workload,
                 termination_grace_s: md.termination_grace_s,
+                prestop_hook: None,
+                facts_source: None,
                 cgroup_id,
                 cgroup_path: path.to_owned(),
             });
@@ -318,6 +429,7 @@ impl ContainerResolver {
                 + self.by_id.evictions()
                 + self.by_path.evictions(),
             walks: self.cgroups.walks(),
+            cri: self.cri.as_ref().map(CriSource::stats),
         }
     }
 }

@@ -40,6 +40,7 @@ fn options(state: &TempDir, mount: Option<&Path>, proc_root: &Path) -> ResolverO
             docker_data_root: vec![state.path().join("docker")],
         },
         max_containers: 64,
+        cri_socket: None,
     }
 }
 
@@ -100,6 +101,8 @@ fn resolves_runtimes_with_metadata_and_host_paths() {
                 source: WorkloadSource::Name,
             }),
             termination_grace_s: None,
+            prestop_hook: None,
+            facts_source: None,
             cgroup_id: ids[0],
             cgroup_path: cri.clone(),
         }

@@ -29,7 +29,7 @@ use super::execs::{Execs, StopExecs};
 use super::pods::Pods;
 use super::queue::TimeQueue;
 use super::record::{ContainerStop, Diagnosis, Output, ProcessStop, SignalEntry};
-use crate::container::ContainerInfo;
+use crate::container::{ContainerInfo, DeclaredHook};
 use crate::event::{Signal, WallTime};
 use rustc_hash::FxHashMap;
 
@@ -332,6 +332,8 @@ struct Grace {
     /// The hook was still running at the stop signal: kubelet gave up on it after the whole
     /// grace and stopped the app with what was left (2 s at least).
     prestop_abandoned: bool,
+    /// The declared hook as a person reads it ("sleep 30 s"), when the CRI said.
+    declared: Option<String>,
 }
 
 impl Grace {
@@ -344,7 +346,8 @@ impl Grace {
         first_mono: u64,
         end_mono: u64,
     ) -> Self {
-        let mut found = execs.for_stop(cgroup, first_mono, end_mono);
+        let declared = info.prestop_hook.as_ref();
+        let mut found = execs.for_stop(cgroup, first_mono, end_mono, declared);
         let kubernetes = info.pod_uid.is_some() && !info.is_sandbox();
         if !kubernetes {
             found.prestop = None;
@@ -357,7 +360,7 @@ impl Grace {
         let effective_s = kill.map(|k| (k.at.micros() - started.micros()).max(0) as f64 / 1e6);
         // The SIGKILL in event time: the stop signal's mono plus the effective grace.
         let kill_mono = effective_s.map(|e| first_mono.saturating_add((e * 1e9) as u64));
-        let prestop_s = found
+        let mut prestop_s = found
             .prestop
             .as_ref()
             .map(|p| p.ran_until(kill_mono.unwrap_or(end_mono)));
@@ -365,12 +368,23 @@ impl Grace {
             (Some(p), Some(k)) => p.end_mono.is_none_or(|e| e >= k),
             _ => false,
         };
-        let prestop_abandoned = found
+        let mut prestop_abandoned = found
             .prestop
             .as_ref()
             .is_some_and(|p| p.end_mono.is_none_or(|e| e > first_mono));
+        // A sleep hook is kubelet's own: its declared seconds, cut at the whole grace.
+        if let (true, Some(DeclaredHook::Sleep { seconds })) = (kubernetes, declared) {
+            let grace = info.termination_grace_s.unwrap_or(u32::MAX);
+            prestop_s = Some(f64::from((*seconds).min(grace)));
+            prestop_abandoned = *seconds >= grace;
+        }
+        let source = if info.facts_source.as_deref() == Some("cri") {
+            "cri"
+        } else {
+            "runtime"
+        };
         let (termination_s, termination_source) = match (info.termination_grace_s, effective_s) {
-            (Some(t), _) if kubernetes => (Some(f64::from(t)), Some("runtime")),
+            (Some(t), _) if kubernetes => (Some(f64::from(t)), Some(source)),
             (None, Some(e)) if kubernetes => (Some(e + prestop_s.unwrap_or(0.0)), Some("inferred")),
             (Some(t), _) if info.runtime == "docker" && info.pod_uid.is_none() => {
                 (Some(f64::from(t)), Some("docker"))
@@ -385,18 +399,25 @@ impl Grace {
             prestop_s,
             prestop_outlived,
             prestop_abandoned,
+            declared: declared
+                .filter(|d| **d != DeclaredHook::None)
+                .map(DeclaredHook::describe),
         }
     }
 
     /// The `slow_prestop` hint when the rule holds (see the module docs).
     fn slow_prestop(&self, killed: bool) -> Option<String> {
+        let name = self.declared.as_ref().map_or_else(
+            || "preStop hook".to_owned(),
+            |d| format!("preStop hook ({d})"),
+        );
         if self.prestop_abandoned {
             let grace = self.termination_s.map_or_else(
                 || "the pod's whole".to_string(),
                 |t| format!("the whole {t:.0} s"),
             );
             return Some(format!(
-                "the preStop hook was still running when kubelet gave up on it after {grace} \
+                "the {name} was still running when kubelet gave up on it after {grace} \
                  grace; the app got the 2 s minimum: shorten the hook or raise \
                  terminationGracePeriodSeconds"
             ));
@@ -406,7 +427,7 @@ impl Grace {
         let slow = killed && (hook >= 0.5 * total || self.prestop_outlived);
         slow.then(|| {
             format!(
-                "the preStop hook took {hook:.1} s of the {total:.0} s grace, leaving the app \
+                "the {name} took {hook:.1} s of the {total:.0} s grace, leaving the app \
                  {:.1} s: shorten the hook or raise terminationGracePeriodSeconds",
                 (total - hook).max(0.0)
             )

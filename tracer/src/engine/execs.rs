@@ -9,11 +9,16 @@
 //! on). An exec whose executable already ran [`PROBE_REPEATS`] times in the container is an
 //! exec probe (they repeat at a period) and never a preStop hook. When several execs qualify,
 //! the one that started first is the hook. A container's own init is not a runtime exec.
+//!
+//! That is the guess for a container whose declared hook is not known. When the node's CRI
+//! declared it ([`DeclaredHook`]), the hook is the first exec before the stop signal running the
+//! declared command; an httpGet or sleep hook, or none declared, makes no exec the hook.
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
 use super::record::{ExecEntry, ExitEntry};
+use crate::container::DeclaredHook;
 use crate::event::{Comm, ExitStatus, Signal, WallTime};
 
 /// How long execs are kept after they ended (or started, while running).
@@ -152,8 +157,15 @@ impl Execs {
 
     /// The execs of a stop of `cgroup` that began (stop signal) at `started` and ended at
     /// `ended` (mono): those running at some point from [`PRESTOP_GAP_NS`] before the stop
-    /// signal to the end, and the preStop hook among them (see the module docs).
-    pub fn for_stop(&self, cgroup: u64, started: u64, ended: u64) -> StopExecs {
+    /// signal to the end, and the preStop hook among them (see the module docs): the exec of
+    /// the `declared` hook when it is known.
+    pub fn for_stop(
+        &self,
+        cgroup: u64,
+        started: u64,
+        ended: u64,
+        declared: Option<&DeclaredHook>,
+    ) -> StopExecs {
         let Some(q) = self.by_cgroup.get(&cgroup) else {
             return StopExecs::default();
         };
@@ -169,9 +181,13 @@ impl Execs {
                 .count()
                 >= PROBE_REPEATS
         };
+        let is_hook = |e: &ExecEntry| match declared {
+            Some(d) => d.is_exec_of(&e.comm.as_str()),
+            None => !is_probe(e),
+        };
         let prestop = execs
             .iter()
-            .filter(|e| e.start_mono < started && !is_probe(e))
+            .filter(|e| e.start_mono < started && is_hook(e))
             .min_by_key(|e| e.start_mono)
             .cloned();
         StopExecs { execs, prestop }

@@ -145,6 +145,22 @@ impl Metrics {
                     "Repeated signals (already pending, or ignored) beyond a sender's budget of 1000 a second: counted, not recorded.",
                 )?,
             )?,
+            metadata_errors: cvec(
+                "sigtrace_metadata_errors_total",
+                "Calls to a metadata source that failed (source=\"cri\": the node's CRI socket); \
+                 attribution falls back to the runtimes' files.",
+                &["source"],
+            )?,
+            metadata_up: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "sigtrace_metadata_up",
+                        "1 while a metadata source answers, 0 after it failed (source=\"cri\").",
+                    ),
+                    &["source"],
+                )?,
+            )?,
             journal_dropped: reg(
                 &r,
                 IntCounter::new(

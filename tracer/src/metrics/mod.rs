@@ -6,7 +6,8 @@ use std::{collections::HashSet, net::SocketAddr, sync::Mutex};
 use rustc_hash::FxHashMap;
 
 use prometheus::{
-    CounterVec, Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+    TextEncoder,
 };
 use thiserror::Error;
 
@@ -122,6 +123,8 @@ pub struct Health {
     /// (what, total)
     pub evictions: Vec<(String, u64)>,
     pub metadata_misses: u64,
+    /// The CRI client's state, when there is one.
+    pub cri: Option<crate::container::cri::CriStats>,
     /// (signal name, total)
     pub counted_only: Vec<(String, u64)>,
     /// (event kind, total): execs and exits the kernel side only counted.
@@ -156,6 +159,7 @@ impl Health {
             tracked_containers: engine.tracked_containers as u64,
             evictions,
             metadata_misses: resolver.metadata_misses,
+            cri: resolver.cri,
             counted_only: live
                 .kernel
                 .counted_signals
@@ -191,6 +195,8 @@ pub struct Metrics {
     journal_up: IntGauge,
     journal_errors: IntCounter,
     journal_dropped: IntCounter,
+    metadata_errors: IntCounterVec,
+    metadata_up: IntGaugeVec,
     over_budget: IntCounter,
     events_read: IntCounter,
     events_lost: IntCounter,
@@ -354,6 +360,17 @@ impl Metrics {
             set_total(&self.evictions.with_label_values(&[what.as_str()]), *total);
         }
         set_total(&self.metadata_misses, h.metadata_misses);
+        if let Some(cri) = &h.cri {
+            set_total(
+                &self.metadata_errors.with_label_values(&["cri"]),
+                cri.errors,
+            );
+            if let Some(up) = cri.up {
+                self.metadata_up
+                    .with_label_values(&["cri"])
+                    .set(i64::from(up));
+            }
+        }
         set_total(&self.over_budget, h.over_budget);
         if let Some(j) = &h.journal {
             self.journal_up.set(i64::from(j.up));

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::container::ContainerInfo;
+use crate::container::{ContainerInfo, DeclaredHook};
 use crate::engine::{ContainerStop, Diagnosis};
 use crate::event::Disposition::*;
 
@@ -267,4 +267,102 @@ fn a_runtime_exec_killed_at_the_teardown_does_not_make_the_container_orphan_kill
     );
     assert_eq!(c.diagnosis, Diagnosis::Graceful, "{c:#?}");
     assert!(c.prestop.is_none(), "{c:#?}");
+}
+
+/// `k8s` with what the CRI declared: a 5 s grace and `hook`.
+fn declared(hook: DeclaredHook) -> Arc<ContainerInfo> {
+    Arc::new(ContainerInfo {
+        termination_grace_s: Some(5),
+        prestop_hook: Some(hook),
+        facts_source: Some("cri".into()),
+        ..(*k8s(7)).clone()
+    })
+}
+
+/// A declared exec hook is the exec of its command, not the first exec before the stop: here a
+/// probe (`cat`) started first.
+#[test]
+fn a_declared_exec_hook_is_matched_by_its_command() {
+    let app = task(100, "app").init();
+    let probe = task(300, "cat");
+    let hook = task(200, "sleep");
+    let events = vec![
+        exec(0.0, &probe),
+        exec(10.0, &hook),
+        exit_code(50.0, &probe, 0),
+        exit_code(3000.0, &hook, 0),
+        generate(3010.0, TERM, &runc_term(), &app)
+            .handles(&[TERM])
+            .ev(),
+        deliver(3010.1, TERM, &app, Handler),
+        generate(5010.0, KILL, &runc_kill(), &app).ev(),
+        exit_signal(5010.5, &app, KILL),
+    ];
+    let c = run_k8s(
+        declared(DeclaredHook::Exec {
+            command: "sleep".into(),
+        }),
+        events.clone(),
+    );
+    assert_eq!(c.prestop.as_ref().map(|p| p.pid), Some(200), "{c:#?}");
+    assert_eq!(c.termination_grace_source.as_deref(), Some("cri"));
+    assert_eq!(c.termination_grace_s, Some(5.0));
+    assert_eq!(c.diagnosis, Diagnosis::SlowPrestop);
+    assert_eq!(
+        c.hint.as_deref(),
+        Some(
+            "the preStop hook (exec sleep) took 3.0 s of the 5 s grace, leaving the app 2.0 s: \
+             shorten the hook or raise terminationGracePeriodSeconds"
+        )
+    );
+    // No hook declared: no exec is the hook, whatever its timing.
+    let c = run_k8s(declared(DeclaredHook::None), events.clone());
+    assert!(c.prestop.is_none(), "{c:#?}");
+    assert_eq!(c.diagnosis, Diagnosis::SlowHandler, "{c:#?}");
+    // An httpGet hook: named in the container, no exec taken for it.
+    let c = run_k8s(
+        declared(DeclaredHook::HttpGet {
+            path: "/quit".into(),
+            port: "8080".into(),
+        }),
+        events,
+    );
+    assert!(c.prestop.is_none() && c.prestop_s.is_none(), "{c:#?}");
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["container"]["prestop_hook"]["kind"], "http_get");
+    assert_eq!(v["container"]["facts_source"], "cri");
+}
+
+/// A sleep hook is kubelet's own: no exec, its phase is the declared seconds; one that uses
+/// the whole grace is `slow_prestop` (kubelet gave up on it).
+#[test]
+fn a_declared_sleep_hook_is_the_phase_before_the_stop_signal() {
+    let app = task(100, "app").init();
+    let stop = |t0: f64| {
+        vec![
+            generate(t0, TERM, &runc_term(), &app).handles(&[TERM]).ev(),
+            deliver(t0 + 0.1, TERM, &app, Handler),
+            generate(t0 + 2000.0, KILL, &runc_kill(), &app).ev(),
+            exit_signal(t0 + 2000.5, &app, KILL),
+        ]
+    };
+    let c = run_k8s(declared(DeclaredHook::Sleep { seconds: 3 }), stop(3000.0));
+    assert_eq!(c.prestop_s, Some(3.0), "{c:#?}");
+    assert!(c.prestop.is_none());
+    assert_eq!(c.diagnosis, Diagnosis::SlowPrestop);
+    assert!(
+        c.hint
+            .as_deref()
+            .is_some_and(|h| h.starts_with("the preStop hook (sleep 3 s) took 3.0 s of the 5 s")),
+        "{c:#?}"
+    );
+    let c = run_k8s(declared(DeclaredHook::Sleep { seconds: 60 }), stop(5000.0));
+    assert_eq!(c.prestop_s, Some(5.0), "{c:#?}");
+    assert!(
+        c.hint.as_deref().is_some_and(|h| h.starts_with(
+            "the preStop hook (sleep 60 s) was still running when kubelet gave up on it after \
+             the whole 5 s grace"
+        )),
+        "{c:#?}"
+    );
 }
