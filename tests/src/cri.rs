@@ -141,6 +141,9 @@ pub struct ContainerSpec {
     pub mounts: Vec<cri::Mount>,
     /// Extra security settings (kubelet derives them from the pod's securityContext).
     pub security: Option<cri::LinuxContainerSecurityContext>,
+    /// The JSON of `lifecycle.preStop`, which kubelet writes as the container's
+    /// `io.kubernetes.container.preStopHandler` annotation.
+    pub prestop: Option<String>,
 }
 
 impl ContainerSpec {
@@ -400,7 +403,7 @@ impl Kubelet {
             ),
             ("io.kubernetes.pod.uid".to_string(), pod.spec.uid.clone()),
         ]);
-        let annotations = HashMap::from([
+        let mut annotations = HashMap::from([
             (
                 "io.kubernetes.container.hash".to_string(),
                 "1a2b3c4d".to_string(),
@@ -422,6 +425,12 @@ impl Kubelet {
                 pod.spec.termination_grace_s.to_string(),
             ),
         ]);
+        if let Some(hook) = &spec.prestop {
+            annotations.insert(
+                "io.kubernetes.container.preStopHandler".to_string(),
+                hook.clone(),
+            );
+        }
         let mut security = spec.security.clone().unwrap_or_default();
         security.namespace_options = Some(pod.spec.namespace_options());
         let config = cri::ContainerConfig {
@@ -566,6 +575,21 @@ impl Kubelet {
         let left = (grace_s - spent.as_secs() as i64).max(2);
         self.stop_container(id, left);
         spent
+    }
+
+    /// A hook kubelet runs itself (the `sleep` action, or an `httpGet` request) that took
+    /// `hook`, then `StopContainer` with what is left of the grace, at least 2 s.
+    pub fn stop_after_kubelet_hook(&self, id: &str, hook: Duration, grace_s: i64) {
+        let grace = Duration::from_secs(grace_s.max(0) as u64);
+        let spent = hook.min(grace);
+        self.rt.block_on(async { tokio::time::sleep(spent).await });
+        let left = (grace_s - spent.as_secs() as i64).max(2);
+        self.stop_container(id, left);
+    }
+
+    /// The CRI socket of the private containerd.
+    pub fn socket(&self) -> &Path {
+        &self.containerd.socket
     }
 
     /// A preStop exec hook that outlives the grace, the way kubelet runs it: `ExecSync` without

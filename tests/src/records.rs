@@ -185,6 +185,15 @@ pub fn k8s_agent(k: &Kubelet) -> Agent {
     agent(&["--containerd-state", &state])
 }
 
+/// The agent, reading this containerd's bundles and asking its CRI socket.
+pub fn k8s_cri_agent(k: &Kubelet, extra: &[&str]) -> Agent {
+    let state = k.state_dir().display().to_string();
+    let socket = k.socket().display().to_string();
+    let mut args = vec!["--containerd-state", &state, "--cri-socket", &socket];
+    args.extend_from_slice(extra);
+    agent(&args)
+}
+
 /// Waits for the `pod_stop` record of `pod`; on timeout, fails with every record about it.
 pub fn pod_stop(agent: &Agent, pod: &Pod) -> Value {
     let uid = pod.spec.uid.as_str();
