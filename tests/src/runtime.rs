@@ -108,7 +108,8 @@ impl Containerd {
         let (root, state, socket) = (
             dir.path().join("root"),
             dir.path().join("state"),
-            dir.path().join("containerd.sock"),
+            // In its state directory, as /run/containerd/containerd.sock is on a node.
+            dir.path().join("state").join("containerd.sock"),
         );
         let config = dir.path().join("config.toml");
         let d = |p: &str| dir.path().join(p).display().to_string();

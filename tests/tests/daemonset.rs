@@ -156,9 +156,9 @@ fn security(sc: &Value) -> cri::LinuxContainerSecurityContext {
 /// hostPaths that would name the node's real runtime state or journal, mapped to the test's.
 fn host_path(path: &str, state: &Path, scratch: &Path) -> PathBuf {
     let mapped = match path {
-        "/run/containerd/io.containerd.runtime.v2.task" => {
-            return state.join("io.containerd.runtime.v2.task");
-        }
+        // The private containerd's state, which holds its socket as the node's does.
+        "/run/containerd" => return state.to_owned(),
+        "/run/crio" => "crio-run",
         "/run/containers" => "crio-state",
         "/var/lib/docker/containers" => "docker-containers",
         "/var/lib/sigtrace" => "journal",
@@ -397,6 +397,9 @@ fn agent_runs_under_its_daemonset_manifest() {
     assert_eq!(app["container"]["name"], "app", "{rec:#}");
     assert_eq!(app["container"]["id"], web_id, "{rec:#}");
     assert_eq!(app["diagnosis"], "graceful", "{rec:#}");
+    // The mounted CRI socket answered: the declared grace.
+    assert_eq!(app["container"]["facts_source"], "cri", "{rec:#}");
+    assert_eq!(app["termination_grace_source"], "cri", "{rec:#}");
     // Executable paths were readable (SYS_PTRACE): the sender is named.
     assert_eq!(app["sender"]["comm"], "runc", "{rec:#}");
 
