@@ -22,9 +22,9 @@ use tests::{
 const APP_IMAGE: &str = "localhost/sigtrace-test/app:stopsignal";
 
 /// A DaemonSet's pod (its labels are on the sandbox only), grace 5 s, an image whose config
-/// says STOPSIGNAL SIGTERM, an app whose handler needs 4.2 s: the record carries the declared
+/// says STOPSIGNAL SIGTERM, an app whose handler needs 4.3 s: the record carries the declared
 /// grace (`cri`), `near_overrun`, no declared hook, the workload from the labels and the
-/// image's stop signal.
+/// image's stop signal. Then a Job's pod, typed from its `job-name` label.
 #[test]
 fn grace_labels_and_stop_signal_come_from_the_cri() {
     let k = Kubelet::start();
@@ -49,7 +49,7 @@ fn grace_labels_and_stop_signal_come_from_the_cri() {
         &mut p,
         &ContainerSpec {
             image: APP_IMAGE.into(),
-            ..ContainerSpec::new("agent", &["/bin/victim", "--handle", "TERM:0:4200"])
+            ..ContainerSpec::new("agent", &["/bin/victim", "--handle", "TERM:0:4300"])
         },
     );
     let init = k.init_pid(&id, false);
@@ -69,6 +69,27 @@ fn grace_labels_and_stop_signal_come_from_the_cri() {
     let app = process(c, init);
     assert_eq!(app["near_overrun"], true, "{app:#}");
     assert_eq!(app["grace_source"], "declared", "{app:#}");
+
+    let mut job = k.run_pod(PodSpec {
+        termination_grace_s: 5,
+        labels: vec![
+            ("job-name".into(), "migrate-db".into()),
+            ("batch.kubernetes.io/job-name".into(), "migrate-db".into()),
+        ],
+        ..PodSpec::new("migrate-db-k2x7p", "ops")
+    });
+    let id = k.start_container(
+        &mut job,
+        // A handler of 300 ms: this test is about the labels, and a container gone within a
+        // few ms of its first signal is not always attributed yet.
+        &ContainerSpec::new("migrate", &["/bin/victim", "--handle", "TERM:0:300"]),
+    );
+    wait_handles_term(k.init_pid(&id, false));
+    k.delete_pod(&job);
+    let rec = pod_stop(&agent, &job);
+    assert_eq!(rec["workload"], "migrate-db", "{rec:#}");
+    assert_eq!(rec["workload_type"], "job", "{rec:#}");
+    assert_eq!(rec["workload_source"], "labels", "{rec:#}");
 }
 
 /// kubelet's `sleep` preStop action (3 s of a 5 s grace): no exec, the hook's phase is its
@@ -166,6 +187,9 @@ fn a_declared_exec_hook_outliving_the_grace_is_slow_prestop() {
     let rec = pod_stop(&agent, &p);
     let c = member(&rec, "api");
     assert_eq!(c["prestop"]["comm"], "sleep", "{c:#}");
+    // About the grace (the exec starts a few tens of ms after the call).
+    let pre_s = f64_of(&c["prestop_s"]);
+    assert!((3.5..5.5).contains(&pre_s), "preStop {pre_s} s: {c:#}");
     assert_eq!(c["termination_grace_source"], "cri", "{c:#}");
     assert_eq!(f64_of(&c["termination_grace_s"]), 4.0, "{c:#}");
     assert_eq!(c["diagnosis"], "slow_prestop", "{c:#}");
