@@ -2,7 +2,8 @@
 //! removed data dir and running out of file descriptors suspend the journal (counted) while
 //! tracing goes on, and it resumes by itself; metrics clients that never finish their request cannot hold up a stop nor lock
 //! others out; a second agent on the same data dir fails at once; a journal cut by SIGKILL
-//! mid-write replays; a flood of harmless signals does not wipe the journal's history.
+//! mid-write replays; a flood of harmless signals does not wipe the journal's history; a
+//! data dir whose file system stops answering (frozen) does not stall tracing.
 use std::{
     fs,
     io::Write,
@@ -342,4 +343,151 @@ fn running_out_of_file_descriptors_suspends_the_journal() {
     assert_eq!(out.status.and_then(|s| s.code()), Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("Too many open files"), "{}", out.stderr);
     assert!(replayed_pids(&data).contains(&u64::from(after)));
+}
+
+/// A 64 MiB ext4 file system on a loop device, unmounted and detached on drop.
+struct LoopFs {
+    dir: TempDir,
+    device: String,
+}
+
+impl LoopFs {
+    fn mount() -> Self {
+        let dir = TempDir::new("loopfs");
+        let image = dir.path().join("fs.img");
+        fs::File::create(&image)
+            .and_then(|f| f.set_len(64 << 20))
+            .expect("image file");
+        let run = |cmd: &mut Command| {
+            let out = cmd.stdin(Stdio::null()).output().expect("spawn");
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+        let device = run(Command::new("losetup").args(["-f", "--show"]).arg(&image));
+        let mnt = dir.path().join("mnt");
+        fs::create_dir(&mnt).expect("mount point");
+        let me = Self { dir, device };
+        run(Command::new("mount").arg(&me.device).arg(&mnt));
+        me
+    }
+
+    fn mnt(&self) -> std::path::PathBuf {
+        self.dir.path().join("mnt")
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(self.mnt()).output();
+        let _ = Command::new("umount").arg(self.mnt()).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+/// The file system frozen (`fsfreeze`: every write to it blocks) until dropped.
+struct Frozen(std::path::PathBuf);
+
+impl Frozen {
+    fn freeze(mnt: &Path) -> Self {
+        let ok = Command::new("fsfreeze").arg("-f").arg(mnt).status();
+        assert!(ok.is_ok_and(|s| s.success()), "fsfreeze -f");
+        Self(mnt.to_owned())
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0).status();
+    }
+}
+
+fn stalled_drops(addr: &str) -> f64 {
+    value(
+        &metrics_text(addr),
+        "sigtrace_journal_records_dropped_total",
+        &[("reason", "stalled")],
+    )
+    .unwrap_or(0.0)
+}
+
+/// The data dir's file system stops answering (frozen: `write` blocks): stops are still
+/// printed, `/metrics` answers within 1 s, the journal reads as down and counts what it drops;
+/// once the file system answers again the journal resumes (a note says what was lost) and
+/// replays what came after.
+#[test]
+fn a_disk_that_stops_answering_does_not_stall_tracing() {
+    let disk = LoopFs::mount();
+    let data = disk.mnt().join("j");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let agent = Agent::start(&[
+        "run",
+        "--json",
+        "--data-dir",
+        data.to_str().expect("path"),
+        "--metrics",
+        &addr,
+    ]);
+    let before = graceful_stop();
+    process_stop(&agent, before);
+    // Dropped before `agent`: the agent's writer thread is unblocked before it is killed.
+    let frozen = Frozen::freeze(&disk.mnt());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut during = Vec::new();
+    while !(journal_up(&addr) == Some(0.0) && stalled_drops(&addr) >= 1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the journal never reported the stall: {}\n{}",
+            metrics_text(&addr),
+            agent.stderr()
+        );
+        let pid = graceful_stop();
+        process_stop(&agent, pid);
+        during.push(pid);
+        let t = Instant::now();
+        let (code, _) = http_get(&addr, "/metrics").expect("/metrics answers while stalled");
+        assert_eq!(code, 200);
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "/metrics took {:?}",
+            t.elapsed()
+        );
+    }
+    assert!(!during.is_empty());
+    drop(frozen);
+    let mut after = graceful_stop();
+    process_stop(&agent, after);
+    let resumed = wait_until(T, || {
+        if journal_up(&addr) == Some(1.0) {
+            return true;
+        }
+        after = graceful_stop();
+        process_stop(&agent, after);
+        false
+    });
+    assert!(resumed, "the journal never resumed: {}", agent.stderr());
+    let out = agent.stop();
+    assert_eq!(out.status.and_then(|s| s.code()), Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("journal writes stalled").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("journal writes resumed"),
+        "{}",
+        out.stderr
+    );
+    let replayed = replayed_pids(&data);
+    for pid in [before, after] {
+        assert!(
+            replayed.contains(&u64::from(pid)),
+            "{pid} not in {replayed:?}"
+        );
+    }
 }

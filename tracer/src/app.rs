@@ -272,7 +272,9 @@ pub fn run(opts: RunOptions) -> Result<()> {
             )
         })?;
         tracing::info!("recording to {}", journal.path().display());
-        pipeline = pipeline.with_journal(LiveJournal::new(journal));
+        pipeline = pipeline.with_journal(
+            LiveJournal::new(journal).context("starting the journal's writer thread")?,
+        );
     }
     let ready = Arc::new(AtomicBool::new(false));
     let mut server = None;

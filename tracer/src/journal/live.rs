@@ -1,232 +1,310 @@
-//! The live agent's journal: a [`JournalWriter`] that never stops the agent. A write error
-//! (disk full, data dir removed, too many open files) *suspends* the journal: the record is
-//! dropped and counted, one warning says so, and tracing, printing and metrics go on. Every
-//! [`RETRY`] the journal tries a new file (recreating the directory if it went away); when that
-//! works it is *resumed*, one line says so, and a note in the new file tells how many records
-//! were lost meanwhile.
+//! The live agent's journal ([`LiveJournal`]): records are batched on the tracing thread and
+//! written by the journal's own thread ("sigtrace-journal", a [`Keeper`]) behind a bounded
+//! queue, so a disk that stops answering (a hung network filesystem, a frozen filesystem)
+//! never blocks tracing, metrics or the printed output.
+//!
+//! When the queue is full the writer is *stalled*: further batches are dropped and counted
+//! (`dropped_stalled`; a container's attribution is kept for the next batch, so a later file
+//! still knows it), the journal reads as down, one warning says so. When a batch is accepted
+//! again one line says so and a note in the journal tells how many records were lost.
+//! [`LiveJournal::finish`] waits for the writer at most [`FINISH_WAIT`].
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{JournalError, JournalWriter};
+use super::keeper::Keeper;
+use super::JournalWriter;
 use crate::container::ContainerInfo;
 
-/// How often a suspended journal tries again.
-pub const RETRY: Duration = Duration::from_secs(1);
+/// Bytes of kernel records gathered before a batch goes to the writer (else at each tick).
+const BATCH_BYTES: usize = 64 << 10;
+/// Batches the queue holds: at most about 1 MiB waiting for a slow disk.
+const QUEUE_BATCHES: usize = 16;
+/// How long the end of a run waits for the writer to finish.
+pub const FINISH_WAIT: Duration = Duration::from_secs(2);
 
 /// The journal's state, for the metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LiveJournalStats {
-    /// Being written now.
+    /// Being written now: neither suspended after an error nor stalled.
     pub up: bool,
     /// Failed writes and failed reopenings, in all.
     pub errors: u64,
-    /// Records not written while suspended.
+    /// Records not written while suspended after a write error.
     pub dropped: u64,
+    /// Records dropped because the writer did not keep up (a disk that does not answer).
+    pub dropped_stalled: u64,
+}
+
+enum Entry {
+    /// A kernel record of this many bytes of the batch's `bytes`.
+    Kernel(u32),
+    Lost {
+        count: u64,
+        mono_ns: u64,
+    },
+    Container(u64, Box<ContainerInfo>),
+    Note(String),
+}
+
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+impl Batch {
+    /// Records (not attributions or notes) in it.
+    fn records(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Kernel(_) | Entry::Lost { .. }))
+            .count() as u64
+    }
+}
+
+enum Msg {
+    Batch(Batch),
+    Tick,
+    Finish,
+}
+
+/// What the writer thread shares with the handle.
+#[derive(Default)]
+struct Shared {
+    suspended: AtomicBool,
+    errors: AtomicU64,
+    dropped: AtomicU64,
 }
 
 pub struct LiveJournal {
-    writer: JournalWriter,
-    /// How often a suspended journal tries again ([`RETRY`]).
-    retry: Duration,
-    /// Since when, and why, the journal is suspended.
-    suspended: Option<(Instant, String)>,
-    errors: u64,
-    dropped: u64,
-    dropped_since_suspended: u64,
+    batch: Batch,
+    tx: SyncSender<Msg>,
+    done: Receiver<()>,
+    shared: Arc<Shared>,
+    dropped_stalled: u64,
+    /// Since when batches are dropped, and how many records so far.
+    stalled: Option<(Instant, u64)>,
 }
 
 impl LiveJournal {
-    pub fn new(writer: JournalWriter) -> Self {
-        Self {
-            writer,
-            retry: RETRY,
-            suspended: None,
-            errors: 0,
-            dropped: 0,
-            dropped_since_suspended: 0,
-        }
+    /// Starts the writer thread on `writer`.
+    pub fn new(writer: JournalWriter) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
+        let (done_tx, done) = mpsc::channel();
+        let shared = Arc::new(Shared::default());
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("sigtrace-journal".into())
+            .spawn(move || {
+                write_loop(Keeper::new(writer), &rx, &s);
+                let _ = done_tx.send(());
+            })?;
+        Ok(Self {
+            batch: Batch::default(),
+            tx,
+            done,
+            shared,
+            dropped_stalled: 0,
+            stalled: None,
+        })
     }
 
     pub fn stats(&self) -> LiveJournalStats {
         LiveJournalStats {
-            up: self.suspended.is_none(),
-            errors: self.errors,
-            dropped: self.dropped,
+            up: !self.shared.suspended.load(Ordering::Relaxed) && self.stalled.is_none(),
+            errors: self.shared.errors.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            dropped_stalled: self.dropped_stalled,
         }
-    }
-
-    fn write(&mut self, f: impl FnOnce(&mut JournalWriter) -> Result<(), JournalError>) {
-        if self.suspended.is_some() {
-            self.dropped += 1;
-            self.dropped_since_suspended += 1;
-            return;
-        }
-        if let Err(e) = f(&mut self.writer) {
-            self.fail(e);
-            self.dropped += 1;
-            self.dropped_since_suspended += 1;
-        }
-    }
-
-    fn fail(&mut self, e: JournalError) {
-        self.errors += 1;
-        let why = e.to_string();
-        if self.suspended.is_none() {
-            tracing::warn!(
-                "journal suspended: {why}; tracing goes on, the journal retries every {} s",
-                RETRY.as_secs()
-            );
-        }
-        self.suspended = Some((Instant::now(), why));
     }
 
     pub fn append_kernel(&mut self, bytes: &[u8]) {
-        self.write(|w| w.append_kernel(bytes));
+        let Ok(len) = u32::try_from(bytes.len()) else {
+            return;
+        };
+        self.batch.bytes.extend_from_slice(bytes);
+        self.batch.entries.push(Entry::Kernel(len));
+        if self.batch.bytes.len() >= BATCH_BYTES {
+            self.send();
+        }
     }
 
     pub fn append_lost(&mut self, count: u64, mono_ns: u64) {
-        self.write(|w| w.append_lost(count, mono_ns));
+        self.batch.entries.push(Entry::Lost { count, mono_ns });
     }
 
-    /// A container's attribution. Remembered even while suspended: a resumed journal's new
-    /// file starts with it.
+    /// A container's attribution (kept through a stall, so the journal still has it later).
     pub fn append_container(&mut self, cgroup_id: u64, info: &ContainerInfo) {
-        if self.suspended.is_some() {
-            self.writer.remember_container(cgroup_id, info);
-        }
-        self.write(|w| w.append_container(cgroup_id, info));
+        self.batch
+            .entries
+            .push(Entry::Container(cgroup_id, Box::new(info.clone())));
     }
 
-    /// Time passes: flushes (and starts a new file if the current one was deleted), or, while
-    /// suspended, tries a new file once the retry time has passed.
+    /// Time passes: the batch goes to the writer, which flushes.
     pub fn tick(&mut self) {
-        match &self.suspended {
-            None => {
-                let result = if self.writer.file_removed() {
+        self.send();
+        let _ = self.tx.try_send(Msg::Tick);
+    }
+
+    /// End of the run: the last batch, then the writer flushes and syncs; waits at most
+    /// [`FINISH_WAIT`] for it.
+    pub fn finish(&mut self) {
+        let deadline = Instant::now() + FINISH_WAIT;
+        self.send();
+        let mut msg = Msg::Finish;
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => {
                     tracing::warn!(
-                        "journal file {} was removed: starting a new one",
-                        self.writer.path().display()
+                        "the journal's writer did not take the end of the run within {} s: \
+                         what it had not written is lost",
+                        FINISH_WAIT.as_secs()
                     );
-                    self.writer.reopen()
-                } else {
-                    self.writer.flush()
-                };
-                if let Err(e) = result {
-                    self.fail(e);
+                    return;
                 }
             }
-            Some((since, _)) if since.elapsed() >= self.retry => match self.writer.reopen() {
-                Ok(()) => {
-                    let lost = self.dropped_since_suspended;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if self.done.recv_timeout(left).is_err() {
+            tracing::warn!(
+                "the journal's writer did not finish within {} s (a disk that does not \
+                 answer?): its last records may be lost",
+                FINISH_WAIT.as_secs()
+            );
+        }
+    }
+
+    /// Hands the batch to the writer, or drops it (counted) when the writer is stalled.
+    fn send(&mut self) {
+        if self.batch.entries.is_empty() {
+            return;
+        }
+        if let Some((since, lost)) = self.stalled {
+            let note = format!(
+                "journal writes stalled for {:.1} s; {lost} records were dropped",
+                since.elapsed().as_secs_f64()
+            );
+            self.batch.entries.insert(0, Entry::Note(note));
+        }
+        let batch = std::mem::take(&mut self.batch);
+        match self.tx.try_send(Msg::Batch(batch)) {
+            Ok(()) => {
+                if let Some((since, lost)) = self.stalled.take() {
                     tracing::info!(
-                        "journal resumed in {} ({lost} records not journaled while suspended)",
-                        self.writer.path().display()
+                        "journal writes resumed after {:.1} s ({lost} records dropped meanwhile)",
+                        since.elapsed().as_secs_f64()
                     );
-                    self.suspended = None;
-                    self.dropped_since_suspended = 0;
-                    let note = format!("journal resumed; {lost} records were not journaled");
-                    if let Err(e) = self.writer.append_note(&note) {
-                        self.fail(e);
+                }
+            }
+            Err(TrySendError::Full(Msg::Batch(b)) | TrySendError::Disconnected(Msg::Batch(b))) => {
+                let n = b.records();
+                self.dropped_stalled += n;
+                match &mut self.stalled {
+                    Some((_, lost)) => *lost += n,
+                    None => {
+                        tracing::warn!(
+                            "journal writes stalled (the disk does not answer): records are \
+                             dropped and counted, tracing goes on"
+                        );
+                        self.stalled = Some((Instant::now(), n));
                     }
                 }
-                Err(e) => {
-                    self.errors += 1;
-                    tracing::debug!("journal still suspended: {e}");
-                    self.suspended = Some((Instant::now(), e.to_string()));
-                }
-            },
-            Some(_) => {}
+                // Attributions are kept for the next batch.
+                self.batch.entries.extend(
+                    b.entries
+                        .into_iter()
+                        .filter(|e| matches!(e, Entry::Container(..))),
+                );
+            }
+            Err(_) => {}
         }
     }
+}
 
-    /// End of the run: flushed and synced if it is up.
-    pub fn finish(&mut self) {
-        if self.suspended.is_none() {
-            if let Err(e) = self.writer.sync() {
-                self.fail(e);
+/// The writer thread: batches in order until `Finish` or the handle is gone.
+fn write_loop(mut keeper: Keeper, rx: &Receiver<Msg>, shared: &Shared) {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Batch(b) => {
+                let mut at = 0usize;
+                for e in b.entries {
+                    match e {
+                        Entry::Kernel(len) => {
+                            let end = at + len as usize;
+                            keeper.append_kernel(&b.bytes[at..end]);
+                            at = end;
+                        }
+                        Entry::Lost { count, mono_ns } => keeper.append_lost(count, mono_ns),
+                        Entry::Container(cg, info) => keeper.append_container(cg, &info),
+                        Entry::Note(n) => keeper.append_note(&n),
+                    }
+                }
+            }
+            Msg::Tick => keeper.tick(),
+            Msg::Finish => {
+                keeper.finish();
+                publish(&keeper, shared);
+                return;
             }
         }
+        publish(&keeper, shared);
     }
+    keeper.finish();
+}
 
-    pub fn writer(&self) -> &JournalWriter {
-        &self.writer
-    }
+fn publish(keeper: &Keeper, shared: &Shared) {
+    let (suspended, errors, dropped) = keeper.state();
+    shared.suspended.store(suspended, Ordering::Relaxed);
+    shared.errors.store(errors, Ordering::Relaxed);
+    shared.dropped.store(dropped, Ordering::Relaxed);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{JournalOptions, JournalReader, ReaderOptions, SessionInfo};
+    use crate::journal::{JournalOptions, SessionInfo};
 
-    fn live(dir: &std::path::Path) -> LiveJournal {
+    fn open(dir: &std::path::Path) -> LiveJournal {
         let w = JournalWriter::open(dir, JournalOptions::default(), SessionInfo::default())
             .expect("journal");
-        LiveJournal {
-            retry: Duration::ZERO,
-            ..LiveJournal::new(w)
-        }
+        LiveJournal::new(w).expect("writer thread")
     }
 
-    fn notes(dir: &std::path::Path) -> Vec<String> {
-        let mut r = JournalReader::new([dir], ReaderOptions::default());
-        let mut out = Vec::new();
-        while let Some(item) = r.next_item() {
-            if let Ok(crate::journal::Item {
-                kind: crate::journal::ItemKind::Frame(crate::journal::Frame::Note(n)),
-                ..
-            }) = item
-            {
-                out.push(n.to_string());
-            }
-        }
-        out
-    }
-
-    /// The data dir removed under the agent: the next tick starts a new file in a new one.
+    /// A writer that does not take batches: the handle drops them (counted), keeps the
+    /// attributions, and says the journal is down; when batches go through again it is up.
     #[test]
-    fn a_removed_directory_is_made_again() {
+    fn a_stalled_writer_drops_and_counts_then_resumes() {
         let top = tempfile::tempdir().expect("temp dir");
-        let dir = top.path().join("j");
-        let mut j = live(&dir);
+        let mut j = open(top.path());
+        // Stand-in for a writer stuck in write(): a queue nobody empties.
+        let (tx, rx) = mpsc::sync_channel(1);
+        let real = std::mem::replace(&mut j.tx, tx);
         j.append_kernel(b"first");
-        std::fs::remove_dir_all(&dir).expect("rm -r");
-        j.tick();
-        assert!(j.stats().up, "{:?}", j.suspended);
+        j.tick(); // fills the one slot (the Tick does not fit)
+        j.append_container(7, &ContainerInfo::default());
         j.append_kernel(b"second");
-        j.finish();
-        assert!(j.writer().path().exists());
-        assert_eq!(j.stats().errors, 0);
-    }
-
-    /// A write error suspends the journal (counted, the agent goes on); once writing works
-    /// again it resumes by itself, with a note of what was lost.
-    #[test]
-    fn a_failing_journal_is_suspended_then_resumes() {
-        let top = tempfile::tempdir().expect("temp dir");
-        let dir = top.path().join("j");
-        let mut j = live(&dir);
-        // The directory is replaced by a file: no new journal file can be made.
-        std::fs::remove_dir_all(&dir).expect("rm -r");
-        std::fs::write(&dir, b"in the way").expect("blocker");
+        j.append_lost(2, 9);
         j.tick();
-        assert!(!j.stats().up);
-        let errors = j.stats().errors;
-        assert!(errors >= 1);
-        j.append_kernel(b"lost");
-        j.append_lost(3, 42);
-        assert_eq!(j.stats().dropped, 2);
-        j.tick(); // still failing: counted, not fatal
-        assert!(!j.stats().up);
-        assert!(j.stats().errors > errors);
-        std::fs::remove_file(&dir).expect("rm");
+        let s = j.stats();
+        assert!(!s.up);
+        assert_eq!(s.dropped_stalled, 2);
+        assert!(matches!(
+            j.batch.entries.as_slice(),
+            [Entry::Container(7, _)]
+        ));
+        drop(rx);
+        j.tx = real;
+        j.append_kernel(b"third");
         j.tick();
         assert!(j.stats().up);
+        assert!(j.stalled.is_none());
         j.finish();
-        let notes = notes(&dir);
-        assert!(
-            notes
-                .iter()
-                .any(|n| n.contains("2 records were not journaled")),
-            "{notes:?}"
-        );
     }
 }

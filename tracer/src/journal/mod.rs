@@ -81,6 +81,7 @@
 //! read through a window of two frames' worth, whatever their size.
 mod dir;
 mod format;
+mod keeper;
 mod live;
 mod reader;
 #[cfg(test)]

@@ -161,12 +161,11 @@ impl Metrics {
                     &["source"],
                 )?,
             )?,
-            journal_dropped: reg(
-                &r,
-                IntCounter::new(
-                    "sigtrace_journal_records_dropped_total",
-                    "Records not journaled while the journal was suspended.",
-                )?,
+            journal_dropped: cvec(
+                "sigtrace_journal_records_dropped_total",
+                "Records not journaled, by reason: suspended (after a write error), stalled (the \
+                 disk did not answer and the writer's queue was full).",
+                &["reason"],
             )?,
             events_read: reg(
                 &r,

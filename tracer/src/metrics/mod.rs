@@ -194,7 +194,7 @@ pub struct Metrics {
     http_refused: IntCounter,
     journal_up: IntGauge,
     journal_errors: IntCounter,
-    journal_dropped: IntCounter,
+    journal_dropped: IntCounterVec,
     metadata_errors: IntCounterVec,
     metadata_up: IntGaugeVec,
     over_budget: IntCounter,
@@ -375,7 +375,14 @@ impl Metrics {
         if let Some(j) = &h.journal {
             self.journal_up.set(i64::from(j.up));
             set_total(&self.journal_errors, j.errors);
-            set_total(&self.journal_dropped, j.dropped);
+            set_total(
+                &self.journal_dropped.with_label_values(&["suspended"]),
+                j.dropped,
+            );
+            set_total(
+                &self.journal_dropped.with_label_values(&["stalled"]),
+                j.dropped_stalled,
+            );
         }
         for (kind, total) in &h.kernel_counted {
             set_total(
