@@ -420,6 +420,20 @@ impl Agent {
         })
     }
 
+    /// SIGKILL (no chance to flush), return what it printed.
+    pub fn sigkill(mut self) -> AgentOutput {
+        let mut status = None;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            status = c.wait().ok();
+        }
+        AgentOutput {
+            lines: self.lines(),
+            stderr: self.stderr(),
+            status,
+        }
+    }
+
     /// SIGTERM, wait (bounded) for a graceful exit, return what it printed.
     pub fn stop(mut self) -> AgentOutput {
         let mut status = None;

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub engine: EngineConfig,
     pub print: PrintOptions,
     pub resolver: ResolverOptions,
+    /// How much of the journal a start reads back ([`crate::resume`]).
+    pub resume: crate::resume::ResumeOptions,
     /// The journal's directory and limits; `None` with `--no-record`.
     pub journal: Option<(PathBuf, JournalOptions)>,
     pub metrics: Option<(SocketAddr, MetricsOptions)>,
@@ -171,6 +173,10 @@ impl RunOptions {
                 )
             }),
             ready_file: args.ready_file.clone(),
+            resume: crate::resume::ResumeOptions {
+                max_age: Duration::from_secs(args.resume_minutes.saturating_mul(60)),
+                max_bytes: args.resume_mib.saturating_mul(1 << 20),
+            },
             ring_priority: args.ring_priority,
             node: node_name(args),
         })
@@ -206,6 +212,29 @@ fn resolver(options: ResolverOptions) -> Result<ContainerResolver> {
     Ok(r)
 }
 
+/// The live engine: with a journal, carrying on the stops the previous agent left in progress
+/// ([`crate::resume`]); and the restart's time when it did.
+fn resume(opts: &RunOptions, clock: Clock) -> (Engine, Option<u64>) {
+    let engine = Engine::new(opts.engine.clone());
+    let Some((dir, _)) = &opts.journal else {
+        return (engine, None);
+    };
+    let boot_id = crate::journal::SessionInfo::current(clock).boot_id;
+    let now_mono = Clock::monotonic_now_ns();
+    let (mut engine, r) =
+        crate::resume::rebuild(dir, engine, &opts.resume, &boot_id, clock.wall_ns(now_mono));
+    if r.files == 0 {
+        return (engine, None);
+    }
+    engine.restarted(now_mono);
+    tracing::info!(
+        "carrying on {} stop(s) in progress from the journal ({} file(s) read back)",
+        r.open,
+        r.files
+    );
+    (engine, Some(now_mono))
+}
+
 /// Set once SIGTERM or SIGINT arrives.
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -228,7 +257,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
     let stop = stop_flag()?;
     let clock = Clock::now();
     let btf = read_btf(&opts.source.btf_path)?;
-    let probes = Probes::load(&opts.source, &btf).context("starting the kernel probes")?;
+    let mut probes = Probes::load(&opts.source, &btf).context("starting the kernel probes")?;
     drop(btf);
     if opts.source.mode == ProbeMode::Floor {
         mark_ready(opts.ready_file.as_ref())?;
@@ -249,8 +278,11 @@ pub fn run(opts: RunOptions) -> Result<()> {
         return Ok(());
     }
 
+    let (engine, resumed_at) = resume(&opts, clock);
+    // The processes of the stops carried on: their exits must be emitted.
+    probes.watch(&engine.open_pids());
     let mut pipeline = Pipeline::new(
-        Engine::new(opts.engine.clone()),
+        engine,
         printer(opts.print).with_node(Some(opts.node.clone())),
     )
     .with_clock(clock)
@@ -261,7 +293,10 @@ pub fn run(opts: RunOptions) -> Result<()> {
             *limits,
             SessionInfo {
                 hostname: opts.node.clone(),
-                shaping: Some(shaping_of(&opts.engine)),
+                shaping: Some(crate::journal::Shaping {
+                    resumed_at_mono_ns: resumed_at,
+                    ..shaping_of(&opts.engine)
+                }),
                 ..SessionInfo::current(clock)
             },
         )
@@ -272,7 +307,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
             )
         })?;
         tracing::info!("recording to {}", journal.path().display());
-        pipeline = pipeline.with_journal(
+        pipeline = pipeline.leaving_open().with_journal(
             LiveJournal::new(journal).context("starting the journal's writer thread")?,
         );
     }

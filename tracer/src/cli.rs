@@ -190,6 +190,13 @@ pub struct RunArgs {
     /// docker data-root directories (for container names and images).
     #[arg(long = "docker-data-root", value_name = "DIR")]
     pub docker_data_root: Vec<PathBuf>,
+    /// At start, carry on the stops a previous agent left in progress, read back from the
+    /// last MINUTES of the journal (0: do not).
+    #[arg(long, default_value_t = 10, value_name = "MINUTES")]
+    pub resume_minutes: u64,
+    /// At most this many MiB of the newest journal files are read back at start.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub resume_mib: u64,
     /// The node's CRI socket, read-only: declared grace, preStop hook, pod labels, image stop
     /// signal. Default: the first of containerd's and CRI-O's usual sockets that exists;
     /// `none` turns it off.

@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod probes;
 pub mod refusal;
 pub mod report;
+pub mod resume;
 pub mod summary;
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ pub struct Pipeline<S: OutputSink> {
     /// A replay applies what shaped each recorded session ([`crate::journal::Shaping`]),
     /// except what the user set on its command line; `None` live.
     recorded: Option<Keep>,
+    /// The recorded session being read: (start, boot id).
+    session: Option<(i64, String)>,
+    /// See [`Self::leaving_open`].
+    leave_open: bool,
 }
 
 /// The settings a replay keeps from its own command line instead of the recorded ones
@@ -65,6 +69,7 @@ pub fn shaping_of(cfg: &EngineConfig) -> Shaping {
         stop_signals: cfg.extra_stop_signals.iter().map(|s| s.0).collect(),
         emit_mask: cfg.emit_mask,
         runtime_comms: cfg.runtime_comms.clone(),
+        resumed_at_mono_ns: None,
     }
 }
 
@@ -83,7 +88,41 @@ impl<S: OutputSink> Pipeline<S> {
             budget: Budget::default(),
             out: Vec::new(),
             recorded: None,
+            session: None,
+            leave_open: false,
         }
+    }
+
+    /// Live with a journal: stops still in progress at the end are left to the journal
+    /// ([`Engine::finish_leaving_open`]).
+    pub fn leaving_open(mut self) -> Self {
+        self.leave_open = true;
+        self
+    }
+
+    /// The engine back (a rebuild hands it to the live run).
+    pub fn into_engine(self) -> Engine {
+        self.engine
+    }
+
+    /// A recorded session's frame (repeated through its files). At the first frame of a new
+    /// session: one that resumed its predecessor carries the open stops on (marked at the
+    /// restart); any other ends them, as the end of that agent's trace.
+    fn session(&mut self, s: &crate::journal::SessionInfo) -> anyhow::Result<()> {
+        let id = (s.started_wall_ns, s.boot_id.clone());
+        if self.session.as_ref() == Some(&id) {
+            return Ok(());
+        }
+        let previous = self.session.replace(id);
+        match s.shaping.as_ref().and_then(|sh| sh.resumed_at_mono_ns) {
+            Some(mono) => self.engine.restarted(mono),
+            None if previous.is_some() => {
+                self.engine.finish(&mut self.out);
+                self.emit()?;
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// A replay: each recorded session's [`Shaping`] is applied, but for what `keep` names.
@@ -291,6 +330,7 @@ impl<S: OutputSink> Consumer for Pipeline<S> {
             }
             Input::Tick { now_mono_ns, stats } => self.tick(now_mono_ns, stats)?,
             Input::Session(session) => {
+                self.session(session)?;
                 if let (Some(keep), Some(shaping)) = (self.recorded, &session.shaping) {
                     self.adopt(shaping, keep);
                 }
@@ -302,7 +342,17 @@ impl<S: OutputSink> Consumer for Pipeline<S> {
 
     /// End of stream: every pending record out, everything flushed.
     fn finish(&mut self) -> anyhow::Result<()> {
-        self.engine.finish(&mut self.out);
+        if self.leave_open {
+            let left = self.engine.finish_leaving_open(&mut self.out);
+            if left > 0 {
+                tracing::info!(
+                    "{left} stop(s) still in progress are left to the journal: the next agent on \
+                     this data dir finishes them, `sigtrace replay` shows them"
+                );
+            }
+        } else {
+            self.engine.finish(&mut self.out);
+        }
         self.emit()?;
         self.sink.flush()?;
         if let Some(j) = self.journal.as_mut() {
@@ -406,6 +456,76 @@ mod tests {
             drive(&mut Records(records, 0), &mut pipeline, OnBadInput::Fail).expect("drive");
         assert_eq!(driven.skipped, 0);
         metrics.encode()
+    }
+
+    /// Two recorded sessions, as a replay reads them.
+    enum Step {
+        Session(crate::journal::SessionInfo),
+        Kernel(Vec<u8>),
+    }
+
+    struct Steps(Vec<Step>, usize);
+
+    impl Source for Steps {
+        fn next(&mut self) -> Option<Result<Input<'_>, anyhow::Error>> {
+            self.1 += 1;
+            Some(Ok(match self.0.get(self.1 - 1)? {
+                Step::Session(s) => Input::Session(s),
+                Step::Kernel(k) => Input::Kernel(k, Some(Clock { offset_ns: 0 })),
+            }))
+        }
+    }
+
+    /// The JSON records of a stop whose exit is in a second session, which resumed the first
+    /// (`resumed`) or not.
+    fn across_sessions(resumed: bool) -> Vec<serde_json::Value> {
+        let session = |start: i64, resumed_at: Option<u64>| crate::journal::SessionInfo {
+            started_wall_ns: start,
+            boot_id: "b".into(),
+            shaping: Some(Shaping {
+                resumed_at_mono_ns: resumed_at,
+                ..Shaping::default()
+            }),
+            ..Default::default()
+        };
+        let mut stop = handled_stop(15).into_iter();
+        let steps = vec![
+            Step::Session(session(1, None)),
+            Step::Kernel(stop.next().unwrap()),
+            Step::Kernel(stop.next().unwrap()),
+            Step::Session(session(1, None)), // the same session's frame again
+            Step::Session(session(2, resumed.then_some(1_100_000_000))),
+            Step::Kernel(stop.next().unwrap()),
+        ];
+        let printer = Printer::new(Vec::new(), Format::Json, false);
+        let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), printer);
+        drive(&mut Steps(steps, 0), &mut pipeline, OnBadInput::Fail).expect("drive");
+        let out = pipeline.into_sink().into_inner();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// A session that resumed its predecessor carries its open stop on: one complete record,
+    /// marked; one that did not ends it with its own trace (no record spans two agents that
+    /// did not hand over).
+    #[test]
+    fn only_a_resumed_session_carries_open_stops_on() {
+        let recs = across_sessions(true);
+        assert_eq!(recs.len(), 1, "{recs:#?}");
+        assert_eq!(recs[0]["complete"], true);
+        assert_eq!(recs[0]["agent_restarted_during"], true);
+        assert_eq!(recs[0]["exit"]["code"], 0);
+        let recs = across_sessions(false);
+        assert_eq!(recs.len(), 1, "{recs:#?}");
+        assert_eq!(recs[0]["complete"], false);
+        assert_eq!(
+            recs[0]["incomplete_reason"],
+            "still running when the trace ended"
+        );
+        assert!(recs[0].get("agent_restarted_during").is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, RawTracePoint},
     Ebpf, EbpfLoader, Endianness,
 };
@@ -260,6 +260,28 @@ impl Probes {
     }
 
     /// How many hooks are attached, and how: "5 hooks attached: signal_generate (tp_btf), …".
+    /// Watches the thread groups `tgids` (their exits are emitted): the processes whose stop
+    /// a previous agent saw begin ([`crate::resume`]). Returns how many could be marked.
+    pub fn watch(&mut self, tgids: &[u32]) -> usize {
+        let Some(map) = self.ebpf.map_mut("WATCHED") else {
+            return 0;
+        };
+        let Ok(mut table) = Array::<&mut MapData, u64>::try_from(map) else {
+            return 0;
+        };
+        let mut marked = 0;
+        for &tgid in tgids {
+            let (index, byte) = (tgid / 8, (tgid % 8) * 8);
+            let Ok(word) = table.get(&index, 0) else {
+                continue;
+            };
+            if table.set(index, word | (1u64 << byte), 0).is_ok() {
+                marked += 1;
+            }
+        }
+        marked
+    }
+
     pub fn describe(&self) -> String {
         let list: Vec<String> = self
             .attached

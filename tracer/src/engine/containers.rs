@@ -244,6 +244,7 @@ impl Containers {
             duration_s: g.last_end.saturating_sub(g.first.0) as f64 / 1e9,
             grace_s: init.and_then(|s| s.grace_s),
             killed,
+            agent_restarted_during: g.records.iter().any(|(s, _)| s.agent_restarted_during),
             effective_grace_s: grace.effective_s,
             termination_grace_s: grace.termination_s,
             termination_grace_source: grace.termination_source.map(str::to_owned),

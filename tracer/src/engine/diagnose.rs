@@ -315,8 +315,10 @@ pub(super) fn build(
     cfg: &EngineConfig,
     end: u64,
     container: Option<Arc<ContainerInfo>>,
+    restarts: &[u64],
 ) -> ProcessStop {
     let end = ep.exit.as_ref().map_or(end.max(ep.last_mono), |x| x.mono);
+    let agent_restarted_during = restarts.iter().any(|&r| ep.first_mono < r && r <= end);
     let declared = container.as_ref().and_then(|c| c.termination_grace_s);
     let t = timing(ep, cfg.grace_s, declared, end);
     let diagnosis = diagnose(ep, &t, handler_ran(ep, cfg));
@@ -368,6 +370,7 @@ pub(super) fn build(
         overrun: t.overrun,
         overrun_s: secs(t.overrun_ns),
         near_overrun: t.near_overrun,
+        agent_restarted_during,
         diagnosis,
         hint: hint(ep, diagnosis),
         complete: ep.incomplete.is_empty(),

@@ -259,6 +259,41 @@ impl Engine {
         self.tracker.finish(out);
     }
 
+    /// The end of a live run whose journal keeps what is still going on: the records of
+    /// processes that died are emitted, the stops still in progress (and the container and
+    /// pod records waiting for them) are left to the journal, from which the next agent on
+    /// the data dir (or a replay) finishes them. Returns how many stops were left.
+    pub fn finish_leaving_open(&mut self, out: &mut Vec<Output>) -> usize {
+        while let Some(p) = self.buffer.pop() {
+            self.apply(p.ts, &p.item, out);
+        }
+        self.tracker.finish_settled(out);
+        self.tracker.open_count()
+    }
+
+    /// Stops in progress (their process has not died).
+    pub fn open_stops(&self) -> usize {
+        self.tracker.open_count()
+    }
+
+    /// The processes of the stops in progress.
+    pub fn open_pids(&self) -> Vec<u32> {
+        self.tracker.open_pids()
+    }
+
+    /// Applies every buffered event now (a rebuilt engine before the live run).
+    pub fn settle(&mut self, out: &mut Vec<Output>) {
+        while let Some(p) = self.buffer.pop() {
+            self.watermark = self.watermark.max(p.ts);
+            self.apply(p.ts, &p.item, out);
+        }
+    }
+
+    /// An agent restarted at `mono`: stops going on across it carry `agent_restarted_during`.
+    pub fn restarted(&mut self, mono: u64) {
+        self.tracker.restarted(mono);
+    }
+
     /// Container attribution for a cgroup: records (and timeline lines) of processes in it
     /// carry `info` from now on.
     pub fn set_container(&mut self, cgroup_id: u64, info: Arc<ContainerInfo>) {

@@ -144,22 +144,7 @@ impl Pods {
         }
         g.containers.sort_by_key(|(_, first, _)| *first);
         let sandbox_end = g.sandbox.as_ref().map(|(_, end)| *end);
-        let first_mono = g
-            .containers
-            .iter()
-            .map(|(_, f, _)| *f)
-            .chain(
-                g.sandbox
-                    .as_ref()
-                    .map(|(s, end)| end.saturating_sub(ns(s.duration_s))),
-            )
-            .min()
-            .unwrap_or(0);
-        let last_mono = sandbox_end
-            .into_iter()
-            .chain(g.containers.iter().map(|(_, _, e)| *e))
-            .max()
-            .unwrap_or(first_mono);
+        let (first_mono, last_mono) = span(&g);
         let killed_at_teardown: Vec<String> = g
             .containers
             .iter()
@@ -222,6 +207,10 @@ impl Pods {
             held_up_s: held.map_or(0.0, |c| c.duration_s),
             killed_at_teardown,
             overrun: g.containers.iter().any(|(c, _, _)| c.overrun || c.killed),
+            agent_restarted_during: g
+                .containers
+                .iter()
+                .any(|(c, _, _)| c.agent_restarted_during),
             diagnosis,
             hint,
             sandbox: g.sandbox.map(|(s, _)| SandboxEnd {
@@ -238,6 +227,28 @@ impl Pods {
 
 fn ns(s: f64) -> u64 {
     (s * 1e9) as u64
+}
+
+/// The pod's termination in event time: (first container stop or sandbox stop, last end).
+fn span(g: &PodGroup) -> (u64, u64) {
+    let sandbox_end = g.sandbox.as_ref().map(|(_, end)| *end);
+    let first_mono = g
+        .containers
+        .iter()
+        .map(|(_, f, _)| *f)
+        .chain(
+            g.sandbox
+                .as_ref()
+                .map(|(s, end)| end.saturating_sub(ns(s.duration_s))),
+        )
+        .min()
+        .unwrap_or(0);
+    let last_mono = sandbox_end
+        .into_iter()
+        .chain(g.containers.iter().map(|(_, _, e)| *e))
+        .max()
+        .unwrap_or(first_mono);
+    (first_mono, last_mono)
 }
 
 /// When a pod is looked at again: the settle time after its sandbox's end, else the wait.

@@ -80,6 +80,8 @@ pub(super) struct Tracker {
     pub(super) dead_order: VecDeque<(u32, u64)>,
     pub evictions: Evictions,
     pub records_emitted: u64,
+    /// When an agent restarted on this journal (mono), for `agent_restarted_during`.
+    pub(super) restarts: Vec<u64>,
 }
 
 impl Tracker {
@@ -103,6 +105,7 @@ impl Tracker {
             dead_order: VecDeque::new(),
             evictions: Evictions::default(),
             records_emitted: 0,
+            restarts: Vec::new(),
         }
     }
 
@@ -212,9 +215,7 @@ impl Tracker {
 
     /// End of stream: emit ended episodes, then the ones still open as incomplete.
     pub fn finish(&mut self, out: &mut Vec<Output>) {
-        while let Some((deadline, id)) = self.first_settling() {
-            self.emit(id, deadline, out);
-        }
+        self.finish_settled(out);
         let now = self.now;
         while let Some((_, id)) = self.first_open() {
             if let Some(ep) = self.episodes.get_mut(&id) {
@@ -223,6 +224,34 @@ impl Tracker {
             self.emit(id, now, out);
         }
         self.stops.finish(out);
+    }
+
+    /// Emits the records of every episode whose process died.
+    pub fn finish_settled(&mut self, out: &mut Vec<Output>) {
+        while let Some((deadline, id)) = self.first_settling() {
+            self.emit(id, deadline, out);
+        }
+    }
+
+    /// Episodes whose process has not died.
+    pub fn open_count(&self) -> usize {
+        self.episodes.values().filter(|e| e.is_open()).count()
+    }
+
+    /// Their processes.
+    pub fn open_pids(&self) -> Vec<u32> {
+        self.episodes
+            .values()
+            .filter(|e| e.is_open())
+            .map(|e| e.pid)
+            .collect()
+    }
+
+    /// An agent restarted at `mono` (this engine was rebuilt from the journal before it).
+    pub fn restarted(&mut self, mono: u64) {
+        if self.restarts.last() != Some(&mono) {
+            self.restarts.push(mono);
+        }
     }
 
     /// Removes episode `id` and emits its record; `end` is when observation stopped for a
@@ -258,7 +287,7 @@ impl Tracker {
             }
         };
         let container = self.container(ep.cgroup_id);
-        let stop = diagnose::build(&ep, &self.cfg, end, container);
+        let stop = diagnose::build(&ep, &self.cfg, end, container, &self.restarts);
         self.records_emitted += 1;
         if let Some(c) = &stop.container {
             let end = ep.exit.as_ref().map_or(end.max(ep.last_mono), |x| x.mono);

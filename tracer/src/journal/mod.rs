@@ -136,6 +136,10 @@ pub struct Shaping {
     pub emit_mask: u64,
     /// `--runtime-comm`s: more process names that count as the container runtime.
     pub runtime_comms: Vec<String>,
+    /// The session carried on the stops its predecessor left in progress, rebuilt from the
+    /// journal ([`crate::resume`]); the agent restarted at this monotonic time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_at_mono_ns: Option<u64>,
 }
 
 impl SessionInfo {

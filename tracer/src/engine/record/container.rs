@@ -75,6 +75,9 @@ pub struct ContainerStop {
     pub grace_s: Option<f64>,
     /// Some process needed a SIGKILL escalation.
     pub killed: bool,
+    /// One of its process records spans an agent restart ([`super::ProcessStop`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agent_restarted_during: bool,
     /// The runtime's stop signal to its SIGKILL of the init (`null` without that SIGKILL):
     /// the time the app really had.
     pub effective_grace_s: Option<f64>,

@@ -48,6 +48,9 @@ pub struct PodStop {
     pub killed_at_teardown: Vec<String>,
     /// Some container needed a SIGKILL or overran its grace period.
     pub overrun: bool,
+    /// One of its container records spans an agent restart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agent_restarted_during: bool,
     /// The diagnosis that explains the pod's least clean container (same rank as containers).
     pub diagnosis: Diagnosis,
     pub hint: Option<Cow<'static, str>>,

@@ -158,6 +158,10 @@ pub struct ProcessStop {
     pub overrun: bool,
     pub overrun_s: f64,
     pub near_overrun: bool,
+    /// The agent restarted while this stop went on: the record was finished by the next agent,
+    /// which rebuilt its beginning from the journal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agent_restarted_during: bool,
     pub diagnosis: Diagnosis,
     pub hint: Option<Cow<'static, str>>,
     pub complete: bool,

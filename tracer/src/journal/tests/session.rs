@@ -10,6 +10,7 @@ pub(super) fn shaped_session() -> SessionInfo {
             stop_signals: vec![10],
             emit_mask: 0x1ff,
             runtime_comms: vec!["my-runtime".to_string()],
+            resumed_at_mono_ns: Some(42_000_000_000),
         }),
         ..session()
     }
