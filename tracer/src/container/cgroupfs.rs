@@ -241,6 +241,12 @@ impl CgroupResolver {
         if let Some(p) = self.index.get(&id) {
             return Some(p.clone());
         }
+        // The cgroup itself, by its id, while it exists: no walk, no wait for one.
+        if let Some(p) = self.path_by_handle(id) {
+            let p: Arc<str> = Arc::from(p);
+            self.index.insert(id, p.clone());
+            return Some(p);
+        }
         let due = self
             .last_walk
             .is_none_or(|t| t.elapsed() >= self.cfg.rewalk_interval);
@@ -296,6 +302,46 @@ impl CgroupResolver {
             }
             None => self.pids.get(&pid).cloned(),
         }
+    }
+
+    /// The path of cgroup `id` from the cgroup itself: `open_by_handle_at` with the id as a
+    /// kernfs file handle (needs `CAP_DAC_READ_SEARCH`), then the link of the descriptor. `None`
+    /// when the cgroup is gone, or the kernel or the capabilities do not allow it.
+    fn path_by_handle(&self, id: u64) -> Option<String> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        /// `FILEID_KERNFS`: a kernfs node id as an 8-byte handle.
+        const FILEID_KERNFS: i32 = 0xfe;
+        let CgroupMode::V2 { mount, root } = &self.mode else {
+            return None;
+        };
+        let dir = fs::File::open(mount).ok()?;
+        // struct file_handle { u32 handle_bytes; i32 handle_type; u8 f_handle[8]; }
+        let mut handle = [0u8; 16];
+        handle[..4].copy_from_slice(&8u32.to_ne_bytes());
+        handle[4..8].copy_from_slice(&FILEID_KERNFS.to_ne_bytes());
+        handle[8..].copy_from_slice(&id.to_ne_bytes());
+        // SAFETY: `handle` is a valid struct file_handle of 8 handle bytes and outlives the
+        // call; the kernel only reads it. A returned descriptor is owned by us at once.
+        let fd = unsafe {
+            libc::open_by_handle_at(
+                dir.as_raw_fd(),
+                handle.as_mut_ptr().cast::<libc::file_handle>(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` was just returned by the kernel and is not owned elsewhere.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let link = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+        let rel = link.strip_prefix(mount).ok()?.to_str()?.to_owned();
+        let root = root.trim_end_matches('/');
+        Some(match (root.is_empty(), rel.is_empty()) {
+            (true, true) => "/".to_owned(),
+            (_, true) => root.to_owned(),
+            _ => format!("{root}/{rel}"),
+        })
     }
 
     /// Walks the whole v2 hierarchy now, adding every directory's inode → path to the index.

@@ -382,6 +382,20 @@ fn real_cgroup_v2_hierarchy() {
     assert_eq!(info.name.as_deref(), Some("real"));
     assert_eq!(r.resolve(1, None), None);
 
+    // A cgroup created after the last walk (rate-limited), with no process in it, is found by
+    // its id alone (open_by_handle_at), without a walk.
+    let fresh_rel = format!("{top}/fresh");
+    let fresh = mount.join(&fresh_rel);
+    fs::create_dir(&fresh).unwrap();
+    dirs.0.push(fresh.clone());
+    let fresh_id = fs::metadata(&fresh).unwrap().ino();
+    let walks = r.stats().walks;
+    assert_eq!(
+        r.cgroups_mut().path_for_id(fresh_id).as_deref(),
+        Some(format!("/{fresh_rel}").as_str())
+    );
+    assert_eq!(r.stats().walks, walks);
+
     // A cgroup created after the last walk (rate-limited) is found through a process in it.
     let late_rel = format!("{top}/docker/{ID2}");
     for p in [format!("{top}/docker"), late_rel.clone()] {

@@ -12,7 +12,7 @@ mod time;
 
 pub(crate) use comm::nul_bits;
 pub use comm::{Comm, COMM_LEN};
-pub use time::{parse_rfc3339, rfc3339, utc_stamp, WallTime};
+pub use time::{parse_rfc3339, parse_utc_stamp, rfc3339, utc_stamp, WallTime};
 
 /// A signal number, shown by name ("SIGTERM", "SIGRTMIN+3").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -128,6 +128,16 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
         .map_err(|_| format!("time {s:?} is outside what nanoseconds since 1970 can hold"))
 }
 
+/// Seconds since the Unix epoch of a `yyyymmddThhmmssZ` stamp ([`utc_stamp`]).
+pub fn parse_utc_stamp(stamp: &str) -> Option<u64> {
+    let t = jiff::fmt::strtime::parse("%Y%m%dT%H%M%SZ", stamp)
+        .ok()?
+        .to_datetime()
+        .ok()?;
+    let ts = jiff::tz::TimeZone::UTC.to_timestamp(t).ok()?;
+    u64::try_from(ts.as_second()).ok()
+}
+
 /// `yyyymmddThhmmssZ` for seconds since the Unix epoch (UTC): journal file names.
 pub fn utc_stamp(secs: u64) -> String {
     match i64::try_from(secs)

@@ -611,6 +611,10 @@ fn utc_stamps() {
     assert_eq!(utc_stamp(1_709_251_199), "20240229T235959Z");
     assert_eq!(utc_stamp(1_709_251_200), "20240301T000000Z");
     assert_eq!(utc_stamp(4_102_444_800), "21000101T000000Z");
+    for secs in [0, 1_709_251_199, 4_102_444_800] {
+        assert_eq!(crate::event::parse_utc_stamp(&utc_stamp(secs)), Some(secs));
+    }
+    assert_eq!(crate::event::parse_utc_stamp("00000000T000000Z"), None);
 }
 
 /// A directory's `*.journal` entries that are not regular files are reported, by name, not
@@ -790,3 +794,41 @@ fn big_files_are_read_through_a_bounded_window() {
 
 mod blocks;
 mod session;
+
+/// A session written while the clock was an hour ahead (or the next one with the clock an hour
+/// behind): the next agent's file is still named after it, so it replays last and a tight
+/// retention deletes the older session, never the newest.
+#[test]
+fn files_sort_in_write_order_when_the_clock_goes_back() {
+    let dir = temp_dir("clock-back");
+    let first = write_events(dir.path(), 5);
+    let ahead = dir.path().join(format!(
+        "sigtrace-{}-000000.journal",
+        utc_stamp(now() + 3600)
+    ));
+    std::fs::rename(&first, &ahead).unwrap();
+    let older = write_events(dir.path(), 5);
+    assert!(
+        older.file_name() > ahead.file_name(),
+        "{older:?} sorts after {ahead:?}"
+    );
+    // A tight cap: the second session's file survives, the first one goes.
+    let size = std::fs::metadata(&older).unwrap().len();
+    let options = JournalOptions {
+        max_file_bytes: 1000,
+        max_total_bytes: 1000 + size + size / 2,
+        ..frames()
+    };
+    let w = JournalWriter::open(dir.path(), options, session()).unwrap();
+    assert!(w.path().file_name() > older.file_name());
+    assert!(!ahead.exists(), "the oldest session was pruned");
+    assert!(older.exists(), "the newer session was kept");
+    drop(w);
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

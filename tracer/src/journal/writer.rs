@@ -109,7 +109,16 @@ impl JournalWriter {
         let dir = dir.as_ref().to_path_buf();
         super::dir::prepare(&dir)?;
         let lock = super::dir::lock(&dir)?;
-        let (path, file, seq, secs) = create_file(&dir, 0, 0)?;
+        let (floor_secs, floor_seq) = newest_name(&dir);
+        if floor_secs > now_secs() {
+            tracing::warn!(
+                "the clock is behind the newest journal file of {} (named for {}): new files are \
+                 named after it, so that retention and replay keep the order they were written in",
+                dir.display(),
+                crate::event::utc_stamp(floor_secs)
+            );
+        }
+        let (path, file, seq, secs) = create_file(&dir, floor_secs, floor_seq)?;
         let mut w = Self {
             dir,
             lock,
@@ -414,6 +423,31 @@ fn has_magic(path: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok()
         && head == MAGIC
+}
+
+/// The (stamp, next sequence number) a new file's name must not sort before: the newest
+/// writer name in `dir`, so that files sort in the order they were written across agent
+/// restarts, even when the clock went back in between. (0, 0) for an empty directory.
+fn newest_name(dir: &Path) -> (u64, u32) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rest = name.strip_prefix("sigtrace-")?.strip_suffix(".journal")?;
+            let (stamp, seq) = rest.split_once('-')?;
+            if !has_magic(&e.path()) {
+                return None;
+            }
+            Some((
+                crate::event::parse_utc_stamp(stamp)?,
+                seq.parse::<u32>().ok()?.saturating_add(1),
+            ))
+        })
+        .max()
+        .unwrap_or((0, 0))
 }
 
 /// Creates a new file named from the current time (never earlier than `min_secs`, so names
