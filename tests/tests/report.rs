@@ -259,8 +259,9 @@ fn report_of_real_journals_in_chromium() {
         "the page notes the damage; stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let dom = check_in_chromium(&html, None);
     assert!(
-        page.contains("class=\"lane\""),
+        dom.contains("class=\"lane\""),
         "the records around the damage are shown"
     );
 

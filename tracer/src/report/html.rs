@@ -4,12 +4,15 @@
 //! a swimlane timeline (one lane per pod, container or host process, grouped by workload, with
 //! container/process sub-lanes; bars coloured by diagnosis; marks for every signal, the preStop
 //! phase and the grace deadline; hover titles, click for details, zoom and horizontal scroll),
-//! and the details of every stop.
+//! and the details of every stop). The lanes and the details are drawn by the page's script
+//! from the embedded data ([`super::data`]), only those in view on a large report, so that a
+//! fleet's report stays small and opens at once.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::records::{Part, Stop, StopKind};
-use crate::engine::{Diagnosis, ProcessStop};
+use super::data::Data;
+use super::records::{Stop, StopKind};
+use crate::engine::Diagnosis;
 use crate::event::WallTime;
 
 /// Diagnosis colours (one home for the report; the terminal uses ANSI colours).
@@ -77,9 +80,6 @@ struct Fix<'a> {
 }
 
 const LABEL_W: f64 = 260.0;
-const ROW_H: f64 = 18.0;
-const PART_H: f64 = 11.0;
-const GROUP_H: f64 = 22.0;
 const PLOT_W: f64 = 1100.0;
 
 /// Everything the page shows.
@@ -106,8 +106,9 @@ impl Page<'_> {
         self.summary(&mut h, &stops);
         legend(&mut h, &stops);
         timeline(&mut h, &stops);
-        details(&mut h, &stops);
+        h.push_str("<script>");
         h.push_str(SCRIPT);
+        h.push_str("</script>");
         h.push_str("</body></html>\n");
         h
     }
@@ -276,24 +277,8 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
     let (first, last) = span(stops);
     let range_s = ((last - first) as f64 / 1e6).max(0.001);
     let scale = PLOT_W / range_s; // px per second
-    let axis = Axis { first, scale };
-    let mut rows = String::new();
-    let mut y = 24.0;
-    let mut group: Option<&str> = None;
-    for (i, s) in stops.iter().enumerate() {
-        if group != Some(s.group.as_str()) {
-            group = Some(s.group.as_str());
-            let _ = write!(
-                rows,
-                "<text class=\"group\" x=\"4\" y=\"{:.1}\">{}</text>",
-                y + 15.0,
-                esc(&s.group)
-            );
-            y += GROUP_H;
-        }
-        y = lane(&mut rows, i, s, y, &axis);
-    }
-    let height = y + 8.0;
+    let data = Data::new(stops, first);
+    let height = data.height;
     let _ = write!(
         h,
         "<section id=\"timeline\"><h2>Timeline</h2><div class=\"controls\">\
@@ -302,7 +287,7 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
          <svg id=\"lanes\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{:.0}\" height=\"{height:.0}\" data-scale=\"{scale:.6}\" data-label-w=\"{LABEL_W}\" data-range=\"{range_s:.6}\">",
         LABEL_W + PLOT_W + 20.0
     );
-    // Axis: ten ticks.
+    // Axis: ten ticks. The lanes are drawn by the page's script from the data below.
     for k in 0..=10 {
         let ts = range_s * k as f64 / 10.0;
         let _ = write!(
@@ -312,224 +297,12 @@ fn timeline(h: &mut String, stops: &[&Stop]) {
             secs(ts),
         );
     }
-    h.push_str(&rows);
-    h.push_str("</svg></div></section>");
-}
-
-/// The time axis at zoom 1: `first` at the left edge of the plot, `scale` pixels a second.
-struct Axis {
-    first: i64,
-    scale: f64,
-}
-
-impl Axis {
-    /// The x of a time.
-    fn x(&self, us: i64) -> f64 {
-        LABEL_W + (us - self.first) as f64 / 1e6 * self.scale
-    }
-
-    /// Seconds from the left edge (the page's script zooms with it).
-    fn t(&self, us: i64) -> f64 {
-        (us - self.first) as f64 / 1e6
-    }
-}
-
-/// One stop's lane at `y`: its bar, preStop phase, signal marks, deadline and sub-lanes.
-/// Returns the `y` below it.
-fn lane(rows: &mut String, i: usize, s: &Stop, mut y: f64, axis: &Axis) -> f64 {
-    let scale = axis.scale;
-    let x = |us: i64| axis.x(us);
-    let t = |us: i64| axis.t(us);
-    let end = s.ended_us.unwrap_or(s.started_us).max(s.started_us);
-    let title = format!(
-        "{} on {}: {} in {:.3} s{}",
-        s.label,
-        s.node,
-        s.diagnosis,
-        s.duration_s,
-        s.hint
-            .as_deref()
-            .map(|h| format!(" — {h}"))
-            .unwrap_or_default()
-    );
-    let _ = write!(
-        rows,
-        "<g class=\"lane\" data-kind=\"{:?}\" data-stop=\"{i}\" data-node=\"{}\" data-label=\"{}\">\
-         <text class=\"label\" x=\"14\" y=\"{:.1}\">{} <tspan class=\"node\">{}</tspan></text>",
-        s.kind,
-        esc(&s.node),
-        esc(&s.label),
-        y + 13.0,
-        esc(&s.label),
-        esc(&s.node),
-    );
-    if let Some((a, b)) = s.prestop_us {
-        let _ = write!(
-            rows,
-            "<rect class=\"prestop t\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\"><title>preStop hook: {:.3} s</title></rect>",
-            t(a),
-            t(b.max(a)),
-            x(a),
-            y + 2.0,
-            ((b.max(a) - a) as f64 / 1e6 * scale).max(0.0),
-            ROW_H - 4.0,
-            (b.max(a) - a) as f64 / 1e6,
-        );
-    }
-    let bar_start = s.ended_us.map_or(s.started_us, |e| {
-        s.started_us.max(e - (s.duration_s * 1e6) as i64)
-    });
-    let _ = write!(
-        rows,
-        "<rect class=\"bar t\" data-stop=\"{i}\" data-diagnosis=\"{}\" data-duration=\"{:.6}\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{}</title></rect>",
-        esc(s.diagnosis.as_str()),
-        s.duration_s,
-        t(bar_start),
-        t(end),
-        x(bar_start),
-        y + 3.0,
-        ((end - bar_start) as f64 / 1e6 * scale).max(0.0),
-        ROW_H - 6.0,
-        color(s.diagnosis),
-        esc(&title),
-    );
-    for m in &s.marks {
-        let _ = write!(
-            rows,
-            "<line class=\"mark t\" data-t0=\"{:.6}\" x1=\"{:.2}\" x2=\"{:.2}\" y1=\"{:.1}\" y2=\"{:.1}\"><title>{} from {}: {} at {}</title></line>",
-            t(m.at_us),
-            x(m.at_us),
-            x(m.at_us),
-            y + 1.0,
-            y + ROW_H - 1.0,
-            esc(&m.signal.name()),
-            esc(&m.sender),
-            esc(m.result.as_str()),
-            time(m.at_us),
-        );
-    }
-    if let Some(d) = s.deadline_us {
-        let _ = write!(
-            rows,
-            "<line class=\"deadline t\" data-t0=\"{:.6}\" x1=\"{:.2}\" x2=\"{:.2}\" y1=\"{:.1}\" y2=\"{:.1}\"><title>grace deadline: SIGKILL at {}</title></line>",
-            t(d),
-            x(d),
-            x(d),
-            y,
-            y + ROW_H,
-            time(d),
-        );
-    }
-    y += ROW_H;
-    for p in &s.parts {
-        part(rows, p, y, axis);
-        y += PART_H;
-    }
-    rows.push_str("</g>");
-    y
-}
-
-/// A sub-lane at `y`: a pod's container, a container's process.
-fn part(rows: &mut String, p: &Part, y: f64, axis: &Axis) {
-    let (x, t, scale) = (|us| axis.x(us), |us| axis.t(us), axis.scale);
-    let pe = p.ended_us.unwrap_or(p.started_us).max(p.started_us);
-    let _ = write!(
-        rows,
-        "<text class=\"part-label\" x=\"28\" y=\"{:.1}\">{}</text><rect class=\"part t\" data-t0=\"{:.6}\" data-t1=\"{:.6}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
-        y + 9.0,
-        esc(&p.label),
-        t(p.started_us),
-        t(pe),
-        x(p.started_us),
-        y + 2.0,
-        ((pe - p.started_us) as f64 / 1e6 * scale).max(0.0),
-        PART_H - 3.0,
-        color(p.diagnosis),
-        esc(&p.label),
-        esc(p.diagnosis.as_str()),
-    );
-}
-
-fn details(h: &mut String, stops: &[&Stop]) {
-    h.push_str("<section id=\"details\"><h2>Details</h2>");
-    for (i, s) in stops.iter().enumerate() {
-        let _ = write!(
-            h,
-            "<details id=\"stop-{i}\"><summary><i class=\"sw\" style=\"background:{}\"></i><b>{}</b> {} on {} &mdash; {} in {:.3} s</summary>",
-            color(s.diagnosis),
-            esc(&s.label),
-            esc(&s.group),
-            esc(&s.node),
-            esc(s.diagnosis.as_str()),
-            s.duration_s,
-        );
-        if let Some(hint) = &s.hint {
-            let _ = write!(h, "<p class=\"hint\">{}</p>", esc(hint));
-        }
-        // Every process: what the kernel did with each signal, dispositions, forwarding, exit.
-        h.push_str("<table><tr><th>process</th><th>signal</th><th>from</th><th>kernel</th><th>disposition</th><th>at</th></tr>");
-        for p in s.record.processes() {
-            process_rows(h, p);
-        }
-        h.push_str("</table>");
-        if let Some(p) = s.record.prestop() {
-            let _ = write!(
-                h,
-                "<p>preStop hook: {} ({}) from {}{}</p>",
-                esc(&p.comm.as_str()),
-                esc(&p.path),
-                p.start,
-                p.duration_s
-                    .map(|d| format!(", {d:.3} s"))
-                    .unwrap_or_else(|| ", still running at the end".into()),
-            );
-        }
-        h.push_str("</details>");
-    }
-    h.push_str("</section>");
-}
-
-/// One process's rows in the details: each signal, then how it ended.
-fn process_rows(h: &mut String, p: &ProcessStop) {
-    let who = format!("{}[{}] {}", p.comm.as_str(), p.pid, p.diagnosis);
-    for e in &p.signals {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&who),
-            esc(&e.signal.name()),
-            esc(&e
-                .sender
-                .map_or_else(|| "?".into(), |s| s.comm.as_str().into_owned())),
-            e.sender_class.map_or("?", |c| c.as_str()),
-            e.result.as_str(),
-            e.disposition.as_str(),
-            e.at,
-        );
-    }
-    let exit = match &p.exit {
-        Some(x) => match (x.code, x.signal) {
-            (Some(c), _) => format!("exited {c}"),
-            (None, Some(sig)) => format!("killed by {}", sig.name()),
-            (None, None) => "ended".into(),
-        },
-        None => "still running".into(),
-    };
-    let dispositions = p.dispositions.as_ref().map_or_else(
-        || "unknown".to_string(),
-        |d| {
-            d.entries()
-                .map(|(sig, disp)| format!("{} {}", sig.name(), disp.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-    );
+    h.push_str("<g id=\"rows\"></g></svg></div></section>");
     let _ = write!(
         h,
-        "<tr class=\"exit\"><td>{}</td><td colspan=\"5\">{exit}; forwarded {} signal(s); dispositions {}</td></tr>",
-        esc(&who),
-        p.forwarded.len(),
-        esc(&dispositions),
+        "<section id=\"details\"><h2>Details</h2><p id=\"details-note\"></p><div id=\"detail-list\"></div></section>\
+         <script type=\"application/json\" id=\"stops-data\">{}</script>",
+        data.to_script_json()
     );
 }
 
@@ -557,22 +330,5 @@ details{margin:4px 0}details[open]{background:#fafafa}.hint{color:#a04000}\
 #notes{background:#fff6e0;border:1px solid #e8c36a;padding:4px 10px}\
 </style>";
 
-const SCRIPT: &str = "<script>\
-(function(){\
-var errs=[];window.addEventListener('error',function(e){errs.push(String(e.message));document.body.dataset.errors=errs.join(' | ');});\
-document.addEventListener('securitypolicyviolation',function(e){var n=+(document.body.dataset.cspViolations||0)+1;document.body.dataset.cspViolations=n;});\
-var svg=document.getElementById('lanes');if(!svg){document.body.dataset.ready='1';return;}\
-var lw=+svg.dataset.labelW,base=+svg.dataset.scale,range=+svg.dataset.range,zoom=1;\
-/* The server laid the page out at zoom 1; a zoom moves every timed element. */\
-function layout(){var k=base*zoom;svg.setAttribute('width',Math.ceil(lw+range*k+20));\
-svg.querySelectorAll('.t').forEach(function(el){var t0=+el.dataset.t0,x=lw+t0*k;\
-if(el.tagName==='line'){el.setAttribute('x1',x);el.setAttribute('x2',x);}\
-else if(el.tagName==='g'){var l=el.querySelector('line'),tx=el.querySelector('text');l.setAttribute('x1',x);l.setAttribute('x2',x);tx.setAttribute('x',x);}\
-else{el.setAttribute('x',x);el.setAttribute('width',Math.max(0,(+el.dataset.t1-t0)*k));}});\
-document.getElementById('scale').textContent=' zoom \\u00d7'+zoom+' ';}\
-document.getElementById('zoom-in').addEventListener('click',function(){zoom*=2;layout();});\
-document.getElementById('zoom-out').addEventListener('click',function(){zoom=Math.max(1,zoom/2);layout();});\
-svg.addEventListener('click',function(e){var b=e.target.closest('.bar');if(!b)return;var d=document.getElementById('stop-'+b.dataset.stop);if(d){d.open=true;d.scrollIntoView({block:'center'});}});\
-document.getElementById('scale').textContent=' zoom \\u00d71 ';document.body.dataset.ready='1';\
-})();\
-</script>";
+/// The page's script: lanes in view and details on demand, from the data (see [`Data`]).
+const SCRIPT: &str = include_str!("page.js");

@@ -1,6 +1,7 @@
 //! `sigtrace report`: a self-contained HTML post-mortem of the stops [`crate::input::read`]
 //! gives (journals and record lines of any number of nodes), merged and deduplicated by node
 //! and identity ([`records::Collector`]) and rendered by [`html`].
+pub mod data;
 pub mod html;
 pub mod records;
 

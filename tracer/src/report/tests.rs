@@ -14,7 +14,15 @@ fn the_page_is_self_contained_and_has_a_lane_per_stop() {
         notes: &notes,
     }
     .render();
-    assert_eq!(html.matches("<g class=\"lane\"").count(), 2);
+    // The lanes are the script's, from the embedded data: one per stop.
+    let json = html
+        .split("<script type=\"application/json\" id=\"stops-data\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("the page's data");
+    let data: serde_json::Value = serde_json::from_str(json).expect("JSON data");
+    let lanes = data["lanes"].as_array().expect("lanes");
+    assert_eq!(lanes.len(), 2);
     assert!(html.contains("<title>t &amp; t</title>"));
     assert!(html.contains("a note &lt;with&gt; markup"));
     assert!(html.contains("Content-Security-Policy"));
@@ -22,21 +30,14 @@ fn the_page_is_self_contained_and_has_a_lane_per_stop() {
     for d in crate::engine::Diagnosis::ALL {
         assert!(html.contains(&format!("data-diagnosis=\"{}\"", d.as_str())));
     }
-    // Both bars: 1.2 s each, same width.
-    let widths: Vec<&str> = html
-        .match_indices("class=\"bar t\"")
-        .map(|(i, _)| {
-            let tag = &html[i..i + html[i..].find('>').unwrap()];
-            tag.split(" width=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap()
-        })
+    // Both bars: 1.2 s each, the same span (bar start, end: fields 7 and 8, in µs).
+    let spans: Vec<i64> = lanes
+        .iter()
+        .map(|l| l[8].as_i64().unwrap() - l[7].as_i64().unwrap())
         .collect();
-    assert_eq!(widths.len(), 2);
-    assert_eq!(widths[0], widths[1]);
+    assert_eq!(spans[0], spans[1]);
+    assert!((1_199_999..=1_200_001).contains(&spans[0]), "{spans:?}");
+    assert_eq!(lanes[0][6], 1200, "duration in ms");
 }
 
 #[test]
