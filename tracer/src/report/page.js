@@ -104,12 +104,15 @@
       if (!shownMap[i]) { shownMap[i] = make(i); rows.appendChild(shownMap[i]); }
     }
   }
-  function render() {
+  // The lanes near the view; at load, at least the first screens of the timeline, wherever
+  // the page is scrolled, so that they are there when it comes into view.
+  function render(atLoad) {
     var top = -Infinity, bottom = Infinity;
     if (!all) {
       var r = svg.getBoundingClientRect();
       top = -r.top - MARGIN;
       bottom = -r.top + window.innerHeight + MARGIN;
+      if (atLoad) { top = Math.min(top, 0); bottom = Math.max(bottom, 2 * MARGIN); }
     }
     var y = function (l) { return l[0]; };
     sync(L, shown, Math.max(0, first(L, top, y) - 1), first(L, bottom, y), lane);
@@ -201,7 +204,7 @@
     box.scrollIntoView({ block: 'center' });
   });
 
-  render();
+  render(true);
   if (all) {
     for (var i = 0; i < L.length; i++) list.appendChild(detail(i));
   } else {
