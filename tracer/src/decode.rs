@@ -81,7 +81,8 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// Samples both clocks once, now.
+    /// Samples both clocks now: the best of three readings (the narrowest monotonic bracket
+    /// around the realtime read), so that a preemption does not skew the offset.
     pub fn now() -> Self {
         let read = |id| {
             let mut ts = libc::timespec {
@@ -92,12 +93,17 @@ impl Clock {
             unsafe { libc::clock_gettime(id, &mut ts) };
             ts.tv_sec * 1_000_000_000 + ts.tv_nsec
         };
-        let mono1 = read(libc::CLOCK_MONOTONIC);
-        let real = read(libc::CLOCK_REALTIME);
-        let mono2 = read(libc::CLOCK_MONOTONIC);
-        Self {
-            offset_ns: real - (mono1 + (mono2 - mono1) / 2),
-        }
+        let sample = || {
+            let mono1 = read(libc::CLOCK_MONOTONIC);
+            let real = read(libc::CLOCK_REALTIME);
+            let mono2 = read(libc::CLOCK_MONOTONIC);
+            (mono2 - mono1, real - (mono1 + (mono2 - mono1) / 2))
+        };
+        let best = (0..3)
+            .map(|_| sample())
+            .min_by_key(|s| s.0)
+            .unwrap_or((0, 0));
+        Self { offset_ns: best.1 }
     }
 
     /// Current `CLOCK_MONOTONIC` in nanoseconds, the kernel timestamps' clock.

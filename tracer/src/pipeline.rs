@@ -51,7 +51,15 @@ pub struct Pipeline<S: OutputSink> {
     session: Option<(i64, String)>,
     /// See [`Self::leaving_open`].
     leave_open: bool,
+    /// Steps of the wall clock seen (live).
+    clock_steps: u64,
 }
+
+/// A live run's wall clock is followed when its offset from the monotonic clock moved by this
+/// much (NTP's slew adds up to it in seconds)...
+const CLOCK_FOLLOW_NS: i64 = 1_000_000;
+/// ...and the move is a step, logged and counted, from this much.
+const CLOCK_STEP_NS: i64 = 1_000_000_000;
 
 /// The settings a replay keeps from its own command line instead of the recorded ones
 /// (the user set them).
@@ -90,6 +98,7 @@ impl<S: OutputSink> Pipeline<S> {
             recorded: None,
             session: None,
             leave_open: false,
+            clock_steps: 0,
         }
     }
 
@@ -295,7 +304,30 @@ impl<S: OutputSink> Pipeline<S> {
     }
 
     /// Time passes: timers fire, everything is flushed, health is updated.
+    /// Live: the wall clock now (set by NTP after start, stepped by hand): records from now on
+    /// carry the corrected time, and the journal times what follows with it.
+    fn follow_clock(&mut self) {
+        let Some(old) = self.clock else { return };
+        let now = Clock::now();
+        let moved = now.offset_ns - old.offset_ns;
+        if moved.abs() < CLOCK_FOLLOW_NS {
+            return;
+        }
+        if moved.abs() >= CLOCK_STEP_NS {
+            self.clock_steps += 1;
+            tracing::warn!(
+                "the wall clock stepped by {:+.3} s: records from now on carry the new time",
+                moved as f64 / 1e9
+            );
+        }
+        self.clock = Some(now);
+        if let Some(j) = self.journal.as_mut() {
+            j.set_clock(now.offset_ns);
+        }
+    }
+
     fn tick(&mut self, now_mono_ns: u64, stats: &LiveStats) -> anyhow::Result<()> {
+        self.follow_clock();
         self.cri_updates();
         self.engine.advance(now_mono_ns, &mut self.out);
         self.emit()?;
@@ -308,6 +340,7 @@ impl<S: OutputSink> Pipeline<S> {
             m.health(&crate::metrics::Health {
                 journal: self.journal.as_ref().map(LiveJournal::stats),
                 over_budget: self.budget.over,
+                clock_steps: self.clock_steps,
                 ..crate::metrics::Health::gather(
                     &self.engine.stats(),
                     resolver.unwrap_or_default(),

@@ -40,6 +40,11 @@ impl Keeper {
         (self.suspended.is_some(), self.errors, self.dropped)
     }
 
+    /// The wall clock's new offset ([`JournalWriter::set_clock`]).
+    pub fn set_clock(&mut self, offset_ns: i64) {
+        self.write(|w| w.set_clock(offset_ns));
+    }
+
     /// A note in the journal (written like a record: dropped while suspended).
     pub fn append_note(&mut self, text: &str) {
         self.write(|w| w.append_note(text));

@@ -46,6 +46,8 @@ enum Entry {
     },
     Container(u64, Box<ContainerInfo>),
     Note(String),
+    /// The wall clock's new offset.
+    Clock(i64),
 }
 
 #[derive(Default)]
@@ -142,6 +144,11 @@ impl LiveJournal {
             .push(Entry::Container(cgroup_id, Box::new(info.clone())));
     }
 
+    /// The wall clock moved: the records from now on are timed with `offset_ns`.
+    pub fn set_clock(&mut self, offset_ns: i64) {
+        self.batch.entries.push(Entry::Clock(offset_ns));
+    }
+
     /// Time passes: the batch goes to the writer, which flushes.
     pub fn tick(&mut self) {
         self.send();
@@ -216,11 +223,11 @@ impl LiveJournal {
                         self.stalled = Some((Instant::now(), n));
                     }
                 }
-                // Attributions are kept for the next batch.
+                // Attributions and the clock are kept for the next batch.
                 self.batch.entries.extend(
                     b.entries
                         .into_iter()
-                        .filter(|e| matches!(e, Entry::Container(..))),
+                        .filter(|e| matches!(e, Entry::Container(..) | Entry::Clock(_))),
                 );
             }
             Err(_) => {}
@@ -244,6 +251,7 @@ fn write_loop(mut keeper: Keeper, rx: &Receiver<Msg>, shared: &Shared) {
                         Entry::Lost { count, mono_ns } => keeper.append_lost(count, mono_ns),
                         Entry::Container(cg, info) => keeper.append_container(cg, &info),
                         Entry::Note(n) => keeper.append_note(&n),
+                        Entry::Clock(offset) => keeper.set_clock(offset),
                     }
                 }
             }

@@ -832,3 +832,32 @@ fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// The wall clock moved during a session: the records before the move replay with the old
+/// offset, those after with the new one (compressed blocks and plain frames alike).
+#[test]
+fn a_clock_step_times_what_follows_it() {
+    for options in [JournalOptions::default(), frames()] {
+        let dir = temp_dir("clock-step");
+        let mut w = JournalWriter::open(dir.path(), options, session()).unwrap();
+        for i in 0..3 {
+            w.append_kernel(&exit_record(i)).unwrap();
+        }
+        w.set_clock(OFFSET + 3_600_000_000_000).unwrap();
+        for i in 3..5 {
+            w.append_kernel(&exit_record(i)).unwrap();
+        }
+        w.flush().unwrap();
+        let path = w.path().to_path_buf();
+        drop(w);
+        let (items, _) = read(&[path.as_path()], true);
+        let clocks: Vec<i64> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok())
+            .filter(|i| matches!(i.kind, Owned::Kernel(_)))
+            .map(|i| i.clock.expect("timed").offset_ns - OFFSET)
+            .collect();
+        let hour = 3_600_000_000_000;
+        assert_eq!(clocks, [0, 0, 0, hour, hour], "{options:?}");
+    }
+}

@@ -304,6 +304,18 @@ impl JournalWriter {
         self.write_frame(rtype, parts)
     }
 
+    /// The wall clock moved (a step, or a slew that added up): records from now on are timed
+    /// with `offset_ns`. The open block (timed with the old offset) is written first, then
+    /// the session frame with the new one, which times what follows in a replay.
+    pub fn set_clock(&mut self, offset_ns: i64) -> Result<(), JournalError> {
+        if self.session.clock_offset_ns == offset_ns {
+            return Ok(());
+        }
+        self.session.clock_offset_ns = offset_ns;
+        self.write_block()?;
+        self.write_session()
+    }
+
     /// The session frame, again: a file whose head is damaged loses at most what comes
     /// before the next copy.
     fn write_session(&mut self) -> Result<(), JournalError> {

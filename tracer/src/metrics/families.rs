@@ -145,6 +145,14 @@ impl Metrics {
                     "Repeated signals (already pending, or ignored) beyond a sender's budget of 1000 a second: counted, not recorded.",
                 )?,
             )?,
+            clock_steps: reg(
+                &r,
+                IntCounter::new(
+                    "sigtrace_clock_steps_total",
+                    "Steps of the wall clock (1 s or more) the agent followed: records after one \
+                     carry the new time.",
+                )?,
+            )?,
             metadata_errors: cvec(
                 "sigtrace_metadata_errors_total",
                 "Calls to a metadata source that failed (source=\"cri\": the node's CRI socket); \

@@ -133,6 +133,8 @@ pub struct Health {
     pub journal: Option<crate::journal::LiveJournalStats>,
     /// Repeated signals over their sender's budget ([`crate::budget`]).
     pub over_budget: u64,
+    /// Steps of the wall clock the live run followed.
+    pub clock_steps: u64,
 }
 
 impl Health {
@@ -172,6 +174,7 @@ impl Health {
             ],
             journal: None,
             over_budget: 0,
+            clock_steps: 0,
         }
     }
 }
@@ -196,6 +199,7 @@ pub struct Metrics {
     journal_errors: IntCounter,
     journal_dropped: IntCounterVec,
     metadata_errors: IntCounterVec,
+    clock_steps: IntCounter,
     metadata_up: IntGaugeVec,
     over_budget: IntCounter,
     events_read: IntCounter,
@@ -372,6 +376,7 @@ impl Metrics {
             }
         }
         set_total(&self.over_budget, h.over_budget);
+        set_total(&self.clock_steps, h.clock_steps);
         if let Some(j) = &h.journal {
             self.journal_up.set(i64::from(j.up));
             set_total(&self.journal_errors, j.errors);
