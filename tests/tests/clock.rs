@@ -17,7 +17,7 @@ fn shift_realtime(delta_ns: i64) {
     // SAFETY: a valid timespec for both calls; CLOCK_REALTIME exists.
     unsafe {
         libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
-        let ns = ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64 + delta_ns;
+        let ns = ts.tv_sec * 1_000_000_000 + ts.tv_nsec + delta_ns;
         ts.tv_sec = ns.div_euclid(1_000_000_000) as _;
         ts.tv_nsec = ns.rem_euclid(1_000_000_000) as _;
         assert_eq!(
