@@ -14,9 +14,11 @@
 //!   wall-clock cost per spawn, and from `kernel.bpf_stats_enabled` each hook program's
 //!   in-kernel cost per run (sigtrace's exec program against the floor's empty one). None of
 //!   these execs is a runtime's exec into a container: sigtrace only counts them.
-//! - `report`: the HTML report at 10 000 stops (`bench_report.rs`).
+//! - `report`: the HTML report at 10 000 and 100 000 stops (`bench_report.rs`).
 //! - `agent`: the agent under a storm, with and without its journal (`bench_agent.rs`);
 //!   `SIGTRACE_BENCH_AGENT_ARGS` passes extra arguments to `sigtrace run`.
+//! - `journal`: `summary` and `report` over a full default journal directory
+//!   (`bench_journal.rs`).
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -34,6 +36,7 @@ pub enum Which {
     Exec,
     Report,
     Agent,
+    Journal,
 }
 
 pub fn run(which: Which) -> Result<()> {
@@ -42,6 +45,7 @@ pub fn run(which: Which) -> Result<()> {
         Which::Exec => exec_storm(),
         Which::Report => crate::bench_report::report_scale(),
         Which::Agent => crate::bench_agent::agent(),
+        Which::Journal => crate::bench_journal::journal(),
         Which::Engine => run_checked(
             Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(workspace_root())

@@ -44,7 +44,7 @@ const GROUP: usize = 8;
 
 /// The shape of a storm.
 #[derive(Clone, Copy, PartialEq)]
-enum Storm {
+pub(crate) enum Storm {
     /// Each thread `tgkill`s itself.
     SelfKill,
     /// Each thread `kill`s a process group of [`GROUP`] children.
@@ -122,7 +122,7 @@ fn cpu_ns(pid: u32) -> u64 {
 }
 
 /// One thread's storm until `stop`; adds the signals it generated to `calls`.
-fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>) {
+pub(crate) fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>) {
     // SAFETY: affinity, signal mask and tgkill of this thread only; the caller installed a
     // handler that does nothing for the handled SIGTERMs (the blocked ones stay pending
     // until the thread exits, which discards them). The group's children
@@ -195,7 +195,7 @@ fn storm_thread(cpu: usize, storm: Storm, stop: Arc<AtomicBool>, calls: Arc<Atom
 }
 
 /// The storms' SIGTERM handler: nothing to do.
-extern "C" fn on_sigterm(_: libc::c_int) {}
+pub(crate) extern "C" fn on_sigterm(_: libc::c_int) {}
 
 struct Run {
     offered_per_s: f64,

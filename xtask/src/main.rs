@@ -2,6 +2,7 @@
 //! fresh machine, build, and run sigtrace or every test; `bench` runs the benchmarks.
 mod bench;
 mod bench_agent;
+mod bench_journal;
 mod bench_overhead;
 mod bench_report;
 mod bootstrap;
