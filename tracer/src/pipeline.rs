@@ -195,7 +195,9 @@ impl<S: OutputSink> Pipeline<S> {
         self.engine.set_container(cgroup_id, info);
     }
 
-    /// The containers the CRI's answers changed, passed on like a first resolution (live).
+    /// The containers the CRI's answers changed, passed on like a first resolution (live; at
+    /// each tick, off the per-event path: records wait longer than a tick in the reorder
+    /// window).
     fn cri_updates(&mut self) {
         let Some(resolver) = self.resolver.as_mut() else {
             return;
@@ -213,7 +215,6 @@ impl<S: OutputSink> Pipeline<S> {
 
     /// Resolves the cgroups an event mentions, the first time each is seen (live).
     fn attribute(&mut self, ev: &Event) -> anyhow::Result<()> {
-        self.cri_updates();
         let Some(resolver) = self.resolver.as_mut() else {
             return Ok(());
         };
