@@ -23,6 +23,13 @@ fn main() -> anyhow::Result<()> {
         let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("tracer");
         std::fs::write(&out, b"").context("writing placeholder eBPF object")?;
     }
+    // The programs' record layouts live in tracer-common: a change there must rebuild them
+    // (aya-build only watches the eBPF crate itself).
+    let common = root_dir
+        .parent()
+        .ok_or_else(|| anyhow!("no parent for {root_dir}"))?
+        .join("tracer-common");
+    println!("cargo:rerun-if-changed={common}");
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "tracer-ebpf",

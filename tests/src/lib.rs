@@ -320,7 +320,7 @@ impl Agent {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
-    /// How each hook is attached, from the agent's start-up line ("tracing: 5 hooks
+    /// How each hook is attached, from the agent's start-up line ("tracing: 6 hooks
     /// attached: signal_generate (tp_btf), …"): (hook, "tp_btf" | "raw_tp").
     pub fn attached(&self) -> Vec<(String, String)> {
         let err = self.stderr();
@@ -352,7 +352,7 @@ impl Agent {
 
     fn assert_path_is(&self, want: &str) {
         let attached = self.attached();
-        assert_eq!(attached.len(), 5, "every hook attached: {attached:?}");
+        assert_eq!(attached.len(), 6, "every hook attached: {attached:?}");
         for (hook, how) in &attached {
             assert_eq!(
                 how,

@@ -124,6 +124,7 @@ fn doctor_passes_with_every_hook_on_this_kernels_path() {
         "sched_process_exit",
         "mark_victim",
         "sched_process_exec",
+        "cgroup_mkdir",
     ] {
         assert!(
             programs.contains(&format!("{hook} ({native})")),

@@ -330,6 +330,8 @@ fn doctor_attaches_every_hook_as_a_btf_tracepoint() {
         "signal_deliver",
         "sched_process_exit",
         "mark_victim",
+        "sched_process_exec",
+        "cgroup_mkdir",
     ] {
         assert!(
             programs.contains(&format!("{hook} (tp_btf)")),

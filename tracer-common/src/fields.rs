@@ -97,6 +97,7 @@ pub mod kstruct {
     pub enum sighand_struct {}
     pub enum css_set {}
     pub enum cgroup {}
+    pub enum cgroup_root {}
     pub enum kernfs_node {}
     pub enum pid {}
     pub enum k_sigaction {}
@@ -221,6 +222,9 @@ kernel_fields! {
     CSS_SET_DFL_CGRP(css_set) Ptr<cgroup> => "task_struct.cgroups->dfl_cgrp",
     CGROUP_KN(cgroup) Ptr<kernfs_node> => "task_struct.cgroups->dfl_cgrp->kn",
     KERNFS_NODE_ID(kernfs_node) u64 => "task_struct.cgroups->dfl_cgrp->kn->id",
+    CGROUP_ROOT(cgroup) Ptr<cgroup_root> => "cgroup.root",
+    /// 0 for the v2 (default) hierarchy.
+    CGROUP_ROOT_HIERARCHY_ID(cgroup_root) u32 => "cgroup.root->hierarchy_id",
     PID_LEVEL(pid) u32 => "task_struct.thread_pid->level",
     SIGINFO_CODE(kernel_siginfo) u32 => "kernel_siginfo.si_code",
     /// `linux_binprm.filename` (sched_process_exec's `bprm` argument).

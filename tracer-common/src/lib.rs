@@ -25,6 +25,7 @@ pub mod kind {
     pub const PROCESS_EXIT: u32 = 3;
     pub const OOM_VICTIM: u32 = 4;
     pub const PROCESS_EXEC: u32 = 5;
+    pub const CGROUP_MKDIR: u32 = 6;
 
     /// The size of a record of kind `kind`, `None` for a kind the kernel side never writes.
     pub const fn size(kind: u32) -> Option<usize> {
@@ -34,6 +35,7 @@ pub mod kind {
             PROCESS_EXIT => size_of::<super::ProcessExit>(),
             OOM_VICTIM => size_of::<super::OomVictim>(),
             PROCESS_EXEC => size_of::<super::ProcessExec>(),
+            CGROUP_MKDIR => size_of::<super::CgroupMkdir>(),
             _ => return None,
         })
     }
@@ -68,7 +70,7 @@ pub struct Hook {
 }
 
 /// Every hook, in the order they are attached.
-pub const HOOKS: [Hook; 5] = [
+pub const HOOKS: [Hook; 6] = [
     Hook {
         tracepoint: "signal_generate",
         btf: "signal_generate",
@@ -103,6 +105,16 @@ pub const HOOKS: [Hook; 5] = [
         raw: "raw_sched_process_exec",
         floor: "floor_sched_process_exec",
         without: Some("runtime execs (preStop hooks) will not be reported"),
+    },
+    Hook {
+        tracepoint: "cgroup_mkdir",
+        btf: "cgroup_mkdir",
+        raw: "raw_cgroup_mkdir",
+        floor: "floor_cgroup_mkdir",
+        without: Some(
+            "containers gone before the agent reads their first event (under ~0.5 s) may not \
+             be attributed",
+        ),
     },
 ];
 
@@ -273,6 +285,34 @@ impl Default for ProcessExec {
     }
 }
 
+/// Bytes of a cgroup path kept (a longer path is not sent: userspace then finds the cgroup
+/// by its id, as before the hook).
+pub const CGROUP_PATH_LEN: usize = 512;
+
+/// `cgroup:cgroup_mkdir` in the cgroup v2 hierarchy: a cgroup's id and path at its creation,
+/// so that a container that is gone before the agent looks (a crash loop, a failed init)
+/// is still attributed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct CgroupMkdir {
+    pub header: Header,
+    /// The cgroup's id (`kn->id`), as in [`TaskInfo::cgroup_id`].
+    pub cgroup_id: u64,
+    /// Its path from the hierarchy's root (`/kubepods.slice/…`), NUL-terminated.
+    pub path: [u8; CGROUP_PATH_LEN],
+}
+
+impl Default for CgroupMkdir {
+    fn default() -> Self {
+        Self {
+            header: Header::default(),
+            cgroup_id: 0,
+            path: [0; CGROUP_PATH_LEN],
+        }
+    }
+}
+
 pub const FIELD_MARKER: i16 = 0x7e00;
 
 /// Everything the programs are configured with, set once at load time.
@@ -351,6 +391,7 @@ const _: () = {
     assert!(core::mem::size_of::<ProcessExit>() == 96);
     assert!(core::mem::size_of::<OomVictim>() == 96);
     assert!(core::mem::size_of::<ProcessExec>() == 96 + EXEC_PATH_LEN);
+    assert!(core::mem::size_of::<CgroupMkdir>() == 24 + CGROUP_PATH_LEN);
     assert!(
         core::mem::size_of::<Config>()
             == 32 + 16 * MAX_RUNTIME_COMMS + core::mem::size_of::<Offsets>()

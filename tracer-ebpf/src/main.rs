@@ -1,5 +1,5 @@
 //! Kernel programs of sigtrace: thin hooks on `signal_generate`, `signal_deliver`,
-//! `sched_process_exit`, `sched_process_exec` and `oom:mark_victim`.
+//! `sched_process_exit`, `sched_process_exec`, `oom:mark_victim` and `cgroup:cgroup_mkdir`.
 //!
 //! They only copy what the kernel knows at the instant of each event into the `EVENTS` ring
 //! buffer (layouts in `tracer-common`); all interpretation happens in userspace. Struct offsets

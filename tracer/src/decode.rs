@@ -7,8 +7,8 @@
 //! offset taken once per session.
 use thiserror::Error;
 use tracer_common::{
-    kind, task_flags, Header, OomVictim, ProcessExec, ProcessExit, SignalDeliver, SignalGenerate,
-    TaskInfo,
+    kind, task_flags, CgroupMkdir, Header, OomVictim, ProcessExec, ProcessExit, SignalDeliver,
+    SignalGenerate, TaskInfo,
 };
 
 use crate::event::{
@@ -292,6 +292,56 @@ impl KernelRecord {
     }
 }
 
+/// A cgroup v2 directory's creation (`cgroup:cgroup_mkdir`): not an event of a process, an
+/// entry for the index of cgroups, so that a cgroup gone before its first event is read is
+/// still known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupCreated {
+    pub mono_ns: u64,
+    pub cgroup_id: u64,
+    /// From the hierarchy's root, starting with '/'.
+    pub path: String,
+}
+
+impl CgroupCreated {
+    /// Whether `bytes` is a cgroup creation record (by its kind only).
+    pub fn is(bytes: &[u8]) -> bool {
+        bytes
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_ne_bytes)
+            == Some(kind::CGROUP_MKDIR)
+    }
+}
+
+impl TryFrom<&[u8]> for CgroupCreated {
+    type Error = DecodeError;
+
+    fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
+        let r: CgroupMkdir = read_pod(bytes, "cgroup_mkdir record")?;
+        if r.header.kind != kind::CGROUP_MKDIR {
+            return Err(DecodeError::UnknownKind(r.header.kind));
+        }
+        let end = r
+            .path
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(DecodeError::Invalid(
+                "a cgroup path without its NUL (longer than the record keeps)",
+            ))?;
+        let path = std::str::from_utf8(&r.path[..end])
+            .map_err(|_| DecodeError::Invalid("a cgroup path that is not UTF-8"))?;
+        if !path.starts_with('/') {
+            return Err(DecodeError::Invalid("a cgroup path not from the root"));
+        }
+        Ok(Self {
+            mono_ns: r.header.ts_ns,
+            cgroup_id: r.cgroup_id,
+            path: path.to_owned(),
+        })
+    }
+}
+
 /// Decodes one record's bytes into an event.
 pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
     KernelRecord::try_from(bytes).map(|r| r.into_event(clock))
@@ -365,6 +415,39 @@ mod tests {
         assert_eq!(sender.comm, "runc");
         assert_eq!(stop_dispositions.int, Disposition::Handler);
         assert_eq!(stop_dispositions.hup, Disposition::Ignore);
+    }
+
+    #[test]
+    fn cgroup_creation_records_decode_and_bad_paths_are_errors() {
+        let mut r = CgroupMkdir {
+            header: Header {
+                kind: kind::CGROUP_MKDIR,
+                cpu: 0,
+                ts_ns: 7,
+            },
+            cgroup_id: 4242,
+            ..Default::default()
+        };
+        let path = b"/system.slice/docker-ab.scope";
+        r.path[..path.len()].copy_from_slice(path);
+        let bytes = bytemuck::bytes_of(&r).to_vec();
+        assert!(CgroupCreated::is(&bytes));
+        let c = CgroupCreated::try_from(&bytes[..]).unwrap();
+        assert_eq!((c.mono_ns, c.cgroup_id), (7, 4242));
+        assert_eq!(c.path, "/system.slice/docker-ab.scope");
+        // Cut short, a path filling the record, a relative path: errors, no panic.
+        assert!(CgroupCreated::try_from(&bytes[..100]).is_err());
+        let mut full = r;
+        full.path = [b'a'; tracer_common::CGROUP_PATH_LEN];
+        assert!(CgroupCreated::try_from(bytemuck::bytes_of(&full)).is_err());
+        let mut relative = r;
+        relative.path[0] = b'x';
+        assert!(CgroupCreated::try_from(bytemuck::bytes_of(&relative)).is_err());
+        // Not an event record.
+        assert!(matches!(
+            KernelRecord::try_from(&bytes[..]),
+            Err(DecodeError::UnknownKind(kind::CGROUP_MKDIR))
+        ));
     }
 
     #[test]

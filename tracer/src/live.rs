@@ -337,12 +337,18 @@ impl Waiter {
     }
 }
 
-/// Whether a record was written before `gate` (its header's `CLOCK_MONOTONIC` time).
+/// Whether a record was written before `gate` (its header's `CLOCK_MONOTONIC` time). A
+/// cgroup's creation never counts as one: it completes the index of cgroups whatever its time.
 fn before(record: &[u8], gate: u64) -> bool {
-    record
-        .get(8..16)
+    let kind = record
+        .get(..4)
         .and_then(|b| b.try_into().ok())
-        .is_some_and(|b| u64::from_ne_bytes(b) < gate)
+        .map(u32::from_ne_bytes);
+    kind != Some(tracer_common::kind::CGROUP_MKDIR)
+        && record
+            .get(8..16)
+            .and_then(|b| b.try_into().ok())
+            .is_some_and(|b| u64::from_ne_bytes(b) < gate)
 }
 
 /// The ring thread: drains on wake-up or on its timer (see the module docs), until `stop` is

@@ -3,7 +3,7 @@
 //! (one JSON object per line). Honours NO_COLOR and non-TTY output.
 use std::io::{IsTerminal, Write};
 
-use crate::decode::{Clock, KernelRecord};
+use crate::decode::{CgroupCreated, Clock, KernelRecord};
 use crate::driver::{Consumer, FeedError, Input};
 use crate::engine::{
     ContainerStop, Diagnosis, Output, PodStop, ProcessStop, SignalOrigin, TimelineEvent,
@@ -401,6 +401,14 @@ impl<W: Write> RawPrinter<W> {
 impl<W: Write> Consumer for RawPrinter<W> {
     fn input(&mut self, input: Input<'_>) -> Result<(), FeedError> {
         let line = match input {
+            Input::Kernel(bytes, _) if CgroupCreated::is(bytes) => {
+                let c = CgroupCreated::try_from(bytes)?;
+                serde_json::to_writer(
+                    &mut self.out,
+                    &serde_json::json!({"event": "cgroup_created", "mono_ns": c.mono_ns,
+                        "cgroup_id": c.cgroup_id, "path": c.path}),
+                )
+            }
             Input::Kernel(bytes, clock) => {
                 let ev = KernelRecord::try_from(bytes)?.into_event(&clock.unwrap_or(self.clock));
                 serde_json::to_writer(&mut self.out, &ev)

@@ -7,7 +7,7 @@ use std::{collections::HashSet, sync::Arc};
 use crate::{
     budget::Budget,
     container::{ContainerInfo, ContainerResolver},
-    decode::{Clock, KernelRecord},
+    decode::{CgroupCreated, Clock, KernelRecord},
     driver::{Consumer, FeedError, Input, LiveStats},
     engine::{Engine, EngineConfig, Output},
     event::{Event, EventKind, SigResult, Signal},
@@ -251,6 +251,15 @@ impl<S: OutputSink> Pipeline<S> {
 
     /// One kernel record: decoded, attributed, journaled as it came, and correlated.
     fn kernel(&mut self, bytes: &[u8], clock: Option<Clock>) -> Result<(), FeedError> {
+        if CgroupCreated::is(bytes) {
+            // Live only (never journaled: a replay has the containers it resolved).
+            let created =
+                CgroupCreated::try_from(bytes).inspect_err(|_| self.decode_errors += 1)?;
+            if let Some(r) = self.resolver.as_mut() {
+                r.cgroup_created(created.cgroup_id, &created.path);
+            }
+            return Ok(());
+        }
         let record = KernelRecord::try_from(bytes).inspect_err(|_| self.decode_errors += 1)?;
         let clock = clock.or(self.clock).ok_or(FeedError::NoClock)?;
         let mono_ns = record.header().ts_ns;

@@ -259,7 +259,7 @@ impl Probes {
         })
     }
 
-    /// How many hooks are attached, and how: "5 hooks attached: signal_generate (tp_btf), …".
+    /// How many hooks are attached, and how: "6 hooks attached: signal_generate (tp_btf), …".
     /// Watches the thread groups `tgids` (their exits are emitted): the processes whose stop
     /// a previous agent saw begin ([`crate::resume`]). Returns how many could be marked.
     pub fn watch(&mut self, tgids: &[u32]) -> usize {

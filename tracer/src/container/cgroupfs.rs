@@ -4,6 +4,8 @@
 //! The resolver keeps a bounded id → path index built by walking the v2 hierarchy. An unknown id
 //! triggers a re-walk at most once per `rewalk_interval`; between walks, a caller-supplied pid is
 //! used instead (its `/proc/<pid>/cgroup` path, accepted only if the directory's inode is the id).
+//! The kernel's record of each cgroup's creation ([`CgroupResolver::created`]) fills the index
+//! as cgroups appear, so a container gone before any lookup still resolves.
 //! Entries outlive their cgroups (a container's cgroup is usually gone when its stop finishes)
 //! until evicted by the count cap.
 //!
@@ -257,6 +259,14 @@ impl CgroupResolver {
             return self.index.get(&id).cloned();
         }
         None
+    }
+
+    /// A cgroup created now (the kernel's `cgroup_mkdir` record): its path is known before any
+    /// lookup, and stays known after the directory is removed. No-op in v1-only mode.
+    pub fn created(&mut self, id: u64, path: &str) {
+        if matches!(self.mode, CgroupMode::V2 { .. }) && id > 1 {
+            self.index.insert(id, Arc::from(path));
+        }
     }
 
     /// [`Self::path_for_id`], then (v2) the path `pid` reports, if its directory has inode `id`.

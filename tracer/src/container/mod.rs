@@ -156,6 +156,9 @@ pub struct ResolverStats {
     pub host: u64,
     /// Calls whose cgroup path could not be found (or, v1-only, had no pid).
     pub misses: u64,
+    /// Distinct cgroups (v2) whose path could not be found: gone before the agent looked and
+    /// not seen created. Their processes have no container.
+    pub unresolved_cgroups: u64,
     /// Containers whose runtime state had no usable metadata (missing or malformed files).
     pub metadata_misses: u64,
     /// Of which: a file was there but malformed.
@@ -183,6 +186,9 @@ pub struct ContainerResolver {
     resolved: u64,
     host: u64,
     misses: u64,
+    /// cgroup ids whose path could not be found (counted once each in `unresolved`).
+    missed: BoundedMap<u64, ()>,
+    unresolved: u64,
 }
 
 impl ContainerResolver {
@@ -215,6 +221,8 @@ impl ContainerResolver {
             resolved: 0,
             host: 0,
             misses: 0,
+            missed: BoundedMap::new(opts.max_containers),
+            unresolved: 0,
         }
     }
 
@@ -255,6 +263,10 @@ impl ContainerResolver {
             return hit.clone().into();
         }
         let Some(path) = self.cgroups.path_for_id_or_pid(cgroup_id, pid_hint) else {
+            if self.missed.peek(&cgroup_id).is_none() {
+                self.missed.insert(cgroup_id, ());
+                self.unresolved += 1;
+            }
             return Lookup::Miss;
         };
         let info = self
@@ -286,6 +298,11 @@ impl ContainerResolver {
             self.cri_pending
                 .insert(id.to_owned(), cgroup.into_iter().collect());
         }
+    }
+
+    /// The kernel created cgroup `cgroup_id` at `path` (v2): known from now on, even once gone.
+    pub fn cgroup_created(&mut self, cgroup_id: u64, path: &str) {
+        self.cgroups.created(cgroup_id, path);
     }
 
     /// A stop of cgroup `cgroup_id` starts: asks the CRI again for its container when no answer
@@ -422,6 +439,7 @@ impl ContainerResolver {
             resolved: self.resolved,
             host: self.host,
             misses: self.misses,
+            unresolved_cgroups: self.unresolved,
             metadata_misses: md.misses,
             metadata_malformed: md.malformed,
             evictions: self.cgroups.evictions()

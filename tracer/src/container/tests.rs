@@ -428,3 +428,24 @@ fn real_cgroup_v2_hierarchy() {
     assert_eq!(r.resolve(id, None).unwrap().id, ID);
     assert_eq!(r.resolve(late_id, None).unwrap().id, ID2);
 }
+
+/// A cgroup known from the kernel's record of its creation resolves after it is gone; one that
+/// was never seen is counted unresolved, once however often it is asked for.
+#[test]
+fn a_created_cgroup_resolves_once_gone_and_an_unknown_one_is_counted_once() {
+    let tree = TempDir::new("created-tree");
+    let state = TempDir::new("created-state");
+    let mut r =
+        ContainerResolver::new(options(&state, Some(tree.path()), Path::new("/proc"))).unwrap();
+    r.cgroup_created(900_001, &format!("/system.slice/docker-{ID}.scope"));
+    let info = r
+        .resolve(900_001, None)
+        .expect("a container from the recorded path");
+    assert_eq!((info.id.as_str(), info.runtime.as_str()), (ID, "docker"));
+    assert_eq!(r.stats().unresolved_cgroups, 0);
+    for _ in 0..3 {
+        assert!(r.resolve(900_002, None).is_none());
+    }
+    let stats = r.stats();
+    assert_eq!((stats.unresolved_cgroups, stats.misses), (1, 3));
+}

@@ -222,6 +222,15 @@ impl Metrics {
                     "Container metadata lookups that found nothing usable.",
                 )?,
             )?,
+            unresolved_cgroups: reg(
+                &r,
+                IntCounter::new(
+                    "sigtrace_cgroups_unresolved_total",
+                    "cgroups of traced processes whose path could not be found (gone before \
+                     the agent looked, and their creation not seen): those processes have no \
+                     container.",
+                )?,
+            )?,
             counted_only: cvec(
                 "sigtrace_signals_counted_only_total",
                 "Signals outside the emit set, only counted in the kernel.",

@@ -123,6 +123,7 @@ pub struct Health {
     /// (what, total)
     pub evictions: Vec<(String, u64)>,
     pub metadata_misses: u64,
+    pub unresolved_cgroups: u64,
     /// The CRI client's state, when there is one.
     pub cri: Option<crate::container::cri::CriStats>,
     /// (signal name, total)
@@ -161,6 +162,7 @@ impl Health {
             tracked_containers: engine.tracked_containers as u64,
             evictions,
             metadata_misses: resolver.metadata_misses,
+            unresolved_cgroups: resolver.unresolved_cgroups,
             cri: resolver.cri,
             counted_only: live
                 .kernel
@@ -209,6 +211,7 @@ pub struct Metrics {
     tracked_containers: IntGauge,
     evictions: IntCounterVec,
     metadata_misses: IntCounter,
+    unresolved_cgroups: IntCounter,
     counted_only: IntCounterVec,
     kernel_counted: IntCounterVec,
     series: Mutex<HashSet<[String; 4]>>,
@@ -364,6 +367,7 @@ impl Metrics {
             set_total(&self.evictions.with_label_values(&[what.as_str()]), *total);
         }
         set_total(&self.metadata_misses, h.metadata_misses);
+        set_total(&self.unresolved_cgroups, h.unresolved_cgroups);
         if let Some(cri) = &h.cri {
             set_total(
                 &self.metadata_errors.with_label_values(&["cri"]),
