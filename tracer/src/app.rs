@@ -278,7 +278,9 @@ pub fn run(opts: RunOptions) -> Result<()> {
         return Ok(());
     }
 
-    let (engine, resumed_at) = resume(&opts, clock);
+    let (mut engine, resumed_at) = resume(&opts, clock);
+    let traced_from = probes.attached_at_ns;
+    engine.trace_started(traced_from);
     // The processes of the stops carried on: their exits must be emitted.
     probes.watch(&engine.open_pids());
     let mut pipeline = Pipeline::new(
@@ -286,7 +288,8 @@ pub fn run(opts: RunOptions) -> Result<()> {
         printer(opts.print).with_node(Some(opts.node.clone())),
     )
     .with_clock(clock)
-    .with_resolver(resolver(opts.resolver.clone())?);
+    .with_resolver(resolver(opts.resolver.clone())?)
+    .with_liveness(&opts.resolver.cgroup.proc_root);
     if let Some((dir, limits)) = &opts.journal {
         let journal = JournalWriter::open(
             dir,
@@ -295,6 +298,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
                 hostname: opts.node.clone(),
                 shaping: Some(crate::journal::Shaping {
                     resumed_at_mono_ns: resumed_at,
+                    traced_from_mono_ns: Some(traced_from),
                     ..shaping_of(&opts.engine)
                 }),
                 ..SessionInfo::current(clock)

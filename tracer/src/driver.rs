@@ -18,6 +18,16 @@ pub struct LiveStats {
     pub records_read: u64,
 }
 
+/// The process (`pid`, `start_ns`) of a stop in progress was found gone at `mono_ns`, its
+/// exit never traced (lost, or before the hooks were attached): the live run closed the stop
+/// without a record, and journals it so that a replay does the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gone {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub mono_ns: u64,
+}
+
 /// One thing a source yields.
 pub enum Input<'a> {
     /// A kernel record, exactly as the ring buffer gave it, with the clock of the session that
@@ -26,6 +36,9 @@ pub enum Input<'a> {
     Kernel(&'a [u8], Option<Clock>),
     /// The kernel dropped `count` records (ring buffer full), noticed at `mono_ns`.
     Lost { count: u64, mono_ns: u64 },
+    /// A recorded finding of the live run (replay): a process of a stop in progress was gone
+    /// without a traced exit.
+    Gone(Gone),
     /// What a cgroup was resolved to when it was recorded (replay).
     Container {
         cgroup_id: u64,

@@ -418,7 +418,9 @@ impl<W: Write> Consumer for RawPrinter<W> {
                 &serde_json::json!({"event": "lost", "mono_ns": mono_ns, "count": count}),
             ),
             Input::Tick { .. } => return Ok(self.out.flush().map_err(anyhow::Error::from)?),
-            Input::Container { .. } | Input::Session(_) | Input::Warning(_) => return Ok(()),
+            Input::Container { .. } | Input::Session(_) | Input::Warning(_) | Input::Gone(_) => {
+                return Ok(())
+            }
         };
         line.map_err(anyhow::Error::from)?;
         self.out.write_all(b"\n").map_err(anyhow::Error::from)?;

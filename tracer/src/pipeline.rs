@@ -8,7 +8,7 @@ use crate::{
     budget::Budget,
     container::{ContainerInfo, ContainerResolver},
     decode::{CgroupCreated, Clock, KernelRecord},
-    driver::{Consumer, FeedError, Input, LiveStats},
+    driver::{Consumer, FeedError, Gone, Input, LiveStats},
     engine::{Engine, EngineConfig, Output},
     event::{Event, EventKind, SigResult, Signal},
     journal::{LiveJournal, Shaping},
@@ -53,6 +53,8 @@ pub struct Pipeline<S: OutputSink> {
     leave_open: bool,
     /// Steps of the wall clock seen (live).
     clock_steps: u64,
+    /// Checks that the processes of open stops are alive (live).
+    liveness: Option<liveness::Liveness>,
 }
 
 /// A live run's wall clock is followed when its offset from the monotonic clock moved by this
@@ -78,6 +80,7 @@ pub fn shaping_of(cfg: &EngineConfig) -> Shaping {
         emit_mask: cfg.emit_mask,
         runtime_comms: cfg.runtime_comms.clone(),
         resumed_at_mono_ns: None,
+        traced_from_mono_ns: None,
     }
 }
 
@@ -99,6 +102,7 @@ impl<S: OutputSink> Pipeline<S> {
             session: None,
             leave_open: false,
             clock_steps: 0,
+            liveness: None,
         }
     }
 
@@ -123,6 +127,9 @@ impl<S: OutputSink> Pipeline<S> {
             return Ok(());
         }
         let previous = self.session.replace(id);
+        if let Some(t) = s.shaping.as_ref().and_then(|sh| sh.traced_from_mono_ns) {
+            self.engine.trace_started(t);
+        }
         match s.shaping.as_ref().and_then(|sh| sh.resumed_at_mono_ns) {
             Some(mono) => self.engine.restarted(mono),
             None if previous.is_some() => {
@@ -171,6 +178,13 @@ impl<S: OutputSink> Pipeline<S> {
 
     pub fn with_resolver(mut self, r: ContainerResolver) -> Self {
         self.resolver = Some(r);
+        self
+    }
+
+    /// Live: the processes of stops in progress are checked in `proc_root` (when it shows the
+    /// host's PID namespace), so that a stop whose exit was never traced is closed.
+    pub fn with_liveness(mut self, proc_root: &std::path::Path) -> Self {
+        self.liveness = liveness::Liveness::new(proc_root);
         self
     }
 
@@ -336,10 +350,40 @@ impl<S: OutputSink> Pipeline<S> {
         }
     }
 
+    /// Closes the stops whose process is gone without a traced exit ([`liveness`]), journaled
+    /// so that a replay closes them too.
+    fn check_liveness(&mut self, now_mono_ns: u64) {
+        let Some(l) = self.liveness.as_mut() else {
+            return;
+        };
+        let engine = &self.engine;
+        let gone = l.check(now_mono_ns, |before| engine.open_since(before));
+        let mut closed = 0;
+        for (pid, start_ns) in gone {
+            if self.engine.exit_not_seen(pid, start_ns, &mut self.out) {
+                closed += 1;
+                if let Some(j) = self.journal.as_mut() {
+                    j.append_gone(Gone {
+                        pid,
+                        start_ns,
+                        mono_ns: now_mono_ns,
+                    });
+                }
+            }
+        }
+        if closed > 0 {
+            tracing::info!(
+                "{closed} stop(s) closed without a record: the process is gone and its exit was \
+                 never traced (sigtrace_evictions_total{{what=\"exit_not_seen\"}})"
+            );
+        }
+    }
+
     fn tick(&mut self, now_mono_ns: u64, stats: &LiveStats) -> anyhow::Result<()> {
         self.follow_clock();
         self.cri_updates();
         self.engine.advance(now_mono_ns, &mut self.out);
+        self.check_liveness(now_mono_ns);
         self.emit()?;
         self.sink.flush()?;
         if let Some(j) = self.journal.as_mut() {
@@ -368,6 +412,12 @@ impl<S: OutputSink> Consumer for Pipeline<S> {
         match input {
             Input::Kernel(bytes, clock) => return self.kernel(bytes, clock),
             Input::Lost { count, mono_ns } => self.lost(count, mono_ns)?,
+            Input::Gone(g) => {
+                // As live: the engine had advanced to the tick that found it gone.
+                self.engine.advance(g.mono_ns, &mut self.out);
+                self.engine.exit_not_seen(g.pid, g.start_ns, &mut self.out);
+                self.emit()?;
+            }
             Input::Container { cgroup_id, info } => {
                 self.set_container(cgroup_id, Arc::new(info.clone()))
             }
@@ -394,6 +444,13 @@ impl<S: OutputSink> Consumer for Pipeline<S> {
                 );
             }
         } else {
+            // The source is drained: a process of a stop in progress that is gone now ended
+            // without a traced exit (or just after the last read); nothing says how.
+            if let Some(l) = &self.liveness {
+                for (pid, start_ns) in l.gone_now(self.engine.open_since(u64::MAX)) {
+                    self.engine.exit_not_seen(pid, start_ns, &mut self.out);
+                }
+            }
             self.engine.finish(&mut self.out);
         }
         self.emit()?;
@@ -405,5 +462,6 @@ impl<S: OutputSink> Consumer for Pipeline<S> {
     }
 }
 
+mod liveness;
 #[cfg(test)]
 mod tests;

@@ -320,6 +320,13 @@ impl Tracker {
             // A real stop signal delivered whose generation was not seen. A SIGKILL delivery
             // alone proves nothing: every thread of a group that exits gets one.
             None if stop && eff != Signal::KILL && !self.is_dead(receiver) => {
+                if self
+                    .trace_start
+                    .is_some_and(|t| mono < t.saturating_add(super::BEFORE_TRACE_NS))
+                {
+                    self.evictions.began_before_trace += 1;
+                    return;
+                }
                 opened = true;
                 self.open_episode(receiver, mono, wall, out)
             }

@@ -74,6 +74,11 @@ pub struct Evictions {
     pub episode_age: u64,
     /// Episodes emitted incomplete because their pid was reused by a new process.
     pub pid_reused: u64,
+    /// Episodes closed without a record: their process was gone and its exit never traced.
+    pub exit_not_seen: u64,
+    /// Stop signals delivered just after the trace started, their generation not seen
+    /// ([`super::Engine::trace_started`]): stops not reported.
+    pub began_before_trace: u64,
     /// Container groups (waiting for their init to die) dropped by their count cap.
     pub container_count: u64,
     /// Pods (container records waiting for the sandbox's end) dropped by their count cap.
@@ -110,6 +115,8 @@ impl EngineStats {
             ("episode_count", e.episode_count),
             ("episode_age", e.episode_age),
             ("pid_reused", e.pid_reused),
+            ("exit_not_seen", e.exit_not_seen),
+            ("began_before_trace", e.began_before_trace),
             ("container_count", e.container_count),
             ("pod_count", e.pod_count),
         ]

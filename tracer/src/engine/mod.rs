@@ -34,7 +34,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use crate::container::ContainerInfo;
-use crate::event::{Event, Signal};
+use crate::event::{Event, EventKind, Signal};
 
 mod apply;
 mod classify;
@@ -60,6 +60,11 @@ pub use record::{
 
 /// Upper bound on buffered events, whatever the timestamps say.
 const MAX_BUFFERED: usize = 1 << 20;
+
+/// How long after the trace's start a stop signal delivered without a seen generation is taken
+/// for one sent before it ([`Engine::trace_started`]): a generation and its delivery are
+/// microseconds apart for a running process.
+pub const BEFORE_TRACE_NS: u64 = 1_000_000_000;
 
 // Nearly every item is an event; boxing them to shrink the rare `Lost` marker would cost an
 // allocation per event.
@@ -281,12 +286,41 @@ impl Engine {
         self.tracker.open_pids()
     }
 
+    /// The processes (pid, start time) of the stops in progress whose first stop signal came
+    /// before `before` (engine time), to check whether they are still alive.
+    pub fn open_since(&self, before: u64) -> Vec<(u32, u64)> {
+        self.tracker.open_since(before)
+    }
+
+    /// The process (`pid`, `start_ns`) of a stop in progress is gone (the caller checked) and
+    /// no exit of it waits in the reorder window: its exit was never traced. The stop is
+    /// closed without a record (nothing says how it ended) and counted
+    /// (`evictions{what="exit_not_seen"}`). Returns whether a stop was closed.
+    pub fn exit_not_seen(&mut self, pid: u32, start_ns: u64, out: &mut Vec<Output>) -> bool {
+        let pending_exit = self
+            .buffer
+            .in_order
+            .iter()
+            .chain(self.buffer.out_of_order.iter())
+            .any(|p| matches!(&p.item, Item::Event(Event { kind: EventKind::Exit { task, .. }, .. }) if task.pid == pid));
+        !pending_exit && self.tracker.exit_not_seen(pid, start_ns, out)
+    }
+
     /// Applies every buffered event now (a rebuilt engine before the live run).
     pub fn settle(&mut self, out: &mut Vec<Output>) {
         while let Some(p) = self.buffer.pop() {
             self.watermark = self.watermark.max(p.ts);
             self.apply(p.ts, &p.item, out);
         }
+    }
+
+    /// The trace starts at `mono` (every hook attached; the kernel records before it were
+    /// dropped). A stop signal delivered within [`BEFORE_TRACE_NS`] after it, whose
+    /// generation was not seen, was most likely sent before it: that stop began before the
+    /// trace and is not reported (counted, `evictions{what="began_before_trace"}`), where it
+    /// would give an incomplete record of a stop half seen.
+    pub fn trace_started(&mut self, mono: u64) {
+        self.tracker.trace_start = Some(mono);
     }
 
     /// An agent restarted at `mono`: stops going on across it carry `agent_restarted_during`.

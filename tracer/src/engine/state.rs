@@ -82,6 +82,8 @@ pub(super) struct Tracker {
     pub records_emitted: u64,
     /// When an agent restarted on this journal (mono), for `agent_restarted_during`.
     pub(super) restarts: Vec<u64>,
+    /// See [`super::Engine::trace_started`].
+    pub(super) trace_start: Option<u64>,
 }
 
 impl Tracker {
@@ -106,6 +108,7 @@ impl Tracker {
             evictions: Evictions::default(),
             records_emitted: 0,
             restarts: Vec::new(),
+            trace_start: None,
         }
     }
 
@@ -257,9 +260,29 @@ impl Tracker {
     /// Removes episode `id` and emits its record; `end` is when observation stopped for a
     /// process that did not exit.
     pub(super) fn emit(&mut self, id: u64, end: u64, out: &mut Vec<Output>) {
-        let Some(ep) = self.episodes.remove(&id) else {
+        let Some((ep, open_in_cgroup)) = self.take(id) else {
             return;
         };
+        let container = self.container(ep.cgroup_id);
+        let stop = diagnose::build(&ep, &self.cfg, end, container, &self.restarts);
+        self.records_emitted += 1;
+        if let Some(c) = &stop.container {
+            let end = ep.exit.as_ref().map_or(end.max(ep.last_mono), |x| x.mono);
+            let first = (ep.first_mono, ep.first_wall);
+            // A pod sandbox's processes show only in the pod record.
+            if !c.is_sandbox() {
+                out.push(Output::ProcessStop(stop.clone()));
+            }
+            self.stops.record(stop, first, end, open_in_cgroup, out);
+        } else {
+            out.push(Output::ProcessStop(stop));
+            self.stops.episode_closed(ep.cgroup_id, open_in_cgroup, out);
+        }
+    }
+
+    /// Removes episode `id` from every index: (the episode, its cgroup's episodes still open).
+    fn take(&mut self, id: u64) -> Option<(Episode, usize)> {
+        let ep = self.episodes.remove(&id)?;
         // Its keys in `open`/`settling` are stale now that it left `episodes`.
         if ep.is_open() {
             self.open.removed(open_key(&self.episodes));
@@ -286,21 +309,36 @@ impl Tracker {
                 0
             }
         };
-        let container = self.container(ep.cgroup_id);
-        let stop = diagnose::build(&ep, &self.cfg, end, container, &self.restarts);
-        self.records_emitted += 1;
-        if let Some(c) = &stop.container {
-            let end = ep.exit.as_ref().map_or(end.max(ep.last_mono), |x| x.mono);
-            let first = (ep.first_mono, ep.first_wall);
-            // A pod sandbox's processes show only in the pod record.
-            if !c.is_sandbox() {
-                out.push(Output::ProcessStop(stop.clone()));
-            }
-            self.stops.record(stop, first, end, open_in_cgroup, out);
-        } else {
-            out.push(Output::ProcessStop(stop));
-            self.stops.episode_closed(ep.cgroup_id, open_in_cgroup, out);
-        }
+        Some((ep, open_in_cgroup))
+    }
+
+    /// Processes of the stops in progress whose first stop signal came before `before`:
+    /// (pid, start time).
+    pub fn open_since(&self, before: u64) -> Vec<(u32, u64)> {
+        self.episodes
+            .values()
+            .filter(|e| e.is_open() && e.first_mono < before)
+            .map(|e| (e.pid, e.start_ns))
+            .collect()
+    }
+
+    /// The process (`pid`, `start_ns`) of an open stop is gone and its exit was never traced
+    /// (lost, or before the hooks): its stop is closed without a record, since nothing says
+    /// how it ended, and counted. Returns whether there was such a stop.
+    pub fn exit_not_seen(&mut self, pid: u32, start_ns: u64, out: &mut Vec<Output>) -> bool {
+        let id = self
+            .episodes
+            .values()
+            .find(|e| e.is_open() && e.pid == pid && same_start(e.start_ns, start_ns))
+            .map(|e| e.id);
+        let Some((ep, open_in_cgroup)) = id.and_then(|id| self.take(id)) else {
+            return false;
+        };
+        self.procs.remove(&ep.pid);
+        self.bury(ep.pid, ep.start_ns);
+        self.evictions.exit_not_seen += 1;
+        self.stops.episode_closed(ep.cgroup_id, open_in_cgroup, out);
+        true
     }
 
     // ---- processes -------------------------------------------------------------------------

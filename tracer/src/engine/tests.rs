@@ -12,6 +12,7 @@ mod accuracy;
 mod containers;
 mod diagnoses;
 mod layout;
+mod liveness;
 mod pods;
 mod prestop;
 mod robustness;

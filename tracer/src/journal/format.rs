@@ -5,6 +5,7 @@ use std::ops::Range;
 use crate::container::ContainerInfo;
 
 use super::SessionInfo;
+use crate::driver::Gone;
 
 pub(crate) const MAGIC: [u8; 8] = *b"SIGTRACE";
 /// Major format version written; a reader refuses files with a newer major version. Version
@@ -12,7 +13,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"SIGTRACE";
 /// per record) are still read.
 pub const FORMAT_MAJOR: u16 = 2;
 /// Minor format version written; minor versions only add what older readers can skip.
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;
 pub(crate) const FILE_HEADER_LEN: usize = 16;
 pub(crate) const FRAME_MARKER: [u8; 4] = [0xF5, b'S', b'J', b'F'];
 pub(crate) const FRAME_HEADER_LEN: usize = 16;
@@ -27,6 +28,7 @@ pub mod record_type {
     pub const CONTAINER: u16 = 4;
     pub const NOTE: u16 = 5;
     pub const BLOCK: u16 = 6;
+    pub const GONE: u16 = 7;
 }
 
 /// Codec of a `Block` frame: LZ4 block format (`lz4_flex`).
@@ -287,6 +289,25 @@ pub(crate) fn decode_lost(p: &[u8]) -> Result<(u64, u64), String> {
         return Err(format!("{} bytes, need 16", p.len()));
     }
     Ok((le_u64(p, 0), le_u64(p, 8)))
+}
+
+pub(crate) fn encode_gone(g: Gone) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[..4].copy_from_slice(&g.pid.to_le_bytes());
+    b[8..16].copy_from_slice(&g.start_ns.to_le_bytes());
+    b[16..].copy_from_slice(&g.mono_ns.to_le_bytes());
+    b
+}
+
+pub(crate) fn decode_gone(p: &[u8]) -> Result<Gone, String> {
+    if p.len() < 24 {
+        return Err(format!("{} bytes, need 24", p.len()));
+    }
+    Ok(Gone {
+        pid: u32::from_le_bytes([p[0], p[1], p[2], p[3]]),
+        start_ns: le_u64(p, 8),
+        mono_ns: le_u64(p, 16),
+    })
 }
 
 /// `(cgroup_id, info)`.

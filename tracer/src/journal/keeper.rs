@@ -83,6 +83,10 @@ impl Keeper {
         self.write(|w| w.append_lost(count, mono_ns));
     }
 
+    pub fn append_gone(&mut self, g: crate::driver::Gone) {
+        self.write(|w| w.append_gone(g));
+    }
+
     /// A container's attribution. Remembered even while suspended: a resumed journal's new
     /// file starts with it.
     pub fn append_container(&mut self, cgroup_id: u64, info: &ContainerInfo) {

@@ -45,6 +45,7 @@ enum Entry {
         mono_ns: u64,
     },
     Container(u64, Box<ContainerInfo>),
+    Gone(crate::driver::Gone),
     Note(String),
     /// The wall clock's new offset.
     Clock(i64),
@@ -61,7 +62,7 @@ impl Batch {
     fn records(&self) -> u64 {
         self.entries
             .iter()
-            .filter(|e| matches!(e, Entry::Kernel(_) | Entry::Lost { .. }))
+            .filter(|e| matches!(e, Entry::Kernel(_) | Entry::Lost { .. } | Entry::Gone(_)))
             .count() as u64
     }
 }
@@ -135,6 +136,11 @@ impl LiveJournal {
 
     pub fn append_lost(&mut self, count: u64, mono_ns: u64) {
         self.batch.entries.push(Entry::Lost { count, mono_ns });
+    }
+
+    /// See [`crate::driver::Gone`].
+    pub fn append_gone(&mut self, g: crate::driver::Gone) {
+        self.batch.entries.push(Entry::Gone(g));
     }
 
     /// A container's attribution (kept through a stall, so the journal still has it later).
@@ -250,6 +256,7 @@ fn write_loop(mut keeper: Keeper, rx: &Receiver<Msg>, shared: &Shared) {
                         }
                         Entry::Lost { count, mono_ns } => keeper.append_lost(count, mono_ns),
                         Entry::Container(cg, info) => keeper.append_container(cg, &info),
+                        Entry::Gone(g) => keeper.append_gone(g),
                         Entry::Note(n) => keeper.append_note(&n),
                         Entry::Clock(offset) => keeper.set_clock(offset),
                     }

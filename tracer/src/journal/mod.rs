@@ -57,7 +57,8 @@
 //! | 3    | `Lost`      | `count: u64` records the kernel dropped, `mono_ns: u64` when noticed |
 //! | 4    | `Container` | `cgroup_id: u64`, then [`ContainerInfo`] as JSON (UTF-8) up to the end of the payload |
 //! | 5    | `Note`      | free UTF-8 text                                                    |
-//! | 6    | `Block`     | `codec: u8` = 1 (LZ4 block format), 3 reserved bytes, `raw_len: u32` (at most 1 MiB), then the compressed bytes of `raw_len` bytes of records, each `type: u16`, `length: u32` and the payload as above (`Kernel` and `Lost` records) |
+//! | 6    | `Block`     | `codec: u8` = 1 (LZ4 block format), 3 reserved bytes, `raw_len: u32` (at most 1 MiB), then the compressed bytes of `raw_len` bytes of records, each `type: u16`, `length: u32` and the payload as above (`Kernel`, `Lost` and `Gone` records) |
+//! | 7    | `Gone`      | since 2.2: `pid: u32`, 4 reserved bytes, `start_ns: u64`, `mono_ns: u64`: the process of a stop in progress was found gone at `mono_ns` without a traced exit; its stop was closed without a record |
 //!
 //! Any other record type is skipped by the reader and counted in
 //! [`ReplayStats::unknown_skipped`]; new record types are therefore a minor version change.
@@ -140,6 +141,10 @@ pub struct Shaping {
     /// journal ([`crate::resume`]); the agent restarted at this monotonic time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_at_mono_ns: Option<u64>,
+    /// Every hook was attached at this monotonic time; the kernel records before it were
+    /// dropped ([`crate::engine::Engine::trace_started`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traced_from_mono_ns: Option<u64>,
 }
 
 impl SessionInfo {
@@ -198,6 +203,8 @@ pub enum Frame<'a> {
         info: &'a ContainerInfo,
     },
     Note(&'a str),
+    /// See [`crate::driver::Gone`].
+    Gone(crate::driver::Gone),
 }
 
 /// Something wrong with a file that still let the reader replay what it holds.

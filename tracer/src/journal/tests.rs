@@ -88,8 +88,16 @@ enum Owned {
     Lost { count: u64, mono_ns: u64 },
     Container { cgroup_id: u64, info: ContainerInfo },
     Note(String),
+    Gone(crate::driver::Gone),
     Warning(JournalWarning),
 }
+
+/// A process found gone without a traced exit.
+const GONE_PROC: crate::driver::Gone = crate::driver::Gone {
+    pid: 4321,
+    start_ns: 77_000,
+    mono_ns: 9_000,
+};
 
 #[derive(Clone, Debug)]
 struct OwnedItem {
@@ -110,6 +118,7 @@ impl OwnedItem {
                 info: (*info).clone(),
             },
             ItemKind::Frame(Frame::Note(t)) => Owned::Note(t.to_string()),
+            &ItemKind::Frame(Frame::Gone(g)) => Owned::Gone(g),
             ItemKind::Warning(w) => Owned::Warning(w.clone()),
         };
         Self {
@@ -179,6 +188,7 @@ fn every_record_type_round_trips() {
     w.append_container(77, &info).unwrap();
     w.append_container(77, &info).unwrap(); // same again: not written
     w.append_note("agent stopping").unwrap();
+    w.append_gone(GONE_PROC).unwrap();
     w.flush().unwrap();
     let path = w.path().to_path_buf();
     drop(w);
@@ -200,6 +210,7 @@ fn every_record_type_round_trips() {
                 info
             },
             Owned::Note("agent stopping".to_string()),
+            Owned::Gone(GONE_PROC),
         ]
     );
     assert!(items.iter().all(|i| *i.path == *path));
@@ -216,7 +227,7 @@ fn every_record_type_round_trips() {
         stats,
         ReplayStats {
             files: 1,
-            records: 5,
+            records: 6,
             events: 1,
             ..Default::default()
         }

@@ -158,6 +158,11 @@ impl JournalWriter {
         self.append_to_block(record_type::LOST, &encode_lost(count, mono_ns))
     }
 
+    /// See [`crate::driver::Gone`].
+    pub fn append_gone(&mut self, g: crate::driver::Gone) -> Result<(), JournalError> {
+        self.append_to_block(record_type::GONE, &super::format::encode_gone(g))
+    }
+
     fn append_to_block(&mut self, rtype: u16, payload: &[u8]) -> Result<(), JournalError> {
         if !self.options.compress {
             return self.append(rtype, &[payload]);

@@ -96,6 +96,7 @@ fn metrics_after(stop_signals: &[Signal], records: Vec<Vec<u8>>) -> String {
 enum Step {
     Session(crate::journal::SessionInfo),
     Kernel(Vec<u8>),
+    Gone(Gone),
 }
 
 struct Steps(Vec<Step>, usize);
@@ -106,6 +107,7 @@ impl Source for Steps {
         Some(Ok(match self.0.get(self.1 - 1)? {
             Step::Session(s) => Input::Session(s),
             Step::Kernel(k) => Input::Kernel(k, Some(Clock { offset_ns: 0 })),
+            Step::Gone(g) => Input::Gone(*g),
         }))
     }
 }
@@ -205,4 +207,33 @@ fn bad_kernel_records_are_skipped_and_counted() {
     let mut pipeline = Pipeline::new(engine, Printer::new(Vec::new(), Format::Json, false))
         .with_clock(Clock { offset_ns: 0 });
     assert!(drive(&mut Records(records, 0), &mut pipeline, OnBadInput::Fail).is_err());
+}
+
+/// A recorded `Gone` (the live run found the process gone without a traced exit) closes the
+/// stop in a replay as it did live: no record, where without it the replay would end the stop
+/// as still running.
+#[test]
+fn a_recorded_gone_closes_the_stop_without_a_record() {
+    let replay = |gone: bool| {
+        let mut stop = handled_stop(15).into_iter();
+        let mut steps = vec![
+            Step::Session(crate::journal::SessionInfo::default()),
+            Step::Kernel(stop.next().unwrap()),
+            Step::Kernel(stop.next().unwrap()),
+        ];
+        if gone {
+            steps.push(Step::Gone(Gone {
+                pid: 100,
+                start_ns: 100,
+                mono_ns: 30_000_000_000,
+            }));
+        }
+        let printer = Printer::new(Vec::new(), Format::Json, false);
+        let mut pipeline = Pipeline::new(Engine::new(EngineConfig::default()), printer);
+        drive(&mut Steps(steps, 0), &mut pipeline, OnBadInput::Fail).expect("drive");
+        let out = pipeline.into_sink().into_inner();
+        String::from_utf8(out).unwrap().lines().count()
+    };
+    assert_eq!(replay(false), 1);
+    assert_eq!(replay(true), 0);
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::format::{
-    check_file_header, decode_block, decode_container, decode_lost, decode_session, inner_record,
-    parse_frame, record_type, HeaderCheck, Parsed, FILE_HEADER_LEN,
+    check_file_header, decode_block, decode_container, decode_gone, decode_lost, decode_session,
+    inner_record, parse_frame, record_type, HeaderCheck, Parsed, FILE_HEADER_LEN,
 };
 use super::{Frame as Lent, Item, ItemKind, JournalError, JournalWarning, SessionInfo};
 use crate::container::ContainerInfo;
@@ -75,6 +75,7 @@ enum Found {
         mono_ns: u64,
     },
     Container(u64),
+    Gone(crate::driver::Gone),
     Note(Range<usize>),
     Warning(JournalWarning),
 }
@@ -164,6 +165,7 @@ impl JournalReader {
                 cgroup_id,
                 info: &self.container,
             }),
+            Found::Gone(g) => frame(Lent::Gone(g)),
             Found::Note(r) => frame(Lent::Note(
                 std::str::from_utf8(&self.buf[r]).unwrap_or_default(),
             )),
@@ -290,6 +292,7 @@ impl JournalReader {
                     Found::Container(cgroup_id)
                 })
                 .map_err(|r| ("container", r)),
+            record_type::GONE => decode_gone(p).map(Found::Gone).map_err(|r| ("gone", r)),
             record_type::NOTE => std::str::from_utf8(p)
                 .map(|_| Found::Note(payload))
                 .map_err(|_| ("note", "text is not UTF-8".to_string())),
@@ -391,6 +394,10 @@ impl JournalReader {
             record_type::LOST => match decode_lost(p) {
                 Ok((count, mono_ns)) => return Some(Ok((offset, Found::Lost { count, mono_ns }))),
                 Err(reason) => ("lost", reason),
+            },
+            record_type::GONE => match decode_gone(p) {
+                Ok(g) => return Some(Ok((offset, Found::Gone(g)))),
+                Err(reason) => ("gone", reason),
             },
             _ => {
                 self.stats.unknown_skipped += 1;

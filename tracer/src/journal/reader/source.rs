@@ -47,6 +47,7 @@ impl Source for JournalReader {
             Found::Kernel(r) => Input::Kernel(&self.buf[r], clock),
             Found::BlockKernel(r) => Input::Kernel(&self.block[r], clock),
             Found::Lost { count, mono_ns } => Input::Lost { count, mono_ns },
+            Found::Gone(g) => Input::Gone(g),
             Found::Container(cgroup_id) => Input::Container {
                 cgroup_id,
                 info: &self.container,

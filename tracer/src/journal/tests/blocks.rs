@@ -30,6 +30,7 @@ fn records_round_trip_through_blocks_in_order() {
     let mut w = JournalWriter::open(dir.path(), JournalOptions::default(), session()).unwrap();
     w.append_kernel(&exit_record(0)).unwrap();
     w.append_lost(3, 1_500).unwrap();
+    w.append_gone(GONE_PROC).unwrap();
     w.append_kernel(&exit_record(1)).unwrap();
     w.append_note("between blocks").unwrap();
     w.append_kernel(&exit_record(2)).unwrap();
@@ -45,13 +46,13 @@ fn records_round_trip_through_blocks_in_order() {
         matches!(
             &kinds[..],
             [Owned::Session(_), Owned::Kernel(a), Owned::Lost { count: 3, mono_ns: 1_500 },
-             Owned::Kernel(b), Owned::Note(t), Owned::Kernel(c)]
+             Owned::Gone(GONE_PROC), Owned::Kernel(b), Owned::Note(t), Owned::Kernel(c)]
                 if *a == exit_record(0) && *b == exit_record(1) && t == "between blocks"
                     && *c == exit_record(2)
         ),
         "{kinds:?}"
     );
-    assert_eq!((stats.events, stats.records), (3, 6));
+    assert_eq!((stats.events, stats.records), (3, 7));
 }
 
 #[test]

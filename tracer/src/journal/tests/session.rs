@@ -11,6 +11,7 @@ pub(super) fn shaped_session() -> SessionInfo {
             emit_mask: 0x1ff,
             runtime_comms: vec!["my-runtime".to_string()],
             resumed_at_mono_ns: Some(42_000_000_000),
+            traced_from_mono_ns: Some(41_000_000_000),
         }),
         ..session()
     }
