@@ -101,3 +101,90 @@ fn records_follow_the_clock_when_it_is_set_right() {
         .unwrap_or_else(|| panic!("replay --since 10m did not find {}: {lines:?}", v.pid));
     assert_eq!(found["time"], rec["time"], "{found}");
 }
+
+/// Bytes of the journal files in `dir`.
+fn journal_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".journal"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// One agent session on `data` with a tight journal budget: a victim's stop, then SIGTERMs
+/// at a handler that keeps running until the session has written `bytes` more journal (or
+/// 30 s pass). Returns the victim's pid.
+fn session_with_stop(data: &str, bytes: u64) -> u32 {
+    let dir = std::path::Path::new(data);
+    let agent = Agent::start(&[
+        "run",
+        "--json",
+        "--data-dir",
+        data,
+        "--journal-file-mib",
+        "1",
+        "--journal-total-mib",
+        "3",
+    ]);
+    let mut v = Proc::victim(&["--handle", "TERM:0:50"]);
+    tests::records::wait_handles_term(v.pid);
+    kill(v.pid, libc::SIGTERM);
+    assert_eq!(v.wait_exit(T).and_then(|s| s.code()), Some(0));
+    agent.process_stop(T, v.pid);
+    let flood = Proc::victim(&["--handle", "TERM:0:600000"]);
+    tests::records::wait_handles_term(flood.pid);
+    let (start, goal) = (std::time::Instant::now(), journal_bytes(dir) + bytes);
+    while journal_bytes(dir) < goal && start.elapsed() < Duration::from_secs(30) {
+        for _ in 0..2_000 {
+            kill(flood.pid, libc::SIGTERM);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(flood);
+    let out = agent.stop();
+    assert_eq!(out.status.and_then(|s| s.code()), Some(0), "{}", out.stderr);
+    v.pid
+}
+
+/// Retention follows the order the data was written, not the clock: a second session written
+/// with the clock an hour behind and a journal budget that forces pruning keeps its own data
+/// (older files go first), and a replay gives its stop last.
+#[test]
+fn the_newest_session_survives_pruning_with_the_clock_behind() {
+    let top = TempDir::new("retention");
+    let data = top.path().join("j");
+    let data_s = data.to_str().unwrap().to_string();
+    let first = session_with_stop(&data_s, 2 << 20);
+    let second = {
+        let _behind = Shifted::by(-3_600_000_000_000);
+        session_with_stop(&data_s, 3 << 19)
+    };
+    assert!(
+        journal_bytes(&data) <= 4 << 20,
+        "pruning kept {} bytes",
+        journal_bytes(&data)
+    );
+    let replay = std::process::Command::new(sigtrace_bin())
+        .args(["replay", "--json", &data_s])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("replay");
+    let lines = parse_lines(&String::from_utf8_lossy(&replay.stdout));
+    let ours: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["type"] == "process_stop")
+        .filter_map(|l| l["pid"].as_u64())
+        .filter(|p| *p == u64::from(first) || *p == u64::from(second))
+        .collect();
+    assert_eq!(
+        ours.last(),
+        Some(&u64::from(second)),
+        "the second session's stop must survive and replay last: {ours:?}"
+    );
+    // The first session's oldest data was pruned to make room.
+    assert!(!ours.contains(&u64::from(first)), "{ours:?}");
+}

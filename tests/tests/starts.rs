@@ -1,6 +1,7 @@
 //! Trustworthy from the first second: an agent started again and again while a loop forks
 //! children and SIGTERMs them (well over 100 stops a second) gives no false record for them:
-//! none `signal_blocked` or `slow_handler`, none incomplete, live or replayed from its journal.
+//! none `signal_blocked` or `slow_handler`, none incomplete, live or replayed from its journal,
+//! and its metrics count none beyond the records of other processes.
 //! The loop pauses while each agent stops, so that no child is in flight at a shutdown (a
 //! stop still running when a trace ends is rightly incomplete): what is tested is the start.
 use std::{
@@ -104,6 +105,19 @@ fn assert_no_false_record(lines: &[Value], kids: &HashSet<u32>, what: &str) -> u
     recs.len()
 }
 
+/// `sigtrace_process_stops_total` for `signal_blocked` and `slow_handler`, all series.
+fn false_diagnoses_counted(text: &str) -> f64 {
+    tests::metrics::samples(text)
+        .into_iter()
+        .filter(|(name, _)| {
+            name.starts_with("sigtrace_process_stops_total{")
+                && (name.contains(r#"diagnosis="signal_blocked""#)
+                    || name.contains(r#"diagnosis="slow_handler""#))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
 #[test]
 fn agent_starts_during_a_stop_storm_give_no_false_record() {
     let top = TempDir::new("starts");
@@ -111,21 +125,37 @@ fn agent_starts_during_a_stop_storm_give_no_false_record() {
     let data_arg = data.to_str().expect("path").to_string();
     let storm = StopLoop::start();
     let mut live = Vec::new();
+    let mut counted = 0.0;
     for i in 0..STARTS {
+        let addr = format!("127.0.0.1:{}", tests::metrics::free_port());
+        let mut args = vec!["run", "--json", "--metrics", &addr];
         // Every other start keeps a journal (and resumes the previous one's).
-        let agent = if i % 2 == 0 {
-            Agent::start(&["run", "--json", "--data-dir", &data_arg])
-        } else {
-            Agent::start(&["run", "--json"])
-        };
+        if i % 2 == 0 {
+            args.extend(["--data-dir", &data_arg]);
+        }
+        let agent = Agent::start(&args);
         std::thread::sleep(Duration::from_secs(1));
         let out = {
             let _paused = storm.gate.lock().unwrap_or_else(|e| e.into_inner());
+            let text = tests::metrics::metrics_text(&addr);
+            counted += false_diagnoses_counted(&text);
             agent.stop()
         };
         assert_eq!(out.status.and_then(|s| s.code()), Some(0), "{}", out.stderr);
         live.extend(out.lines);
     }
+    // Whatever the metrics counted is a record of some other process of this machine.
+    let others = live
+        .iter()
+        .filter(|l| {
+            l["type"] == "process_stop"
+                && (l["diagnosis"] == "signal_blocked" || l["diagnosis"] == "slow_handler")
+        })
+        .count();
+    assert!(
+        counted <= others as f64,
+        "metrics counted {counted} signal_blocked/slow_handler stops, records show {others}"
+    );
     let (kids, rate) = storm.end();
     assert!(
         rate >= 100.0,
