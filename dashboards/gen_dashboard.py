@@ -352,10 +352,13 @@ panels.append(timeseries(
     [target(f"sum by (what) (rate(sigtrace_evictions_total{{{NODE}}}[{RI}]))", "{{what}}")],
     gp(8, y, 8, 8), unit="ops"))
 panels.append(timeseries(
-    "Metadata misses / label sets dropped per second",
+    "Metadata misses / unresolved cgroups / label sets dropped per second",
     "Metadata misses: a container whose runtime state (pod, namespace, name) could not be read. "
+    "Unresolved cgroups: a traced process's cgroup whose path could not be found (gone before "
+    "the agent looked and its creation not seen): no container for it. "
     "Label sets dropped: per-container series refused by --metrics-max-series.",
     [target(f"sum by (node, instance) (rate(sigtrace_metadata_misses_total{{{NODE}}}[{RI}]))", "metadata misses {{node}} {{instance}}"),
+     target(f"sum by (node, instance) (rate(sigtrace_cgroups_unresolved_total{{{NODE}}}[{RI}]))", "unresolved cgroups {{node}} {{instance}}"),
      target(f"sum by (node, instance) (rate(sigtrace_label_sets_overflow_total{{{NODE}}}[{RI}]))", "label sets dropped {{node}} {{instance}}")],
     gp(16, y, 8, 8), unit="ops"))
 y += 8
